@@ -1,0 +1,157 @@
+"""Feed bytes -> entries (feedparser): entry identity, absolute links, URL normalisation."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import courlan
+import feedparser
+import lxml.html
+from lxml import etree
+
+from ingest.errors import FeedError
+from ingest.models import FeedEntry, ParsedFeed
+
+_BLOCKS = frozenset(
+    "p div h1 h2 h3 h4 h5 h6 li blockquote pre figure figcaption section article header "
+    "footer table tr ul ol dl dt dd".split()
+)
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
+
+
+def url_key(url: str) -> str:
+    """The identity of an article URL: normalised, tracking parameters and fragment dropped.
+
+    Two links that differ only by ``utm_*``, ``fbclid`` and the like, by host case, default
+    port or parameter order give the same key.
+    """
+    try:
+        normal = courlan.normalize_url(url)
+    except (ValueError, TypeError):
+        normal = url
+    parts = urlsplit(normal)
+    path = urljoin("/", parts.path) if parts.path else "/"  # resolves ./ and ../ segments
+    return urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, ""))
+
+
+def fragment_text(html: str | None) -> str | None:
+    """Plain text of an HTML fragment (a feed's content), blocks separated by blank lines."""
+    if not html or not html.strip():
+        return None
+    if "<" not in html:
+        return _normalise_block(html) or None
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return _normalise_block(re.sub(r"<[^>]*>", " ", html)) or None
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        text = _normalise_block("".join(current))
+        if text:
+            blocks.append(text)
+        current.clear()
+
+    def walk(node: Any) -> None:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if tag in {"script", "style"}:
+            if node.tail:
+                current.append(node.tail)
+            return
+        block = tag in _BLOCKS
+        if block or tag == "br":
+            flush()
+        if node.text and tag != "br":
+            current.append(node.text)
+        for child in node:
+            walk(child)
+        if block:
+            flush()
+        if node.tail:
+            current.append(node.tail)
+
+    walk(root)
+    flush()
+    return "\n\n".join(blocks) or None
+
+
+def _normalise_block(text: str) -> str:
+    return _SPACES.sub(" ", text.replace("\n", " ")).strip()
+
+
+def _time(parsed: time.struct_time | None) -> datetime | None:
+    if parsed is None:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def entry_key(guid: str | None, link: str | None, title: str | None, date: str | None) -> str:
+    """Entry identity: the guid, else the link, else the title and date, hashed."""
+    basis = guid or (url_key(link) if link else None) or f"{title or ''}\x00{date or ''}"
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()
+
+
+def _entry(raw: Any, language: str | None) -> FeedEntry | None:
+    guid = (raw.get("id") or "").strip() or None
+    link = (raw.get("link") or "").strip() or None
+    if link and urlsplit(link).scheme not in {"http", "https"}:
+        link = None
+    title = _normalise_block(raw.get("title") or "") or None
+    contents = raw.get("content") or []
+    html = max((c.get("value") or "" for c in contents), key=len, default="")
+    summary = fragment_text(raw.get("summary"))
+    content = fragment_text(html) or summary
+    if not (guid or link or title or content):
+        return None
+    published = _time(raw.get("published_parsed"))
+    updated = _time(raw.get("updated_parsed"))
+    authors = tuple(
+        name
+        for name in (_normalise_block(a.get("name") or "") for a in raw.get("authors") or [])
+        if name
+    )
+    return FeedEntry(
+        key=entry_key(guid, link, title, raw.get("published") or raw.get("updated")),
+        guid=guid,
+        link=link,
+        title=title,
+        summary=summary,
+        content=content,
+        authors=authors,
+        published=published,
+        updated=updated or published,
+        language=language,
+    )
+
+
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Parse RSS 0.9x/1.0/2.0 or Atom bytes; relative links resolve against ``url``."""
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True)
+    if not parsed.entries and (parsed.bozo or not parsed.version):
+        if _HTML_START.match(body[:2048]):
+            raise FeedError("not a feed: the URL returned an HTML page", url=url, reason="not_feed")
+        problem = parsed.get("bozo_exception") or "no RSS or Atom content"
+        raise FeedError(f"malformed feed: {problem}", url=url)
+    meta = parsed.feed
+    language = (meta.get("language") or "").strip() or None
+    entries = tuple(e for e in (_entry(raw, language) for raw in parsed.entries) if e)
+    return ParsedFeed(
+        title=_normalise_block(meta.get("title") or "") or None,
+        site_url=meta.get("link"),
+        language=language,
+        entries=entries,
+    )

@@ -1,0 +1,214 @@
+"""The archive's tables (SQLModel) and the small typed values that stages pass along.
+
+Tables: ``feeds`` (one per configured feed, with its polling state), ``articles`` (one per
+article, whatever feeds or URLs led to it), ``entries`` (which feed listed which article, under
+which entry identity) and ``captures`` (the raw HTTP response a page was extracted from).
+Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no time zones), always returned aware in UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the archive; use aware UTC times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+
+def _time(*, index: bool = False, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), index=index, nullable=nullable))
+
+
+class ArticleStatus(StrEnum):
+    PENDING = "pending"  # recorded from a feed, page not fetched yet
+    OK = "ok"  # clean text stored
+    FAILED = "failed"  # page failed; the feed's own content stands in until a retry works
+
+
+class ContentSource(StrEnum):
+    PAGE = "page"  # text extracted from the article page
+    FEED = "feed"  # text is the feed entry's own content (no link, or the page failed)
+
+
+class Feed(SQLModel, table=True):
+    __tablename__ = "feeds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(unique=True)
+    name: str | None = None
+    title: str | None = None
+    site_url: str | None = None
+    language: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled_at: datetime | None = _time()
+    last_status: str | None = None  # "ok", "not_modified" or an error reason
+    error_count: int = 0
+    last_error: str | None = None
+    next_poll_at: datetime | None = _time(index=True)
+    created_at: datetime | None = _time()
+
+
+class Article(SQLModel, table=True):
+    __tablename__ = "articles"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Normalised link (tracking parameters and fragment dropped): the article's identity.
+    url_key: str | None = Field(default=None, unique=True)
+    url: str | None = None
+    final_url: str | None = None
+    canonical_url: str | None = Field(default=None, index=True)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    guid: str | None = None
+    title: str | None = None
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    published: datetime | None = _time(index=True)
+    updated: datetime | None = _time()
+    language: str | None = Field(default=None, index=True)
+    site_name: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    content_source: str = ContentSource.FEED
+    content_hash: str | None = None
+    status: str = Field(default=ArticleStatus.PENDING, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _time(index=True)
+    error: str | None = None  # reason slug of the last failure
+    error_message: str | None = None
+    fetched_at: datetime | None = _time()
+    created_at: datetime | None = _time(index=True)
+
+
+class Entry(SQLModel, table=True):
+    """A feed listed an article: how the same article seen twice is recognised."""
+
+    __tablename__ = "entries"
+    __table_args__ = (sa.UniqueConstraint("feed_id", "entry_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id")
+    entry_key: str  # sha256 of guid, else link, else title + date
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    seen_at: datetime | None = _time()
+
+
+class Capture(SQLModel, table=True):
+    """The raw response an article was extracted from, zlib-compressed."""
+
+    __tablename__ = "captures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    url: str
+    status: int
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    fetched_at: datetime | None = _time()
+
+
+# --- values passed between stages -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One entry of a parsed feed, links absolute, times UTC."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    title: str | None
+    summary: str | None
+    content: str | None  # the entry's own text (plain, paragraphs separated by blank lines)
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    site_url: str | None
+    language: str | None
+    entries: tuple[FeedEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A fetched HTTP response, body already size-checked and decompressed."""
+
+    url: str  # as requested
+    final_url: str  # after redirects
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    fetched_at: datetime
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedArticle:
+    """The clean article extraction made of a page, with metadata merged."""
+
+    text: str
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    language: str | None = None
+    site_name: str | None = None
+    summary: str | None = None
+    canonical_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the feed said about an article: the fallback for metadata the page lacks."""
+
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    language: str | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageJob:
+    """An article whose page is to be fetched."""
+
+    article_id: int
+    url: str
+    attempts: int
+    hints: Hints = field(default_factory=Hints)
