@@ -6,7 +6,8 @@ failure recorded in the database says what failed and where::
     IngestError
     ├── ConfigError          bad config file, key or value (CLI exit status 2)
     ├── StoreError           the database is unusable (CLI exit status 1)
-    ├── QueryError           a malformed search query or unknown article
+    ├── QueryError           a malformed search query
+    │   └── NotFoundError    no such article
     └── FetchError           one URL could not be turned into something useful
         ├── NetworkError     timeout, refused, reset, DNS, too many redirects
         ├── HTTPStatusError  4xx / 5xx answer
@@ -35,7 +36,11 @@ class StoreError(IngestError):
 
 
 class QueryError(IngestError):
-    """A search query is malformed, or an article asked for does not exist."""
+    """A search query is malformed."""
+
+
+class NotFoundError(QueryError):
+    """The article asked for is not in the archive."""
 
 
 class FetchError(IngestError):

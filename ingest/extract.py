@@ -461,7 +461,8 @@ def merge_hints(meta: PageMeta, text: str, hints: Hints) -> ExtractedArticle:
         title=meta.title or hints.title,
         authors=tuple(meta.authors) or hints.authors,
         published=published,
-        updated=meta.updated or hints.updated or published,
+        # The feed's "updated" is often just its publication time: never earlier than the page's.
+        updated=meta.updated or max(filter(None, (hints.updated, published)), default=None),
         language=meta.language or _language_tag(hints.language),
         site_name=meta.site_name,
         summary=meta.description or hints.summary,

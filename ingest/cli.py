@@ -1,0 +1,346 @@
+"""The command line: parse arguments, call one library function, format the result.
+
+Exit status: 0 done; 1 nothing could be done (no feed could be polled, the database is
+unusable, no such article); 2 usage, config or query errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ingest import __version__
+from ingest.config import Settings, load_settings
+from ingest.errors import ConfigError, IngestError, NotFoundError, QueryError, StoreError
+from ingest.store import Filters, Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """What the group's options resolve to, handed to each command."""
+
+    def __init__(self, config: Path | None, database: str | None) -> None:
+        self.config = config
+        self.database = database
+
+    def settings(self) -> Settings:
+        overrides = {"database": {"url": self.database}} if self.database else None
+        return load_settings(self.config, overrides=overrides)
+
+    def store(self, *, create: bool = False) -> Store:
+        return Store.open(self.settings().database.url, create=create)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Library errors become one line on stderr and an exit status, never a traceback."""
+    try:
+        yield
+    except (ConfigError, QueryError) as exc:
+        status = 1 if isinstance(exc, NotFoundError) else 2
+        click.echo(f"ingest: error: {exc}", err=True)
+        sys.exit(status)
+    except (StoreError, IngestError) as exc:
+        click.echo(f"ingest: error: {exc}", err=True)
+        sys.exit(1)
+
+
+class Moment(click.ParamType):
+    """A date or date-time; without a zone it is UTC."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _filter_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--feed", help="Only articles listed by this feed (name or URL)."),
+            click.option("--since", type=Moment(), help="Published on or after this date."),
+            click.option("--until", type=Moment(), help="Published before this date."),
+            click.option("--author", help="Only articles with an author matching this."),
+            click.option("--lang", help="Only articles in this language (e.g. en)."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _filters(
+    feed: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    author: str | None = None,
+    lang: str | None = None,
+) -> Filters:
+    return Filters(feed=feed, since=since, until=until, author=author, language=lang)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ingest")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="INGEST_CONFIG",
+    help="Config file [default: config/ingest.toml].",
+)
+@click.option("--database", metavar="URL", help="Archive database URL (overrides the config).")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, database: str | None, verbose: int) -> None:
+    """Archive news feeds: fetch every new article, keep its clean text, search the archive.
+
+    \b
+    Example:
+      ingest fetch && ingest search "climate summit" --since 2025-01-01
+    """
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(config, database)
+
+
+@cli.command()
+@click.option(
+    "--feed",
+    "feeds",
+    multiple=True,
+    metavar="NAME|URL",
+    help="Poll only this feed (repeatable); a URL not in the config is polled as given.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--workers", type=click.IntRange(min=0), help="Extraction processes (0 = cores).")
+@click.pass_obj
+def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -> None:
+    """Poll every configured feed once and archive every new article.
+
+    \b
+    Example:
+      ingest fetch --feed World --format json
+    """
+    from ingest.pipeline import refresh, select_feeds
+
+    with _errors():
+        settings = obj.settings()
+        if workers is not None:
+            settings = settings.model_copy(
+                update={"extract": settings.extract.model_copy(update={"workers": workers})}
+            )
+        chosen = select_feeds(settings, feeds)
+        unknown = sorted(set(feeds) - {f.url for f in chosen} - {f.name for f in chosen})
+        if unknown:
+            raise ConfigError(f"{settings.source}: no feed named {', '.join(unknown)}")
+        if not chosen:
+            raise ConfigError(f"{settings.source}: no feeds configured ([[feeds]] url = ...)")
+        store = Store.open(settings.database.url)
+        try:
+            with _progress(enabled=fmt == "text" and sys.stderr.isatty()) as progress:
+                summary = asyncio.run(refresh(settings, store, chosen, progress=progress))
+        finally:
+            store.close()
+    if fmt == "json":
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    sys.exit(0 if summary.completed else 1)
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("fetch", total=0)
+
+        class _Bar:
+            def add(self, pages: int) -> None:
+                bar.update(task, total=(bar.tasks[0].total or 0) + pages)
+
+            def done(self, pages: int = 1) -> None:
+                bar.advance(task, pages)
+
+        yield _Bar()
+
+
+def _print_summary(summary: Any) -> None:
+    click.echo(
+        f"Polled {summary.feeds} feeds ({summary.feeds_not_modified} not modified, "
+        f"{summary.feeds_failed} failed): {summary.entries_seen} entries, "
+        f"{summary.entries_new} new."
+    )
+    click.echo(
+        f"Stored {summary.articles_new} new articles; {summary.articles_failed} pages failed, "
+        f"{summary.articles_duplicate} duplicates, {summary.pages_retried} retried "
+        f"({summary.seconds:.1f}s)."
+    )
+    if summary.failures:
+        click.echo("Failures:")
+        for failure in summary.failures:
+            click.echo(f"  {failure.kind:<5} {failure.reason:<16} {failure.message}")
+
+
+@cli.command()
+@click.argument("query")
+@_filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
+)
+@click.pass_obj
+def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> None:
+    """Full-text search of titles and texts, best match first.
+
+    QUERY uses SQLite FTS5 syntax: words (all must match), "a phrase", OR, NOT, prefix*.
+
+    \b
+    Example:
+      ingest search '"climate summit" OR cop29' --since 2025-01-01 --lang en
+    """
+    from ingest.query import hit_record, write_records
+
+    with _errors():
+        store = obj.store()
+        try:
+            hits = store.search(query, _filters(**filters), limit=limit)
+        finally:
+            store.close()
+    if fmt != "table":
+        write_records((hit_record(h) for h in hits), fmt, sys.stdout)
+        return
+    if not hits:
+        click.echo("No matches.", err=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=True)
+    for column in ("id", "published", "title", "snippet"):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        row = hit_record(hit, mark=("[bold yellow]", "[/]"))
+        table.add_row(
+            str(row["id"]), (row["published"] or "")[:10], row["title"] or "", row["snippet"]
+        )
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("ref", metavar="ID|URL")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def show(obj: Context, ref: str, fmt: str) -> None:
+    """Show one article by its id or URL.
+
+    \b
+    Example:
+      ingest show 42 --format json
+    """
+    from ingest.query import record, render_text
+
+    with _errors():
+        store = obj.store()
+        try:
+            article, feed_url = store.article(ref)
+        finally:
+            store.close()
+    if fmt == "json":
+        click.echo(json.dumps(record(article, feed_url), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(article, feed_url), nl=False)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "json"]), default="jsonl")
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not stdout."
+)
+@_filter_options
+@click.pass_obj
+def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
+    """Stream the archive as JSON lines or CSV, oldest first.
+
+    \b
+    Example:
+      ingest export --format csv --since 2025-01-01 --out archive.csv
+    """
+    from ingest.query import export_records, write_records
+
+    with _errors():
+        store = obj.store()
+        try:
+            if out is None:
+                count = write_records(export_records(store, _filters(**filters)), fmt, sys.stdout)
+            else:
+                partial = out.with_name(out.name + ".partial")
+                with partial.open("w", encoding="utf-8", newline="") as fh:
+                    count = write_records(export_records(store, _filters(**filters)), fmt, fh)
+                partial.replace(out)  # never leave a half-written file under the asked name
+        finally:
+            store.close()
+    if out is not None:
+        click.echo(f"Exported {count} articles to {out}.", err=True)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def feeds(obj: Context, fmt: str) -> None:
+    """List the feeds in the archive with their last poll and last error.
+
+    \b
+    Example:
+      ingest feeds --format json
+    """
+    with _errors():
+        store = obj.store()
+        try:
+            rows = store.feeds()
+        finally:
+            store.close()
+    data = [
+        {
+            "id": f.id,
+            "name": f.name,
+            "url": f.url,
+            "title": f.title,
+            "last_polled_at": f.last_polled_at.isoformat() if f.last_polled_at else None,
+            "last_status": f.last_status,
+            "error_count": f.error_count,
+            "last_error": f.last_error,
+        }
+        for f in rows
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for item in data:
+        status = item["last_status"] or "never polled"
+        click.echo(f"{item['id']:>4}  {item['name'] or '-':<16} {status:<14} {item['url']}")
+        if item["last_error"]:
+            click.echo(f"      {item['error_count']} errors, last: {item['last_error']}")
+
+
+def main() -> None:
+    cli(prog_name="ingest")

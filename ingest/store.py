@@ -1,0 +1,534 @@
+"""The only module that speaks SQL: the archive's schema, writes that are idempotent, searches.
+
+Identity lives in the schema: ``articles.url_key`` (the normalised link) and
+``entries (feed_id, entry_key)`` are unique, and every insert is insert-if-new, so running the
+same fetch twice, or reaching one article from two feeds, stores it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, col, select
+
+from ingest.config import FeedSettings
+from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
+from ingest.feeds import url_key
+from ingest.models import (
+    Article,
+    ArticleStatus,
+    Capture,
+    ContentSource,
+    Entry,
+    ExtractedArticle,
+    Feed,
+    FeedEntry,
+    Hints,
+    Page,
+    PageJob,
+    ParsedFeed,
+    utcnow,
+)
+
+SCHEMA_VERSION = 1
+SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
+
+_FTS_DDL = [
+    """CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
+        title, text, content='articles', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2')""",
+    """CREATE TRIGGER IF NOT EXISTS articles_fts_insert AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS articles_fts_delete AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, text)
+        VALUES ('delete', old.id, old.title, old.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS articles_fts_update AFTER UPDATE OF title, text ON articles
+    BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, text)
+        VALUES ('delete', old.id, old.title, old.text);
+        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END""",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    article: Article
+    feed_url: str
+    snippet: str
+    rank: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `Store.record_entries` added."""
+
+    new_entries: int  # entries this feed had not listed before
+    feed_only: int  # new articles without a link: the feed's content is the article
+    jobs: list[PageJob]  # new articles whose page is to be fetched
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Read-side filters shared by search and export."""
+
+    feed: str | None = None  # name or URL
+    since: datetime | None = None
+    until: datetime | None = None
+    author: str | None = None
+    language: str | None = None
+
+
+def content_hash(text: str | None) -> str | None:
+    if not text:
+        return None
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never wait for the writer; NORMAL is durable across application crashes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """The archive database. Open with `Store.open`; every method runs its own transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> Store:
+        """Open (and with ``create``, create or upgrade) the archive at ``url``."""
+        try:
+            database = sa.make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"database: bad URL {url!r}") from exc
+        if database.get_backend_name() != "sqlite":
+            raise StoreError(f"database: backend {database.get_backend_name()!r} not supported")
+        path = database.database
+        if path and path != ":memory:":
+            if not create and not Path(path).exists():
+                raise StoreError(f"database: no archive at {path}; run `ingest fetch` first")
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"database: cannot create {Path(path).parent}: {exc}") from exc
+        engine = sa.create_engine(database)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        try:
+            store._migrate()
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StoreError(f"database: cannot open {url}: {exc.orig or exc}") from exc
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            version = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database: schema version {version} is newer than this ingest "
+                    f"({SCHEMA_VERSION}); upgrade ingest"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            SQLModel.metadata.create_all(conn)
+            for ddl in _FTS_DDL:
+                conn.exec_driver_sql(ddl)
+            conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # --- feeds ---------------------------------------------------------------------------------
+
+    def sync_feeds(self, configured: Sequence[FeedSettings]) -> list[Feed]:
+        """Make sure every configured feed has a row (names updated); return them in order."""
+        now = utcnow()
+        with self._session() as session:
+            for item in configured:
+                session.execute(
+                    sqlite_insert(Feed)
+                    .values(url=item.url, name=item.name, created_at=now, error_count=0)
+                    .on_conflict_do_update(index_elements=["url"], set_={"name": item.name})
+                )
+            session.commit()
+            by_url = {
+                f.url: f
+                for f in session.exec(
+                    select(Feed).where(col(Feed.url).in_([c.url for c in configured]))
+                )
+            }
+            return [by_url[c.url] for c in configured]
+
+    def feed_polled(
+        self,
+        feed_id: int,
+        *,
+        status: str,
+        parsed: ParsedFeed | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record the outcome of one poll of a feed."""
+        with self._session() as session:
+            feed = session.get_one(Feed, feed_id)
+            feed.last_polled_at = utcnow()
+            feed.last_status = status
+            if error is None:
+                feed.error_count = 0
+                feed.last_error = None
+            else:
+                feed.error_count += 1
+                feed.last_error = error
+            if parsed is not None:
+                feed.title = parsed.title or feed.title
+                feed.site_url = parsed.site_url or feed.site_url
+                feed.language = parsed.language or feed.language
+            if status == "ok":
+                # A 200 without validators must not keep the old ones: they would never match.
+                feed.etag = etag
+                feed.last_modified = last_modified
+            session.add(feed)
+            session.commit()
+
+    def feeds(self) -> list[Feed]:
+        with self._session() as session:
+            return list(session.exec(select(Feed).order_by(col(Feed.id))))
+
+    # --- entries and articles ------------------------------------------------------------------
+
+    def record_entries(self, feed: Feed, entries: Sequence[FeedEntry]) -> Recorded:
+        """Store the entries a feed lists, each once, and say which pages are to be fetched.
+
+        An entry whose link is already archived (from another feed, or the same URL with
+        tracking parameters) is linked to that article rather than stored again.
+        """
+        assert feed.id is not None
+        now = utcnow()
+        jobs: list[PageJob] = []
+        new_entries = feed_only = 0
+        with self._session() as session:
+            known = set(
+                session.exec(
+                    select(Entry.entry_key).where(
+                        Entry.feed_id == feed.id,
+                        col(Entry.entry_key).in_([e.key for e in entries]),
+                    )
+                )
+            )
+            for entry in entries:
+                if entry.key in known:
+                    continue
+                known.add(entry.key)
+                new_entries += 1
+                key = url_key(entry.link) if entry.link else None
+                article_id = self._existing_article(session, key)
+                if article_id is None:
+                    article_id = self._new_article(session, feed, entry, key, now)
+                    if article_id is not None and entry.link:
+                        jobs.append(PageJob(article_id, entry.link, 0, _hints(entry)))
+                    elif article_id is not None:
+                        feed_only += 1
+                if article_id is None:  # lost a race for the same key: link to the winner
+                    article_id = self._existing_article(session, key)
+                assert article_id is not None
+                session.execute(
+                    sqlite_insert(Entry)
+                    .values(
+                        feed_id=feed.id, entry_key=entry.key, article_id=article_id, seen_at=now
+                    )
+                    .on_conflict_do_nothing()
+                )
+            session.commit()
+        return Recorded(new_entries, feed_only, jobs)
+
+    @staticmethod
+    def _existing_article(session: Session, key: str | None) -> int | None:
+        if key is None:
+            return None
+        return session.exec(select(Article.id).where(Article.url_key == key)).first()
+
+    @staticmethod
+    def _new_article(
+        session: Session, feed: Feed, entry: FeedEntry, key: str | None, now: datetime
+    ) -> int | None:
+        values = {
+            "url_key": key,
+            "url": entry.link,
+            "feed_id": feed.id,
+            "guid": entry.guid,
+            "title": entry.title,
+            "authors": list(entry.authors),
+            "published": entry.published,
+            "updated": entry.updated,
+            "language": entry.language or feed.language,
+            "site_name": feed.title,
+            "summary": entry.summary,
+            "text": entry.content,
+            "content_source": ContentSource.FEED,
+            "content_hash": content_hash(entry.content),
+            # Without a link the feed's content is all there will ever be.
+            "status": ArticleStatus.PENDING if entry.link else ArticleStatus.OK,
+            "attempts": 0,
+            "created_at": now,
+        }
+        statement = (
+            sqlite_insert(Article).values(**values).on_conflict_do_nothing().returning(Article.id)
+        )
+        return session.execute(statement).scalar()
+
+    def due_pages(self, now: datetime, *, limit: int | None = None) -> list[PageJob]:
+        """Pages left pending by an interrupted run, and failed pages whose retry time came."""
+        query = (
+            select(Article)
+            .where(
+                col(Article.url).is_not(None),
+                (col(Article.status) == ArticleStatus.PENDING)
+                | (
+                    (col(Article.status) == ArticleStatus.FAILED)
+                    & (col(Article.next_attempt_at) <= now)
+                ),
+            )
+            .order_by(col(Article.id))
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [
+                PageJob(
+                    a.id or 0,
+                    a.url or "",
+                    a.attempts,
+                    Hints(
+                        title=a.title,
+                        authors=tuple(a.authors),
+                        published=a.published,
+                        updated=a.updated,
+                        language=a.language,
+                        summary=a.summary,
+                    ),
+                )
+                for a in session.exec(query)
+            ]
+
+    def save_article(
+        self, job: PageJob, article: ExtractedArticle, page: Page, *, keep_raw: bool
+    ) -> int | None:
+        """Store a page's clean article; returns its id, or the id of the article it duplicates.
+
+        A page whose final or canonical URL is already archived under another article (a
+        redirecting feed link, say) is merged into that article instead of stored twice.
+        """
+        keys = {url_key(page.final_url)}
+        if article.canonical_url:
+            keys.add(url_key(article.canonical_url))
+        with self._session() as session:
+            duplicate = session.exec(
+                select(Article.id).where(
+                    col(Article.id) != job.article_id,
+                    col(Article.url_key).in_(keys)
+                    | (
+                        (col(Article.canonical_url) == article.canonical_url)
+                        & (col(Article.status) == ArticleStatus.OK)
+                        & (col(Article.content_source) == ContentSource.PAGE)
+                    ),
+                )
+            ).first()
+            if duplicate is not None:
+                session.execute(
+                    sa.update(Entry)
+                    .where(col(Entry.article_id) == job.article_id)
+                    .values(article_id=duplicate)
+                )
+                session.execute(sa.delete(Article).where(col(Article.id) == job.article_id))
+                session.commit()
+                return duplicate
+            row = session.get(Article, job.article_id)
+            if row is None:  # removed meanwhile (merged by another worker)
+                return None
+            row.title = article.title or row.title
+            row.authors = list(article.authors)
+            row.published = article.published
+            row.updated = article.updated
+            row.language = article.language
+            row.site_name = article.site_name or row.site_name
+            row.summary = article.summary
+            row.text = article.text
+            row.canonical_url = article.canonical_url
+            row.final_url = page.final_url
+            row.content_source = ContentSource.PAGE
+            row.content_hash = content_hash(article.text)
+            row.status = ArticleStatus.OK
+            row.attempts = job.attempts + 1
+            row.next_attempt_at = None
+            row.error = row.error_message = None
+            row.fetched_at = page.fetched_at
+            session.add(row)
+            if keep_raw:
+                session.add(
+                    Capture(
+                        article_id=job.article_id,
+                        url=page.final_url,
+                        status=page.status,
+                        headers=page.headers,
+                        body=zlib.compress(page.body, 6),
+                        fetched_at=page.fetched_at,
+                    )
+                )
+            session.commit()
+            return job.article_id
+
+    def save_failure(
+        self,
+        job: PageJob,
+        error: FetchError,
+        *,
+        now: datetime,
+        first_retry: float,
+        max_attempts: int,
+    ) -> None:
+        """Record why a page failed; it is retried with doubling delays up to ``max_attempts``."""
+        attempts = job.attempts + 1
+        with self._session() as session:
+            row = session.get(Article, job.article_id)
+            if row is None:
+                return
+            row.status = ArticleStatus.FAILED
+            row.attempts = attempts
+            row.error = error.reason
+            row.error_message = str(error)
+            row.next_attempt_at = (
+                now + timedelta(seconds=first_retry * 2 ** (attempts - 1))
+                if attempts < max_attempts
+                else None
+            )
+            session.add(row)
+            session.commit()
+
+    # --- read side -----------------------------------------------------------------------------
+
+    def _filtered(self, query: Any, filters: Filters) -> Any:
+        when = sa.func.coalesce(col(Article.published), col(Article.created_at))
+        if filters.feed:
+            feed_ids = select(Feed.id).where(
+                (col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed)
+            )
+            query = query.where(
+                sa.exists().where(
+                    col(Entry.article_id) == col(Article.id), col(Entry.feed_id).in_(feed_ids)
+                )
+            )
+        if filters.since:
+            query = query.where(when >= filters.since)
+        if filters.until:
+            query = query.where(when < filters.until)
+        if filters.language:
+            query = query.where(col(Article.language) == filters.language.lower())
+        if filters.author:
+            authors = sa.func.json_each(col(Article.authors)).table_valued("value")
+            query = query.where(
+                sa.exists().where(authors.c.value.ilike(f"%{filters.author}%")).correlate(Article)
+            )
+        return query
+
+    def search(self, text: str, filters: Filters, *, limit: int = 20) -> list[SearchHit]:
+        """Full-text search over title and text, best first (BM25, title weighted)."""
+        fts = sa.table("articles_fts", sa.column("rowid"), sa.column("articles_fts"))
+        rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
+        snippet = sa.func.snippet(
+            sa.literal_column("articles_fts"), -1, SNIPPET_OPEN, SNIPPET_CLOSE, "…", 24
+        )
+        query = (
+            select(Article, col(Feed.url), snippet, rank)
+            .join(fts, fts.c.rowid == col(Article.id))
+            .join(Feed, col(Feed.id) == col(Article.feed_id))
+            .where(sa.literal_column("articles_fts").op("MATCH")(text))
+        )
+        query = self._filtered(query, filters).order_by(rank).limit(limit)
+        with self._session() as session:
+            try:
+                rows = session.exec(query).all()
+            except OperationalError as exc:
+                message = str(exc.orig)
+                if "fts5" in message or "no such column" in message or "syntax" in message:
+                    raise QueryError(f"bad search query {text!r}: {message}") from exc
+                raise StoreError(f"database: {message}") from exc
+        return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]
+
+    def article(self, ref: str) -> tuple[Article, str]:
+        """One article by id or URL (as fetched, final or canonical), with its feed's URL."""
+        query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
+        if ref.isdigit():
+            query = query.where(col(Article.id) == int(ref))
+        else:
+            query = query.where(
+                (col(Article.url_key) == url_key(ref))
+                | (col(Article.url) == ref)
+                | (col(Article.final_url) == ref)
+                | (col(Article.canonical_url) == ref)
+            )
+        with self._session() as session:
+            row = session.exec(query.limit(1)).first()
+        if row is None:
+            raise NotFoundError(f"no article {ref!r} in the archive")
+        return row[0], row[1]
+
+    def iter_articles(self, filters: Filters, *, batch: int = 500) -> Iterator[tuple[Article, str]]:
+        """Every article matching ``filters`` in id order, streamed in batches."""
+        last = 0
+        while True:
+            query = (
+                select(Article, col(Feed.url))
+                .join(Feed, col(Feed.id) == col(Article.feed_id))
+                .where(col(Article.id) > last)
+            )
+            query = self._filtered(query, filters).order_by(col(Article.id)).limit(batch)
+            with self._session() as session:
+                rows = session.exec(query).all()
+            if not rows:
+                return
+            yield from ((article, feed_url) for article, feed_url in rows)
+            last = rows[-1][0].id or last
+
+    def counts(self) -> dict[str, int]:
+        with self._session() as session:
+            by_status = dict(
+                session.exec(
+                    select(Article.status, sa.func.count()).group_by(col(Article.status))
+                ).all()
+            )
+            feeds = session.exec(select(sa.func.count()).select_from(Feed)).one()
+        return {"feeds": feeds, **{str(k): v for k, v in by_status.items()}}
+
+
+def _hints(entry: FeedEntry) -> Hints:
+    return Hints(
+        title=entry.title,
+        authors=entry.authors,
+        published=entry.published,
+        updated=entry.updated,
+        language=entry.language,
+        summary=entry.summary,
+    )
