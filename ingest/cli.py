@@ -169,9 +169,7 @@ def _progress(*, enabled: bool) -> Iterator[Any]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(
-        TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), transient=True
-    ) as bar:
+    with Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
         task = bar.add_task("fetch", total=0)
 
         class _Bar:

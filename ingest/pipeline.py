@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ingest.config import FeedSettings, Settings
-from ingest.errors import FetchError
+from ingest.errors import FetchError, StoreError
 from ingest.feeds import parse_feed
 from ingest.models import Feed, PageJob, utcnow
 from ingest.net import HttpClient
@@ -245,10 +245,21 @@ async def refresh(
 ) -> RunSummary:
     """Poll ``feeds`` once, fetch and archive every new article, retry failed pages that are due."""
     rows = store.sync_feeds(feeds)
-    async with (
-        http or HttpClient(settings.fetch) as client,
-        pool or ExtractorPool(settings.extract.workers) as workers,
-    ):
-        return await Refresh(settings, store, client, workers, clock=clock, progress=progress).run(
-            rows
-        )
+    try:
+        async with (
+            http or HttpClient(settings.fetch) as client,
+            pool or ExtractorPool(settings.extract.workers) as workers,
+        ):
+            run = Refresh(settings, store, client, workers, clock=clock, progress=progress)
+            return await run.run(rows)
+    except ExceptionGroup as group:
+        # Only the database failing escapes a task (everything else is recorded): say so plainly.
+        first = _first_leaf(group)
+        if isinstance(first, StoreError):
+            raise first from group
+        raise
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

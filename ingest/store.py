@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -158,8 +159,19 @@ class Store:
                 conn.exec_driver_sql(ddl)
             conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    @contextmanager
+    def _session(self, *, query: str | None = None) -> Iterator[Session]:
+        """A session whose database errors surface as `StoreError`, or as `QueryError` when
+        running the user's search ``query`` (FTS5 reports bad syntax as an OperationalError)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except OperationalError as exc:
+            if query is not None:
+                raise QueryError(f"bad search query {query!r}: {exc.orig}") from exc
+            raise StoreError(f"database: {exc.orig or exc}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database: {exc}") from exc
 
     # --- feeds ---------------------------------------------------------------------------------
 
@@ -467,14 +479,8 @@ class Store:
             .where(sa.literal_column("articles_fts").op("MATCH")(text))
         )
         query = self._filtered(query, filters).order_by(rank).limit(limit)
-        with self._session() as session:
-            try:
-                rows = session.exec(query).all()
-            except OperationalError as exc:
-                message = str(exc.orig)
-                if "fts5" in message or "no such column" in message or "syntax" in message:
-                    raise QueryError(f"bad search query {text!r}: {message}") from exc
-                raise StoreError(f"database: {message}") from exc
+        with self._session(query=text) as session:
+            rows = session.exec(query).all()
         return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]
 
     def article(self, ref: str) -> tuple[Article, str]:
