@@ -56,6 +56,8 @@ ROUTE_TYPES: dict[str, str] = {
 }
 TEXT_SUFFIXES = frozenset({".rss", ".xml", ".atom", ".rdf", ".html", ".htm", ".json", ".txt"})
 NO_BODY_STATUSES = frozenset({204, 304})
+# What a 304 repeats from the 200 it stands for (RFC 9110 15.4.5).
+VALIDATOR_HEADERS = frozenset({"ETag", "Last-Modified", "Cache-Control"})
 
 
 class Headers(dict[str, str]):
@@ -179,18 +181,23 @@ class Newsroom:
         self._overrides = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.newsroom = self
+        self._closed = False
         self.port: int = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="newsroom", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="newsroom", daemon=True
+        )
         self._thread.start()
-        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> Newsroom:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -216,7 +223,8 @@ class Newsroom:
 
     def expected(self, name: str) -> dict[str, Any]:
         """The expected clean record ``fixtures/expected/<name>.json``, rebased."""
-        record: dict[str, Any] = json.loads((EXPECTED_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        text = (EXPECTED_DIR / f"{name}.json").read_text(encoding="utf-8")
+        record: dict[str, Any] = json.loads(text)
         record["canonical_url"] = self.rebase(record["canonical_url"])
         record["url"] = self.url(record["path"])
         return record
@@ -266,7 +274,10 @@ class Newsroom:
     def redirect(self, path: str, to: str, status: int = 301) -> None:
         """Answer ``path`` with a redirect; a ``to`` starting with "/" is made absolute."""
         location = self.url(to) if to.startswith("/") else self.rebase(to)
-        body = f'<!DOCTYPE html><html><head><title>Moved</title></head><body><a href="{location}">Moved here</a></body></html>'
+        body = (
+            "<!DOCTYPE html><html><head><title>Moved</title></head>"
+            f'<body><a href="{location}">Moved here</a></body></html>'
+        )
         self.set(path, body, status=status, headers={"Location": location})
 
     def reset(self) -> None:
@@ -292,11 +303,12 @@ class Newsroom:
         elif path.startswith("/status/"):
             resp = _status_route(path)
         elif path == "/empty.html":
-            resp = self._validated(_Response(200, {"Content-Type": "text/html; charset=utf-8"}), LAST_MODIFIED)
+            empty = _Response(200, {"Content-Type": "text/html; charset=utf-8"})
+            resp = self._validated(empty, LAST_MODIFIED)
         else:
             resp = self._from_file(path)
         if resp.status == 200 and _not_modified(req_headers, resp.headers):
-            kept = {k: v for k, v in resp.headers.items() if k in ("ETag", "Last-Modified", "Cache-Control")}
+            kept = {k: v for k, v in resp.headers.items() if k in VALIDATOR_HEADERS}
             return _Response(304, kept)
         return resp
 
@@ -311,8 +323,8 @@ class Newsroom:
     def _load(self, file: Path) -> bytes:
         data = file.read_bytes()
         if file.suffix.lower() in TEXT_SUFFIXES:
-            # Byte-level replace is safe for every encoding used here: the placeholder is
-            # ASCII and ASCII-compatible encodings never produce it from other characters.
+            # Replace bytes, not text, so cp1252 and Shift_JIS pages stay byte-exact; the
+            # ASCII placeholder always follows an ASCII quote, so it cannot be a trail byte.
             data = data.replace(BASE_PLACEHOLDER.encode(), self.base_url.encode())
         return data
 
@@ -354,7 +366,9 @@ def _content_type(path: str, file: Path | None) -> str:
     if path in ROUTE_TYPES:
         return ROUTE_TYPES[path]
     suffix = (file or Path(path)).suffix.lower()
-    return EXTENSION_TYPES.get(suffix, "text/html; charset=utf-8" if file is None else "application/octet-stream")
+    # Bodies given to set() are most often HTML; unknown files are opaque bytes.
+    fallback = "text/html; charset=utf-8" if file is None else "application/octet-stream"
+    return EXTENSION_TYPES.get(suffix, fallback)
 
 
 def _status_page(status: int) -> _Response:
@@ -366,13 +380,14 @@ def _status_page(status: int) -> _Response:
         return _Response(status)
     body = (
         f"<!DOCTYPE html><html><head><title>{status} {phrase}</title></head>"
-        f"<body><h1>{status} {phrase}</h1><p>The newsroom answered {status} on purpose.</p></body></html>"
+        f"<body><h1>{status} {phrase}</h1>"
+        f"<p>The newsroom answered {status} on purpose.</p></body></html>"
     )
     return _Response(status, {"Content-Type": "text/html; charset=utf-8"}, body.encode())
 
 
 def _status_route(path: str) -> _Response:
-    """``/status/<code>[/anything]`` answers ``<code>`` (2xx-5xx only: 1xx is not a final answer)."""
+    """``/status/<code>[/anything]`` answers ``<code>``; 2xx-5xx only (1xx is not final)."""
     code = path.split("/")[2]
     if not code.isdigit() or not 200 <= int(code) <= 599:
         return _status_page(HTTPStatus.BAD_REQUEST)
@@ -390,7 +405,9 @@ def _not_modified(req: Headers, resp_headers: Mapping[str, str]) -> bool:
     if_none_match = req.get("If-None-Match")
     if if_none_match is not None:
         tags = [t.strip() for t in if_none_match.split(",")]
-        return etag is not None and ("*" in tags or _opaque_tag(etag) in {_opaque_tag(t) for t in tags})
+        if etag is None:
+            return False
+        return "*" in tags or _opaque_tag(etag) in {_opaque_tag(t) for t in tags}
     since_raw, modified_raw = req.get("If-Modified-Since"), resp_headers.get("Last-Modified")
     if not since_raw or not modified_raw:
         return False
