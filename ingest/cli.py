@@ -167,9 +167,11 @@ def _progress(*, enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
+    columns = (TextColumn("fetching"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("fetch", total=0)
 
         class _Bar:

@@ -78,7 +78,8 @@ _TRAILER = re.compile(
     r"^(?:©|\(c\)\s|copyright\b|all rights reserved"
     r"|read more\b|read next\b|related:|see also:|more from\b|recommended\b"
     r"|(?:sign up|subscribe)\b.{0,120}\b(?:newsletter|updates|inbox)"
-    r"|follow (?:us|@)|share this\b|click here\b)",
+    r"|follow (?:us|@)|share this\b|click here\b"
+    r"|※.{0,40}(?:会員|登録|購読))",
     re.I,
 )
 # Zone abbreviations news pages print; dateutil knows none of them by itself.
@@ -461,8 +462,13 @@ def merge_hints(meta: PageMeta, text: str, hints: Hints) -> ExtractedArticle:
         title=meta.title or hints.title,
         authors=tuple(meta.authors) or hints.authors,
         published=published,
-        # The feed's "updated" is often just its publication time: never earlier than the page's.
-        updated=meta.updated or max(filter(None, (hints.updated, published)), default=None),
+        # A feed's "updated" may predate the page's own publication time: then it says nothing.
+        updated=meta.updated
+        or (
+            hints.updated
+            if hints.updated and (not published or hints.updated > published)
+            else None
+        ),
         language=meta.language or _language_tag(hints.language),
         site_name=meta.site_name,
         summary=meta.description or hints.summary,

@@ -114,8 +114,11 @@ def _entry(raw: Any, language: str | None) -> FeedEntry | None:
     content = fragment_text(html) or summary
     if not (guid or link or title or content):
         return None
-    published = _time(raw.get("published_parsed"))
     updated = _time(raw.get("updated_parsed"))
+    # RSS 1.0's dc:date lands in "updated": with no other date it is the publication time.
+    published = _time(raw.get("published_parsed")) or updated
+    if updated == published:
+        updated = None
     authors = tuple(
         name
         for name in (_normalise_block(a.get("name") or "") for a in raw.get("authors") or [])
@@ -130,7 +133,7 @@ def _entry(raw: Any, language: str | None) -> FeedEntry | None:
         content=content,
         authors=authors,
         published=published,
-        updated=updated or published,
+        updated=updated,
         language=language,
     )
 

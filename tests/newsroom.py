@@ -11,6 +11,7 @@ and lets a test override routes at runtime::
         fetch(room.url("/feeds/world.rss"))
         assert room.requests_for("/feeds/world.rss")[0].status == 200
 """
+
 from __future__ import annotations
 
 import hashlib

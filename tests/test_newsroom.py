@@ -1,4 +1,5 @@
 """Quick checks of the loopback newsroom and of the fixture site it serves."""
+
 from __future__ import annotations
 
 import http.client
@@ -153,8 +154,11 @@ def test_set_break_and_fix_a_page(room: Newsroom) -> None:
     room.unset("/news/nbc-style.html")
     assert fetch(room, "/news/nbc-style.html")[2] == good
 
-    room.set("/feeds/extra.rss", "<rss><channel><link>{{BASE}}/x</link></channel></rss>",
-             headers={"Cache-Control": "max-age=60", "ETag": None})
+    room.set(
+        "/feeds/extra.rss",
+        "<rss><channel><link>{{BASE}}/x</link></channel></rss>",
+        headers={"Cache-Control": "max-age=60", "ETag": None},
+    )
     status, headers, body = fetch(room, "/feeds/extra.rss")
     assert status == 200 and headers["content-type"] == "application/rss+xml"
     assert room.base_url.encode() in body
@@ -285,8 +289,17 @@ def page_blocks(room: Newsroom, path: str) -> _Blocks:
 @pytest.mark.parametrize("expected_file", EXPECTED_FILES, ids=lambda p: p.stem)
 def test_expected_text_is_the_page_body(room: Newsroom, expected_file: Path) -> None:
     record = json.loads(expected_file.read_text(encoding="utf-8"))
-    assert set(record) == {"path", "title", "authors", "site_name", "language", "published",
-                           "updated", "canonical_url", "text"}
+    assert set(record) == {
+        "path",
+        "title",
+        "authors",
+        "site_name",
+        "language",
+        "published",
+        "updated",
+        "canonical_url",
+        "text",
+    }
     paragraphs = record["text"].split("\n\n")
     assert all(p and p == p.strip() and "\n" not in p for p in paragraphs)
     page = page_blocks(room, record["path"])
@@ -299,7 +312,7 @@ def test_expected_text_is_the_page_body(room: Newsroom, expected_file: Path) -> 
         at = found + len(para)
     # ... and together they are exactly one unbroken run of the page's <p>/<h2> blocks.
     n = len(paragraphs)
-    runs = [i for i in range(len(page.blocks) - n + 1) if page.blocks[i:i + n] == paragraphs]
+    runs = [i for i in range(len(page.blocks) - n + 1) if page.blocks[i : i + n] == paragraphs]
     assert len(runs) == 1
 
     assert record["canonical_url"] == "{{BASE}}" + record["path"]

@@ -1,0 +1,104 @@
+"""Shared fixtures: the loopback newsroom, a config file for it, and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.newsroom import Newsroom
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every feed of the fixture newsroom, by the name the tests give it.
+FEEDS = {
+    "World": "/feeds/world.rss",
+    "Tech": "/feeds/tech.atom",
+    "Wire": "/feeds/wire.rdf",
+    "Notices": "/feeds/nolink.rss",
+    "Broken": "/feeds/malformed.rss",
+    "Homepage": "/feeds/not-a-feed.html",
+}
+
+
+@pytest.fixture
+def newsroom() -> Iterator[Newsroom]:
+    with Newsroom() as room:
+        yield room
+
+
+def write_config(
+    path: Path,
+    room: Newsroom,
+    feeds: Sequence[str] = tuple(FEEDS),
+    *,
+    database: Path,
+    private: bool = True,
+    extra: str = "",
+) -> Path:
+    """A config file in the documented form for ``feeds`` (names of `FEEDS`)."""
+    lines = [
+        "[database]",
+        f'url = "sqlite:///{database}"',
+        "[fetch]",
+        f"allow_private_networks = {'true' if private else 'false'}",
+        extra,
+    ]
+    for name in feeds:
+        lines += ["[[feeds]]", f'url = "{room.url(FEEDS[name])}"', f'name = "{name}"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class Ingest:
+    """Runs the real `ingest` CLI in a subprocess, as a user would."""
+
+    def __init__(self, cwd: Path, config: Path | None = None) -> None:
+        self.cwd = cwd
+        self.config = config
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+        self.env["PYTHONPATH"] = str(REPO)
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "ingest"]
+        if self.config is not None:
+            command += ["--config", str(self.config)]
+        result = subprocess.run(
+            [*command, *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"ingest {' '.join(args)} exited {result.returncode}\n{result.stderr}"
+            )
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args).stdout)
+
+    def jsonl(self, *args: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self(*args).stdout.splitlines() if line]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    return tmp_path / "archive.sqlite3"
+
+
+@pytest.fixture
+def ingest(tmp_path: Path, newsroom: Newsroom, archive: Path) -> Ingest:
+    """The CLI with a config covering every fixture feed."""
+    config = write_config(tmp_path / "ingest.toml", newsroom, database=archive)
+    return Ingest(tmp_path, config)

@@ -1,0 +1,488 @@
+"""`ingest.extract`: bylines, body clean-up, decoding, page metadata, real trafilatura."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import lxml.html
+import pytest
+
+from ingest.errors import ExtractionError
+from ingest.extract import (
+    PageMeta,
+    clean_paragraphs,
+    decode_html,
+    extract_article,
+    merge_hints,
+    page_metadata,
+    split_authors,
+)
+from ingest.models import Hints
+
+# --- split_authors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("byline", "authors"),
+    [
+        ("/ Source: The Associated Press", ["The Associated Press"]),
+        ("By Jane Doe and John Roe, Reuters", ["Jane Doe", "John Roe", "Reuters"]),
+        ("AP", ["The Associated Press"]),
+        ("By JANE DOE, Staff Writer", ["JANE DOE"]),
+        ("Jane Doe; John Roe", ["Jane Doe", "John Roe"]),
+        ("Written by: Ana Ruiz", ["Ana Ruiz"]),
+        ("By Mara Lind | AFP", ["Mara Lind", "Agence France-Presse"]),
+        ("By Sandra Anderson", ["Sandra Anderson"]),
+        ("Jane Doe, Jane Doe", ["Jane Doe"]),
+    ],
+)
+def test_split_authors(byline: str, authors: list[str]) -> None:
+    assert split_authors(byline) == authors
+
+
+@pytest.mark.parametrize("byline", [None, "", "   ", "By Staff", "Updated 4 March 2025"])
+def test_split_authors_without_names_is_empty(byline: str | None) -> None:
+    assert split_authors(byline) == []
+
+
+def test_split_authors_drops_emails_and_urls() -> None:
+    assert split_authors("By Mara Lind, mara@news.example.org, https://news.example.org/m") == [
+        "Mara Lind"
+    ]
+
+
+# --- clean_paragraphs -----------------------------------------------------------------------------
+
+TITLE = "Ferry timetable changes from Monday"
+LEAD = (
+    "The morning ferry from the island will leave twenty minutes earlier from next week, "
+    "the operator said on Monday."
+)
+BODY = [
+    LEAD,
+    "Tides in the channel have shifted since the harbour was dredged last autumn.",
+    "What changes for passengers",
+    "Evening sailings are unchanged, and season tickets stay valid.",
+]
+
+
+def clean(paragraphs: list[str], description: str | None = None) -> tuple[list[str], list[str]]:
+    return clean_paragraphs(paragraphs, title=TITLE, description=description)
+
+
+def test_clean_paragraphs_keeps_a_clean_body_unchanged() -> None:
+    assert clean(BODY) == (BODY, [])
+
+
+def test_clean_paragraphs_drops_leading_browser_banner() -> None:
+    banner = "IE 11 is not supported. For an optimal experience visit our site on another browser."
+
+    assert clean([banner, *BODY]) == (BODY, [])
+
+
+def test_clean_paragraphs_drops_leading_title_line() -> None:
+    assert clean([TITLE, *BODY])[0] == BODY
+    assert clean([TITLE.upper() + ".", *BODY])[0] == BODY
+
+
+def test_clean_paragraphs_turns_byline_into_authors() -> None:
+    paragraphs, authors = clean(["By Mara Lind and Ola Berg", *BODY])
+
+    assert paragraphs == BODY
+    assert authors == ["Mara Lind", "Ola Berg"]
+
+
+def test_clean_paragraphs_agency_line_becomes_author() -> None:
+    paragraphs, authors = clean(["/ Source: The Associated Press", *BODY])
+
+    assert paragraphs == BODY
+    assert authors == ["The Associated Press"]
+
+
+def test_clean_paragraphs_drops_leading_date_line() -> None:
+    assert clean(["Updated March 4, 2025, 9:30 AM GMT", *BODY])[0] == BODY
+
+
+def test_clean_paragraphs_all_leading_chrome_together() -> None:
+    paragraphs, authors = clean(
+        [
+            "IE 11 is not supported. For an optimal experience visit our site on another browser.",
+            TITLE,
+            "By Mara Lind",
+            "Published 4 March 2025 09:30",
+            *BODY,
+        ]
+    )
+
+    assert (paragraphs, authors) == (BODY, ["Mara Lind"])
+
+
+def test_clean_paragraphs_keeps_a_repeated_lead_once() -> None:
+    assert clean([LEAD, *BODY])[0] == BODY
+
+
+def test_clean_paragraphs_drops_summary_repeated_by_the_first_paragraph() -> None:
+    dek = "The morning ferry from the island will leave twenty minutes earlier from next week."
+
+    assert clean([dek, LEAD, *BODY[1:]], description=dek)[0] == BODY
+
+
+def test_clean_paragraphs_drops_trailing_newsletter_and_copyright() -> None:
+    paragraphs, _ = clean(
+        [
+            *BODY,
+            "Sign up for our newsletter to get updates in your inbox",
+            "© 2025 Example News. All rights reserved.",
+        ]
+    )
+
+    assert paragraphs == BODY
+
+
+def test_clean_paragraphs_keeps_subheads_and_a_normal_last_paragraph() -> None:
+    body = [*BODY, "The operator will review the timetable again in September."]
+
+    paragraphs, _ = clean(body)
+
+    assert "What changes for passengers" in paragraphs
+    assert paragraphs[-1] == "The operator will review the timetable again in September."
+
+
+def test_clean_paragraphs_keeps_a_last_sentence_starting_with_copyright() -> None:
+    # An ordinary closing sentence about copyright is article text, not a copyright notice.
+    last = "Copyright holders have until June to object to the new rules, the ministry said."
+
+    assert clean([*BODY, last])[0] == [*BODY, last]
+
+
+def test_clean_paragraphs_does_not_take_a_sentence_for_a_byline() -> None:
+    first = "By Tuesday the water had risen two metres above the pier."
+
+    paragraphs, authors = clean([first, *BODY])
+
+    assert paragraphs == [first, *BODY]
+    assert authors == []
+
+
+def test_clean_paragraphs_normalises_whitespace_and_drops_empty_lines() -> None:
+    assert clean(["  Tides  in the\u00a0channel. ", "", "   "]) == (["Tides in the channel."], [])
+
+
+# --- decode_html ----------------------------------------------------------------------------------
+
+TEXT = "Café «naïve» — 5 € “quoted” œuvre"
+
+
+def page_html(head: str = "") -> str:
+    return f"<html><head>{head}<title>t</title></head><body><p>{TEXT}</p></body></html>"
+
+
+def test_decode_windows_1252_from_http_header() -> None:
+    body = page_html().encode("cp1252")
+
+    assert TEXT in decode_html(body, "text/html; charset=windows-1252")
+
+
+def test_decode_windows_1252_from_meta_charset_only() -> None:
+    body = page_html('<meta charset="windows-1252">').encode("cp1252")
+
+    assert TEXT in decode_html(body, "text/html")
+    assert TEXT in decode_html(body, None)
+
+
+def test_decode_windows_1252_from_meta_http_equiv() -> None:
+    head = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
+
+    assert TEXT in decode_html(page_html(head).encode("cp1252"), "text/html")
+
+
+def test_decode_shift_jis_from_http_header() -> None:
+    text = "港の新しい潮位計は来月から稼働します。"
+    body = f"<html><body><p>{text}</p></body></html>".encode("shift_jis")
+
+    assert text in decode_html(body, "text/html; charset=Shift_JIS")
+
+
+def test_decode_utf8_bom_wins_and_is_dropped() -> None:
+    body = b"\xef\xbb\xbf" + page_html().encode("utf-8")
+
+    for content_type in (None, "text/html", "text/html; charset=iso-8859-1"):
+        decoded = decode_html(body, content_type)
+        assert TEXT in decoded
+        assert decoded.startswith("<html>")
+
+
+def test_decode_utf8_without_any_declaration() -> None:
+    assert TEXT in decode_html(page_html().encode("utf-8"), "text/html")
+
+
+# --- page_metadata --------------------------------------------------------------------------------
+
+GRAPH_PAGE = """<!DOCTYPE html>
+<html lang="en-US"><head>
+<title>New tide tables | Harbour Gazette</title>
+<link rel="canonical" href="/local/tide-tables">
+<meta property="og:site_name" content="Harbour Gazette">
+<meta name="description" content="The harbour office printed new tide tables.">
+<script type="application/ld+json">
+{"@context": "https://schema.org", "@graph": [
+  {"@type": "WebSite", "name": "Harbour Gazette website"},
+  {"@type": "NewsMediaOrganization", "name": "Harbour Gazette Ltd"},
+  {"@type": "NewsArticle", "headline": "New tide tables published",
+   "datePublished": "2025-03-04T09:30:00+01:00", "dateModified": "2025-03-04T12:00:00Z",
+   "author": [{"@type": "Person", "name": "Mara Lind"}, {"@type": "Person", "name": "Ola Berg"}]}
+]}
+</script>
+</head><body><p>Body.</p></body></html>"""
+
+
+def meta_of(
+    html: str, url: str | None = "https://news.example.org/local/tide-tables?x=1"
+) -> PageMeta:
+    return page_metadata(lxml.html.document_fromstring(html), url)
+
+
+def test_page_metadata_from_json_ld_graph() -> None:
+    meta = meta_of(GRAPH_PAGE)
+
+    assert meta.title == "New tide tables published"
+    assert meta.authors == ["Mara Lind", "Ola Berg"]
+    assert meta.published == datetime(2025, 3, 4, 8, 30, tzinfo=UTC)
+    assert meta.published_date_only is False
+    assert meta.updated == datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+    assert meta.site_name == "Harbour Gazette"
+    assert meta.description == "The harbour office printed new tide tables."
+
+
+def test_page_metadata_language_is_primary_subtag() -> None:
+    assert meta_of(GRAPH_PAGE).language == "en"
+
+
+def test_page_metadata_canonical_made_absolute() -> None:
+    assert meta_of(GRAPH_PAGE).canonical_url == "https://news.example.org/local/tide-tables"
+
+
+def test_page_metadata_author_object_and_plain_news_article() -> None:
+    html = """<html><head><script type="application/ld+json">
+    {"@context": "https://schema.org", "@type": "NewsArticle", "headline": "Bridge reopens",
+     "author": {"@type": "Person", "name": "By Ines Park"},
+     "publisher": {"@type": "Organization", "name": "Valley Post"},
+     "datePublished": "2025-02-01T18:00:00-05:00"}
+    </script></head><body></body></html>"""
+
+    meta = meta_of(html)
+
+    assert meta.title == "Bridge reopens"
+    assert meta.authors == ["Ines Park"]
+    assert meta.site_name == "Valley Post"
+    assert meta.published == datetime(2025, 2, 1, 23, 0, tzinfo=UTC)
+
+
+def test_page_metadata_json_ld_list_of_objects() -> None:
+    html = """<html><head><script type="application/ld+json">
+    [{"@type": "BreadcrumbList", "name": "crumbs"},
+     {"@type": ["Article", "NewsArticle"], "headline": "Listed", "author": "Mara Lind"}]
+    </script></head><body></body></html>"""
+
+    meta = meta_of(html)
+
+    assert (meta.title, meta.authors) == ("Listed", ["Mara Lind"])
+
+
+def test_page_metadata_meta_tag_fallbacks() -> None:
+    html = """<html><head>
+    <meta property="og:title" content="Bridge reopens after repairs">
+    <meta name="author" content="Ines Park">
+    <meta property="article:published_time" content="2025-02-01T18:00:00-05:00">
+    <meta property="article:modified_time" content="2025-02-02T08:00:00Z">
+    <meta property="og:url" content="https://valley.example.net/a/bridge">
+    <meta property="og:locale" content="de_DE">
+    <meta property="og:description" content="The stone bridge is open again.">
+    </head><body></body></html>"""
+
+    meta = meta_of(html, "https://valley.example.net/a/bridge?utm_source=rss")
+
+    assert meta.title == "Bridge reopens after repairs"
+    assert meta.authors == ["Ines Park"]
+    assert meta.published == datetime(2025, 2, 1, 23, 0, tzinfo=UTC)
+    assert meta.updated == datetime(2025, 2, 2, 8, 0, tzinfo=UTC)
+    assert meta.canonical_url == "https://valley.example.net/a/bridge"
+    assert meta.language == "de"
+    assert meta.description == "The stone bridge is open again."
+
+
+def test_page_metadata_author_url_is_not_a_name() -> None:
+    html = """<html><head>
+    <meta property="article:author" content="https://www.example.org/people/ines">
+    </head><body></body></html>"""
+
+    assert meta_of(html).authors == []
+
+
+def test_page_metadata_date_only_is_flagged() -> None:
+    html = """<html><head><script type="application/ld+json">
+    {"@type": "NewsArticle", "datePublished": "2025-02-01"}</script></head><body></body></html>"""
+
+    meta = meta_of(html)
+
+    assert meta.published == datetime(2025, 2, 1, tzinfo=UTC)
+    assert meta.published_date_only is True
+
+
+def test_page_metadata_broken_json_ld_is_ignored() -> None:
+    html = """<html lang="fr"><head><script type="application/ld+json">{"@type": "NewsArt
+    </script><meta property="og:title" content="Titre"></head><body></body></html>"""
+
+    meta = meta_of(html)
+
+    assert (meta.title, meta.language) == ("Titre", "fr")
+
+
+# --- merge_hints ----------------------------------------------------------------------------------
+
+FEED_TIME = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
+
+
+def test_merge_hints_feed_fills_missing_title_authors_language() -> None:
+    hints = Hints(
+        title="Feed title", authors=("Mara Lind",), language="en-GB", summary="Feed summary."
+    )
+
+    article = merge_hints(PageMeta(), "Body.", hints)
+
+    assert article.text == "Body."
+    assert article.title == "Feed title"
+    assert article.authors == ("Mara Lind",)
+    assert article.language == "en"
+    assert article.summary == "Feed summary."
+
+
+def test_merge_hints_page_metadata_wins_when_present() -> None:
+    meta = PageMeta(title="Page title", authors=["Ola Berg"], language="fr")
+
+    article = merge_hints(meta, "Body.", Hints(title="Feed", authors=("Mara Lind",), language="en"))
+
+    assert (article.title, article.authors, article.language) == ("Page title", ("Ola Berg",), "fr")
+
+
+def test_merge_hints_date_only_page_date_loses_to_feed_timestamp() -> None:
+    meta = PageMeta(published=datetime(2025, 3, 4, tzinfo=UTC), published_date_only=True)
+
+    assert merge_hints(meta, "Body.", Hints(published=FEED_TIME)).published == FEED_TIME
+
+
+def test_merge_hints_page_timestamp_beats_feed_timestamp() -> None:
+    page_time = datetime(2025, 3, 4, 8, 0, tzinfo=UTC)
+    meta = PageMeta(published=page_time)
+
+    assert merge_hints(meta, "Body.", Hints(published=FEED_TIME)).published == page_time
+
+
+def test_merge_hints_feed_date_fills_missing_page_date() -> None:
+    assert merge_hints(PageMeta(), "Body.", Hints(published=FEED_TIME)).published == FEED_TIME
+
+
+# --- extract_article ------------------------------------------------------------------------------
+
+ARTICLE_BODY = [
+    "The harbour authority will replace the old tide gauge at the north pier this spring, "
+    "ending more than forty years of manual readings by the pier staff.",
+    "Engineers said the new gauge sends a reading every minute to the port office, where pilots "
+    "can check the water level before guiding larger ships through the narrow channel.",
+    "Local fishing crews welcomed the plan but asked for the readings to be published online so "
+    "that smaller boats can use them too, especially during winter storms.",
+    "What changes for visitors",
+    "Visitors to the pier will notice a small steel mast and a solar panel near the lifeboat "
+    "station, which the authority says will not block the view of the bay.",
+    "Work is expected to take three weeks, and the pier will stay open to walkers except on two "
+    "days when a crane lifts the mast into place.",
+]
+PAGE_URL = "https://news.example.org/local/new-tide-gauge?utm_source=rss"
+
+
+def news_page(*, byline: str = "By Mara Lind", head: str = "") -> str:
+    paragraphs = "\n".join(
+        f"<h2>{p}</h2>" if p == "What changes for visitors" else f"<p>{p}</p>" for p in ARTICLE_BODY
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en-GB"><head><meta charset="utf-8">
+<title>New tide gauge for the north pier | Harbour Gazette</title>
+<meta property="og:title" content="New tide gauge for the north pier">
+<meta property="og:site_name" content="Harbour Gazette">
+<link rel="canonical" href="/local/new-tide-gauge">
+{head}
+</head><body>
+<header><nav><ul><li><a href="/">Home</a></li><li><a href="/local">Local</a></li>
+<li><a href="/sport">Sport</a></li><li><a href="/weather">Weather</a></li></ul></nav>
+<div class="banner">IE 11 is not supported. For an optimal experience visit our site on another
+browser.</div></header>
+<main><article>
+<h1>New tide gauge for the north pier</h1>
+<p class="byline">{byline}</p>
+{paragraphs}
+</article>
+<aside class="related"><h3>Related</h3><ul>
+<li><a href="/local/a">Lifeboat crew honoured for rescue</a></li>
+<li><a href="/local/b">Harbour dredging starts next month</a></li></ul></aside>
+</main>
+<footer><p>Sign up for our newsletter to get updates in your inbox</p>
+<p>© 2025 Harbour Gazette. All rights reserved.</p>
+<p><a href="/privacy">Privacy</a> <a href="/terms">Terms</a></p></footer>
+</body></html>"""
+
+
+def test_extract_article_gives_exactly_the_body() -> None:
+    article = extract_article(news_page().encode("utf-8"), PAGE_URL, content_type="text/html")
+
+    assert article.text == "\n\n".join(ARTICLE_BODY)
+
+
+def test_extract_article_metadata() -> None:
+    article = extract_article(news_page(), PAGE_URL)
+
+    assert article.title == "New tide gauge for the north pier"
+    assert article.authors == ("Mara Lind",)
+    assert article.language == "en"
+    assert article.site_name == "Harbour Gazette"
+    assert article.canonical_url == "https://news.example.org/local/new-tide-gauge"
+
+
+def test_extract_article_windows_1252_page() -> None:
+    body = news_page(byline="By Zoë Brontë").encode("cp1252")
+
+    article = extract_article(body, PAGE_URL, content_type="text/html; charset=windows-1252")
+
+    assert article.authors == ("Zoë Brontë",)
+    assert article.text == "\n\n".join(ARTICLE_BODY)
+
+
+def test_extract_article_feed_hints_fill_the_date() -> None:
+    article = extract_article(news_page(), PAGE_URL, hints=Hints(published=FEED_TIME))
+
+    assert article.published == FEED_TIME
+
+
+@pytest.mark.parametrize("empty", ["", "   \n", b"", b"  "])
+def test_extract_article_empty_page_raises(empty: str | bytes) -> None:
+    with pytest.raises(ExtractionError) as caught:
+        extract_article(empty, PAGE_URL)
+
+    assert caught.value.reason == "empty_page"
+    assert caught.value.url == PAGE_URL
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><head><title>Harbour Gazette</title></head><body></body></html>",
+        "<html><body><div><img src='/logo.png' alt=''></div></body></html>",
+        "<html><body><script>window.app = {};</script></body></html>",
+        """<html><head><title>Harbour Gazette</title></head><body><header><nav><ul>
+        <li><a href="/">Home</a></li><li><a href="/local">Local</a></li>
+        <li><a href="/sport">Sport</a></li></ul></nav></header>
+        <footer><p>© 2025 Harbour Gazette</p></footer></body></html>""",
+    ],
+)
+def test_extract_article_page_without_text_raises(html: str) -> None:
+    with pytest.raises(ExtractionError):
+        extract_article(html, PAGE_URL)

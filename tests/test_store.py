@@ -1,0 +1,651 @@
+"""`ingest.store.Store` on a real SQLite file: identity, retries, merging, search, reads."""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.config import FeedSettings
+from ingest.errors import HTTPStatusError, NetworkError, NotFoundError, QueryError, StoreError
+from ingest.feeds import entry_key
+from ingest.models import (
+    ArticleStatus,
+    ContentSource,
+    ExtractedArticle,
+    Feed,
+    FeedEntry,
+    Page,
+    PageJob,
+)
+from ingest.store import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit, Store
+
+HARBOUR = FeedSettings(url="https://news.example.org/rss", name="Harbour")
+VALLEY = FeedSettings(url="https://valley.example.net/feed.atom", name="Valley")
+NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "archive.sqlite3"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    archive = Store.open(f"sqlite:///{db_path}")
+    yield archive
+    archive.close()
+
+
+@pytest.fixture
+def feeds(store: Store) -> list[Feed]:
+    return store.sync_feeds([HARBOUR, VALLEY])
+
+
+def entry(
+    link: str | None,
+    title: str,
+    *,
+    guid: str | None = None,
+    content: str | None = None,
+    published: datetime | None = None,
+    authors: tuple[str, ...] = (),
+    language: str | None = None,
+) -> FeedEntry:
+    return FeedEntry(
+        key=entry_key(guid, link, title, published.isoformat() if published else None),
+        guid=guid,
+        link=link,
+        title=title,
+        summary=None,
+        content=content,
+        authors=authors,
+        published=published,
+        language=language,
+    )
+
+
+def page(job: PageJob, final_url: str | None = None, body: bytes = b"<html>page</html>") -> Page:
+    return Page(
+        url=job.url,
+        final_url=final_url or job.url,
+        status=200,
+        headers={"content-type": "text/html; charset=utf-8"},
+        body=body,
+        fetched_at=NOW,
+    )
+
+
+def rows(db_path: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(db_path)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def one_job(store: Store, feed: Feed, item: FeedEntry) -> PageJob:
+    recorded = store.record_entries(feed, [item])
+    (job,) = recorded.jobs
+    return job
+
+
+# --- feeds and entries ----------------------------------------------------------------------------
+
+
+def test_sync_feeds_is_idempotent(store: Store, db_path: Path) -> None:
+    first = store.sync_feeds([HARBOUR, VALLEY])
+    second = store.sync_feeds([HARBOUR, VALLEY])
+
+    assert [f.id for f in first] == [f.id for f in second]
+    assert [f.name for f in second] == ["Harbour", "Valley"]
+    assert rows(db_path, "SELECT count(*) FROM feeds") == [(2,)]
+
+
+def test_sync_feeds_updates_a_renamed_feed(store: Store) -> None:
+    (before,) = store.sync_feeds([HARBOUR])
+    (after,) = store.sync_feeds([FeedSettings(url=HARBOUR.url, name="Harbour Gazette")])
+
+    assert after.id == before.id
+    assert after.name == "Harbour Gazette"
+
+
+def test_record_entries_twice_adds_nothing_the_second_time(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    items = [
+        entry("https://news.example.org/a", "Ferry timetable changes"),
+        entry("https://news.example.org/b", "Bridge works begin"),
+    ]
+
+    first = store.record_entries(feeds[0], items)
+    second = store.record_entries(feeds[0], items)
+
+    assert (first.new_entries, len(first.jobs)) == (2, 2)
+    assert (second.new_entries, second.feed_only, second.jobs) == (0, 0, [])
+    assert rows(db_path, "SELECT count(*) FROM articles") == [(2,)]
+    assert rows(db_path, "SELECT count(*) FROM entries") == [(2,)]
+
+
+def test_same_link_with_tracking_params_from_second_feed_is_one_article(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    harbour, valley = feeds
+    first = store.record_entries(
+        harbour, [entry("https://news.example.org/a?utm_source=rss", "Ferry timetable changes")]
+    )
+    second = store.record_entries(
+        valley, [entry("https://news.example.org/a?fbclid=xyz#top", "Ferry timetable changes")]
+    )
+
+    assert len(first.jobs) == 1
+    assert (second.new_entries, second.jobs) == (1, [])
+    assert rows(db_path, "SELECT count(*) FROM articles") == [(1,)]
+    assert rows(db_path, "SELECT feed_id, article_id FROM entries ORDER BY feed_id") == [
+        (harbour.id, first.jobs[0].article_id),
+        (valley.id, first.jobs[0].article_id),
+    ]
+
+
+def test_linkless_entry_is_stored_ok_from_the_feed_and_not_a_job(
+    store: Store, feeds: list[Feed]
+) -> None:
+    recorded = store.record_entries(
+        feeds[0], [entry(None, "Harbour office closed", content="Closed on Friday for repairs.")]
+    )
+
+    assert recorded.jobs == []
+    assert (recorded.new_entries, recorded.feed_only) == (1, 1)
+    ((article, feed_url),) = list(store.iter_articles(Filters()))
+    assert article.status == ArticleStatus.OK
+    assert article.content_source == ContentSource.FEED
+    assert article.text == "Closed on Friday for repairs."
+    assert feed_url == HARBOUR.url
+    assert store.due_pages(NOW + timedelta(days=365)) == []
+
+
+def test_new_entry_hints_carry_feed_metadata(store: Store, feeds: list[Feed]) -> None:
+    published = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    job = one_job(
+        store,
+        feeds[0],
+        entry(
+            "https://news.example.org/a",
+            "Ferry timetable changes",
+            published=published,
+            authors=("Mara Lind",),
+        ),
+    )
+
+    assert job.attempts == 0
+    assert job.hints.title == "Ferry timetable changes"
+    assert job.hints.authors == ("Mara Lind",)
+    assert job.hints.published == published
+
+
+# --- failures and retries -------------------------------------------------------------------------
+
+
+def test_save_failure_records_reason_and_first_retry(store: Store, feeds: list[Feed]) -> None:
+    job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
+
+    store.save_failure(
+        job,
+        HTTPStatusError("server error", url=job.url, status=503),
+        now=NOW,
+        first_retry=60,
+        max_attempts=4,
+    )
+
+    article, _ = store.article(str(job.article_id))
+    assert article.status == ArticleStatus.FAILED
+    assert article.error == "http_503"
+    assert article.attempts == 1
+    assert article.next_attempt_at == NOW + timedelta(seconds=60)
+    assert "server error" in (article.error_message or "")
+
+
+def test_save_failure_doubles_the_delay_then_gives_up(store: Store, feeds: list[Feed]) -> None:
+    job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
+    delays: list[timedelta | None] = []
+    now = NOW
+    for _ in range(3):
+        store.save_failure(
+            job, NetworkError("timed out", url=job.url), now=now, first_retry=60, max_attempts=3
+        )
+        article, _ = store.article(str(job.article_id))
+        delays.append(article.next_attempt_at - now if article.next_attempt_at else None)
+        now = article.next_attempt_at or now
+        due = store.due_pages(now)
+        job = due[0] if due else job
+
+    assert delays == [timedelta(seconds=60), timedelta(seconds=120), None]
+    article, _ = store.article(str(job.article_id))
+    assert (article.status, article.attempts, article.error) == ("failed", 3, "network")
+    assert store.due_pages(NOW + timedelta(days=3650)) == []
+
+
+def test_due_pages_returns_pending_and_failed_only_when_due(
+    store: Store, feeds: list[Feed]
+) -> None:
+    recorded = store.record_entries(
+        feeds[0],
+        [
+            entry("https://news.example.org/a", "Pending"),
+            entry("https://news.example.org/b", "Bad"),
+        ],
+    )
+    pending, failing = recorded.jobs
+    store.save_failure(
+        failing, NetworkError("reset", url=failing.url), now=NOW, first_retry=600, max_attempts=5
+    )
+
+    assert [j.article_id for j in store.due_pages(NOW)] == [pending.article_id]
+    assert [j.article_id for j in store.due_pages(NOW + timedelta(seconds=599))] == [
+        pending.article_id
+    ]
+    due = store.due_pages(NOW + timedelta(seconds=600))
+    assert [j.article_id for j in due] == [pending.article_id, failing.article_id]
+    assert due[1].attempts == 1
+    assert due[1].url == "https://news.example.org/b"
+    assert due[1].hints.title == "Bad"
+
+
+def test_due_pages_limit(store: Store, feeds: list[Feed]) -> None:
+    store.record_entries(
+        feeds[0], [entry(f"https://news.example.org/{n}", f"Story {n}") for n in range(5)]
+    )
+
+    assert len(store.due_pages(NOW, limit=2)) == 2
+
+
+# --- saving articles ------------------------------------------------------------------------------
+
+
+def test_save_article_stores_text_and_a_compressed_capture(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry", content="Teaser."))
+    body = b"<html><body><p>The morning ferry leaves earlier.</p></body></html>"
+    extracted = ExtractedArticle(
+        text="The morning ferry leaves earlier.\n\nEvening sailings are unchanged.",
+        title="Ferry timetable changes",
+        authors=("Mara Lind",),
+        language="en",
+        canonical_url="https://news.example.org/a",
+    )
+
+    saved = store.save_article(job, extracted, page(job, body=body), keep_raw=True)
+
+    assert saved == job.article_id
+    article, _ = store.article(str(saved))
+    assert article.status == ArticleStatus.OK
+    assert article.content_source == ContentSource.PAGE
+    assert article.text == extracted.text
+    assert article.title == "Ferry timetable changes"
+    assert article.authors == ["Mara Lind"]
+    assert article.attempts == 1
+    assert article.fetched_at == NOW
+    assert article.content_hash
+    ((url, status, stored),) = rows(db_path, "SELECT url, status, body FROM captures")
+    assert (url, status) == ("https://news.example.org/a", 200)
+    assert isinstance(stored, bytes)
+    assert stored != body
+    assert zlib.decompress(stored) == body
+    assert store.due_pages(NOW + timedelta(days=1)) == []
+
+
+def test_save_article_without_keep_raw_stores_no_capture(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
+
+    store.save_article(job, ExtractedArticle(text="Body."), page(job), keep_raw=False)
+
+    assert rows(db_path, "SELECT count(*) FROM captures") == [(0,)]
+
+
+def test_save_article_after_failure_clears_the_error(store: Store, feeds: list[Feed]) -> None:
+    job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
+    store.save_failure(
+        job, NetworkError("reset", url=job.url), now=NOW, first_retry=60, max_attempts=5
+    )
+    (retry,) = store.due_pages(NOW + timedelta(seconds=60))
+
+    store.save_article(retry, ExtractedArticle(text="Body."), page(retry), keep_raw=False)
+
+    article, _ = store.article(str(job.article_id))
+    assert (article.status, article.error, article.error_message) == ("ok", None, None)
+    assert article.next_attempt_at is None
+    assert article.attempts == 2
+
+
+def test_page_redirecting_to_archived_article_is_merged(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    harbour, valley = feeds
+    first = one_job(store, harbour, entry("https://news.example.org/local/ferry", "Ferry"))
+    store.save_article(first, ExtractedArticle(text="Ferry body."), page(first), keep_raw=False)
+    second = one_job(store, valley, entry("https://short.example/f3x", "Ferry (via Valley)"))
+
+    merged = store.save_article(
+        second,
+        ExtractedArticle(text="Ferry body."),
+        page(second, final_url="https://news.example.org/local/ferry?utm_source=short"),
+        keep_raw=True,
+    )
+
+    assert merged == first.article_id
+    assert rows(db_path, "SELECT id FROM articles") == [(first.article_id,)]
+    assert rows(db_path, "SELECT feed_id, article_id FROM entries ORDER BY feed_id") == [
+        (harbour.id, first.article_id),
+        (valley.id, first.article_id),
+    ]
+    assert rows(db_path, "SELECT count(*) FROM captures") == [(0,)]
+
+
+def test_page_whose_canonical_is_archived_is_merged(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    harbour, valley = feeds
+    canonical = "https://news.example.org/local/ferry"
+    first = one_job(store, harbour, entry(canonical, "Ferry"))
+    store.save_article(
+        first,
+        ExtractedArticle(text="Ferry body.", canonical_url=canonical),
+        page(first),
+        keep_raw=False,
+    )
+    second = one_job(store, valley, entry("https://m.news.example.org/ferry-amp", "Ferry"))
+
+    merged = store.save_article(
+        second,
+        ExtractedArticle(text="Ferry body.", canonical_url=canonical),
+        page(second),
+        keep_raw=False,
+    )
+
+    assert merged == first.article_id
+    assert rows(db_path, "SELECT id FROM articles") == [(first.article_id,)]
+    assert {a for (a,) in rows(db_path, "SELECT article_id FROM entries")} == {first.article_id}
+    assert [h.article.id for h in store.search("ferry", Filters())] == [first.article_id]
+
+
+def test_articles_without_canonical_url_are_not_merged(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    recorded = store.record_entries(
+        feeds[0],
+        [
+            entry("https://news.example.org/ferry", "Ferry timetable changes"),
+            entry("https://news.example.org/bridge", "Bridge works begin"),
+        ],
+    )
+    ferry, bridge = recorded.jobs
+
+    saved_ferry = store.save_article(
+        ferry, ExtractedArticle(text="Ferry body."), page(ferry), keep_raw=False
+    )
+    saved_bridge = store.save_article(
+        bridge, ExtractedArticle(text="Bridge body."), page(bridge), keep_raw=False
+    )
+
+    assert (saved_ferry, saved_bridge) == (ferry.article_id, bridge.article_id)
+    assert rows(db_path, "SELECT id, text FROM articles ORDER BY id") == [
+        (ferry.article_id, "Ferry body."),
+        (bridge.article_id, "Bridge body."),
+    ]
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def archive(store: Store, feeds: list[Feed]) -> Store:
+    """Three feed-only articles: two in the Harbour feed, one in the Valley feed."""
+    harbour, valley = feeds
+    store.record_entries(
+        harbour,
+        [
+            entry(
+                None,
+                "Lighthouse keeper retires",
+                content="After thirty years the keeper handed over the lamp room keys.",
+                published=datetime(2025, 1, 10, 9, 0, tzinfo=UTC),
+                authors=("Mara Lind",),
+                language="en",
+            ),
+            entry(
+                None,
+                "Harbour dredging starts",
+                content="Crews began dredging the channel so that the lighthouse tender can dock.",
+                published=datetime(2025, 2, 20, 9, 0, tzinfo=UTC),
+                authors=("Ola Berg",),
+                language="en",
+            ),
+        ],
+    )
+    store.record_entries(
+        valley,
+        [
+            entry(
+                None,
+                "Gel tardif dans les vignes",
+                content="Un gel tardif a touché les vignes près du phare de la vallée.",
+                published=datetime(2025, 3, 15, 9, 0, tzinfo=UTC),
+                authors=("Luc Moreau",),
+                language="fr",
+            )
+        ],
+    )
+    return store
+
+
+def titles(hits: list[SearchHit]) -> list[str]:
+    return sorted(h.article.title or "" for h in hits)
+
+
+def test_search_finds_by_title_with_marked_snippet(archive: Store) -> None:
+    (hit,) = archive.search("keeper", Filters())
+
+    assert hit.article.title == "Lighthouse keeper retires"
+    assert f"{SNIPPET_OPEN}keeper{SNIPPET_CLOSE}" in hit.snippet.lower()
+    assert hit.feed_url == HARBOUR.url
+
+
+def test_search_finds_by_text(archive: Store) -> None:
+    (hit,) = archive.search("tender", Filters())
+
+    assert hit.article.title == "Harbour dredging starts"
+    assert f"{SNIPPET_OPEN}tender{SNIPPET_CLOSE}" in hit.snippet
+
+
+def test_search_ranks_title_matches_first(archive: Store) -> None:
+    hits = archive.search("lighthouse", Filters())
+
+    assert [h.article.title for h in hits] == [
+        "Lighthouse keeper retires",
+        "Harbour dredging starts",
+    ]
+
+
+def test_search_ignores_diacritics(archive: Store) -> None:
+    assert titles(archive.search("touche", Filters())) == ["Gel tardif dans les vignes"]
+
+
+def test_search_filter_by_feed_name_and_url(archive: Store) -> None:
+    assert titles(archive.search("lighthouse OR phare", Filters(feed="Valley"))) == [
+        "Gel tardif dans les vignes"
+    ]
+    assert titles(archive.search("lighthouse OR phare", Filters(feed=HARBOUR.url))) == [
+        "Harbour dredging starts",
+        "Lighthouse keeper retires",
+    ]
+
+
+def test_search_filter_since_and_until(archive: Store) -> None:
+    query = "lighthouse OR phare"
+
+    since = archive.search(query, Filters(since=datetime(2025, 2, 1, tzinfo=UTC)))
+    until = archive.search(query, Filters(until=datetime(2025, 2, 20, 9, 0, tzinfo=UTC)))
+    window = archive.search(
+        query,
+        Filters(since=datetime(2025, 2, 1, tzinfo=UTC), until=datetime(2025, 3, 1, tzinfo=UTC)),
+    )
+
+    assert titles(since) == ["Gel tardif dans les vignes", "Harbour dredging starts"]
+    assert titles(until) == ["Lighthouse keeper retires"]
+    assert titles(window) == ["Harbour dredging starts"]
+
+
+def test_search_filter_by_author_substring(archive: Store) -> None:
+    assert titles(archive.search("lighthouse OR phare", Filters(author="berg"))) == [
+        "Harbour dredging starts"
+    ]
+
+
+def test_search_filter_by_language(archive: Store) -> None:
+    assert titles(archive.search("lighthouse OR phare", Filters(language="FR"))) == [
+        "Gel tardif dans les vignes"
+    ]
+
+
+def test_search_column_filter(archive: Store) -> None:
+    assert titles(archive.search("title:lighthouse", Filters())) == ["Lighthouse keeper retires"]
+
+
+def test_search_reflects_text_updates(store: Store, feeds: list[Feed]) -> None:
+    job = one_job(
+        store,
+        feeds[0],
+        entry("https://news.example.org/a", "Ferry news", content="Teaser about timetables."),
+    )
+    assert len(store.search("timetables", Filters())) == 1
+
+    store.save_article(
+        job,
+        ExtractedArticle(text="The catamaran replaces the old boat."),
+        page(job),
+        keep_raw=False,
+    )
+
+    assert store.search("timetables", Filters()) == []
+    assert [h.article.id for h in store.search("catamaran", Filters())] == [job.article_id]
+
+
+@pytest.mark.parametrize("query", ['"unclosed', "AND", "title:", "nosuchcolumn:word", "(ferry"])
+def test_malformed_query_raises_query_error(archive: Store, query: str) -> None:
+    with pytest.raises(QueryError):
+        archive.search(query, Filters())
+
+
+def test_language_filter_matches_feed_only_article_with_region_subtag(
+    store: Store, feeds: list[Feed]
+) -> None:
+    # Feeds declare "en-gb", "en-US"...; pages' languages are stored as ISO 639-1 ("en"). A
+    # feed-only article must be found by the same --lang value.
+    store.record_entries(
+        feeds[0],
+        [entry(None, "Tide tables", content="New tide tables are out.", language="en-GB")],
+    )
+
+    assert titles(store.search("tide", Filters(language="en"))) == ["Tide tables"]
+
+
+# --- reading articles -----------------------------------------------------------------------------
+
+
+def test_article_by_id_url_with_tracking_params_and_canonical(
+    store: Store, feeds: list[Feed]
+) -> None:
+    job = one_job(store, feeds[0], entry("https://news.example.org/a?id=7", "Ferry"))
+    store.save_article(
+        job,
+        ExtractedArticle(text="Body.", canonical_url="https://news.example.org/ferry-story"),
+        page(job, final_url="https://www.news.example.org/a?id=7"),
+        keep_raw=False,
+    )
+
+    for ref in (
+        str(job.article_id),
+        "https://news.example.org/a?id=7",
+        "https://news.example.org/a?id=7&utm_source=x&fbclid=y#comments",
+        "https://www.news.example.org/a?id=7",
+        "https://news.example.org/ferry-story",
+    ):
+        article, feed_url = store.article(ref)
+        assert article.id == job.article_id, ref
+        assert feed_url == HARBOUR.url
+
+
+@pytest.mark.parametrize("ref", ["999", "https://news.example.org/never-seen"])
+def test_unknown_article_raises_not_found(store: Store, feeds: list[Feed], ref: str) -> None:
+    with pytest.raises(NotFoundError):
+        store.article(ref)
+
+
+def test_iter_articles_streams_all_in_id_order(store: Store, feeds: list[Feed]) -> None:
+    store.record_entries(
+        feeds[0], [entry(f"https://news.example.org/{n}", f"Story {n}") for n in range(7)]
+    )
+    store.record_entries(feeds[1], [entry(None, "Valley notice", content="Text.")])
+
+    streamed = list(store.iter_articles(Filters(), batch=3))
+
+    ids = [a.id for a, _ in streamed]
+    assert len(ids) == 8
+    assert ids == sorted(ids)
+    assert [a.title for a, _ in streamed][-1] == "Valley notice"
+    assert streamed[-1][1] == VALLEY.url
+
+
+def test_iter_articles_applies_filters(archive: Store) -> None:
+    assert [a.title for a, _ in archive.iter_articles(Filters(feed="Valley"))] == [
+        "Gel tardif dans les vignes"
+    ]
+
+
+# --- opening --------------------------------------------------------------------------------------
+
+
+def test_reopening_keeps_data(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    first = Store.open(url)
+    (feed,) = first.sync_feeds([HARBOUR])
+    first.record_entries(feed, [entry(None, "Kept", content="Still here.")])
+    first.close()
+
+    again = Store.open(url, create=False)
+    try:
+        ((article, _),) = list(again.iter_articles(Filters()))
+        assert article.text == "Still here."
+        assert again.counts() == {"feeds": 1, "ok": 1}
+    finally:
+        again.close()
+
+
+def test_open_without_create_on_missing_file_raises(tmp_path: Path) -> None:
+    missing = tmp_path / "none" / "archive.sqlite3"
+
+    with pytest.raises(StoreError):
+        Store.open(f"sqlite:///{missing}", create=False)
+
+    assert not missing.exists()
+
+
+def test_open_creates_parent_directories(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "nested" / "archive.sqlite3"
+
+    Store.open(f"sqlite:///{path}").close()
+
+    assert path.exists()
+
+
+def test_open_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite3"
+    path.write_text("these are not the pages of a database\n" * 100, encoding="utf-8")
+
+    with pytest.raises(StoreError):
+        Store.open(f"sqlite:///{path}")
