@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from ingest import __version__
 from ingest.errors import ConfigError
@@ -90,7 +97,12 @@ class Settings(_Section):
     fetch: FetchSettings = FetchSettings()
     extract: ExtractSettings = ExtractSettings()
     feeds: list[FeedSettings] = []
-    source: str = Field("(defaults)", exclude=True, description="Where these settings came from.")
+    _source: str = PrivateAttr("(defaults)")
+
+    @property
+    def source(self) -> str:
+        """The config file these settings were read from, or "(defaults)"."""
+        return self._source
 
     @field_validator("feeds")
     @classmethod
@@ -118,24 +130,28 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """``INGEST_<SECTION>_<KEY>`` values, coerced to each field's type."""
+    """``INGEST_<SECTION>_<KEY>`` values, each validated as its field (type, bounds, checks)."""
     out: dict[str, dict[str, Any]] = {}
     for section, model in SECTIONS.items():
-        for key, field in model.model_fields.items():
+        for key in model.model_fields:
             name = f"{ENV_PREFIX}{section}_{key}".upper()
             if name not in environ:
                 continue
             try:
-                value = TypeAdapter(field.annotation).validate_python(environ[name])
+                model.__pydantic_validator__.validate_assignment(
+                    model.model_construct(), key, environ[name]
+                )
             except ValidationError as exc:
-                message = exc.errors()[0]["msg"]
+                message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
                 raise ConfigError(f"environment: {name}: {message}") from exc
-            out.setdefault(section, {})[key] = value
+            out.setdefault(section, {})[key] = environ[name]
     return out
 
 
@@ -170,18 +186,19 @@ def load_settings(
         data = _read_toml(path)
         source = str(path)
     try:
-        settings = Settings.model_validate({**data, "source": source}, strict=True)
+        settings = Settings.model_validate(data, strict=True)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from exc
     layered: dict[str, dict[str, Any]] = _env_overrides(environ)
     for section, values in (overrides or {}).items():
         layered.setdefault(section, {}).update(values)
-    if not layered:
-        return settings
-    merged = settings.model_dump()
-    for section, values in layered.items():
-        merged[section].update(values)
-    try:
-        return Settings.model_validate({**merged, "source": source})
-    except ValidationError as exc:
-        raise ConfigError(f"{source} + environment/flags: {_describe(exc.errors()[0])}") from exc
+    if layered:
+        merged = settings.model_dump()
+        for section, values in layered.items():
+            merged[section].update(values)
+        try:
+            settings = Settings.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(f"command line: {_describe(exc.errors()[0])}") from exc
+    settings._source = source
+    return settings

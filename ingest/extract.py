@@ -26,6 +26,7 @@ from lxml import etree
 from w3lib.encoding import html_to_unicode
 
 from ingest.errors import ExtractionError
+from ingest.feeds import language_tag
 from ingest.models import ExtractedArticle, Hints
 
 ARTICLE_TYPES = frozenset(
@@ -75,7 +76,7 @@ _DATE_LINE = re.compile(
     r"^(?:published|updated|posted|last updated|last modified|first published)\b.{0,80}\d", re.I
 )
 _TRAILER = re.compile(
-    r"^(?:©|\(c\)\s|copyright\b|all rights reserved"
+    r"^(?:©|\(c\)\s|copyright\s*(?:©|\(c\)|\d{4}|all rights)|all rights reserved"
     r"|read more\b|read next\b|related:|see also:|more from\b|recommended\b"
     r"|(?:sign up|subscribe)\b.{0,120}\b(?:newsletter|updates|inbox)"
     r"|follow (?:us|@)|share this\b|click here\b"
@@ -213,15 +214,6 @@ def _meta_tags(tree: Any) -> dict[str, str]:
     return tags
 
 
-def _language_tag(value: str | None) -> str | None:
-    """``en-US``, ``en_GB`` -> ``en``: the primary subtag, lower case."""
-    text = _clean(value)
-    if not text:
-        return None
-    primary = re.split(r"[-_,; ]", text, maxsplit=1)[0].lower()
-    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
-
-
 def page_metadata(tree: Any, url: str | None) -> PageMeta:
     """Read JSON-LD, meta tags, ``<html lang>`` and the canonical link."""
     meta = PageMeta()
@@ -257,9 +249,10 @@ def page_metadata(tree: Any, url: str | None) -> PageMeta:
         tags.get("dc.date.issued"),
         tags.get("date"),
     ):
-        meta.published, meta.published_date_only = _parse_time(value)
-        if meta.published:
-            break
+        moment, date_only = _parse_time(value)
+        # A full timestamp from any source beats a bare date from a better one.
+        if moment and (meta.published is None or (meta.published_date_only and not date_only)):
+            meta.published, meta.published_date_only = moment, date_only
     for value in (
         article.get("dateModified"),
         tags.get("article:modified_time"),
@@ -272,13 +265,13 @@ def page_metadata(tree: Any, url: str | None) -> PageMeta:
             break
     root = tree.getroottree().getroot() if hasattr(tree, "getroottree") else tree
     meta.language = (
-        _language_tag(root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"))
-        or _language_tag(tags.get("content-language"))
-        or _language_tag(
+        language_tag(root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"))
+        or language_tag(tags.get("content-language"))
+        or language_tag(
             article.get("inLanguage") if isinstance(article.get("inLanguage"), str) else None
         )
-        or _language_tag(tags.get("og:locale"))
-        or _language_tag(tags.get("dc.language"))
+        or language_tag(tags.get("og:locale"))
+        or language_tag(tags.get("dc.language"))
     )
     meta.site_name = tags.get("og:site_name") or publisher or tags.get("application-name")
     meta.description = (
@@ -469,7 +462,7 @@ def merge_hints(meta: PageMeta, text: str, hints: Hints) -> ExtractedArticle:
             if hints.updated and (not published or hints.updated > published)
             else None
         ),
-        language=meta.language or _language_tag(hints.language),
+        language=meta.language or language_tag(hints.language),
         site_name=meta.site_name,
         summary=meta.description or hints.summary,
         canonical_url=meta.canonical_url,

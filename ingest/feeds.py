@@ -7,6 +7,7 @@ import hashlib
 import re
 import time
 from datetime import UTC, datetime
+from html import unescape
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -46,7 +47,7 @@ def fragment_text(html: str | None) -> str | None:
     if not html or not html.strip():
         return None
     if "<" not in html:
-        return _normalise_block(html) or None
+        return _normalise_block(unescape(html)) or None
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (etree.ParserError, ValueError):
@@ -87,6 +88,14 @@ def _normalise_block(text: str) -> str:
     return _SPACES.sub(" ", text.replace("\n", " ")).strip()
 
 
+def language_tag(value: str | None) -> str | None:
+    """``en-US``, ``en_GB`` -> ``en``: the ISO 639 primary subtag, lower case, or None."""
+    if not value:
+        return None
+    primary = re.split(r"[-_,; ]", value.strip(), maxsplit=1)[0].lower()
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
 def _time(parsed: time.struct_time | None) -> datetime | None:
     if parsed is None:
         return None
@@ -114,7 +123,8 @@ def _entry(raw: Any, language: str | None) -> FeedEntry | None:
     content = fragment_text(html) or summary
     if not (guid or link or title or content):
         return None
-    updated = _time(raw.get("updated_parsed"))
+    # Asked only when present: feedparser's fallback to "published" is deprecated and warns.
+    updated = _time(raw["updated_parsed"]) if "updated_parsed" in raw else None
     # RSS 1.0's dc:date lands in "updated": with no other date it is the publication time.
     published = _time(raw.get("published_parsed")) or updated
     if updated == published:
@@ -144,17 +154,25 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     if content_type:
         headers["content-type"] = content_type
     parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True)
-    if not parsed.entries and (parsed.bozo or not parsed.version):
+    meta = parsed.get("feed", {})
+    language = language_tag(meta.get("language"))
+    entries = tuple(e for e in (_entry(raw, language) for raw in parsed.get("entries", [])) if e)
+    # A wrong Content-Type or a charset override is harmless; a document that is not RSS or
+    # Atom, or breaks off before its first whole entry, is not.
+    if not entries and not (parsed.get("version") and not _fatal(parsed)):
         if _HTML_START.match(body[:2048]):
             raise FeedError("not a feed: the URL returned an HTML page", url=url, reason="not_feed")
         problem = parsed.get("bozo_exception") or "no RSS or Atom content"
         raise FeedError(f"malformed feed: {problem}", url=url)
-    meta = parsed.feed
-    language = (meta.get("language") or "").strip() or None
-    entries = tuple(e for e in (_entry(raw, language) for raw in parsed.entries) if e)
     return ParsedFeed(
         title=_normalise_block(meta.get("title") or "") or None,
         site_url=meta.get("link"),
         language=language,
         entries=entries,
     )
+
+
+def _fatal(parsed: Any) -> bool:
+    error = parsed.get("bozo_exception")
+    harmless = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+    return bool(parsed.get("bozo")) and not isinstance(error, harmless)

@@ -24,7 +24,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from ingest.config import FeedSettings
 from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
-from ingest.feeds import url_key
+from ingest.feeds import language_tag, url_key
 from ingest.models import (
     Article,
     ArticleStatus,
@@ -296,7 +296,7 @@ class Store:
             "authors": list(entry.authors),
             "published": entry.published,
             "updated": entry.updated,
-            "language": entry.language or feed.language,
+            "language": language_tag(entry.language or feed.language),
             "site_name": feed.title,
             "summary": entry.summary,
             "text": entry.content,
@@ -354,19 +354,16 @@ class Store:
         redirecting feed link, say) is merged into that article instead of stored twice.
         """
         keys = {url_key(page.final_url)}
+        same = col(Article.url_key).in_(keys)
         if article.canonical_url:
             keys.add(url_key(article.canonical_url))
+            same = col(Article.url_key).in_(keys) | (
+                (col(Article.canonical_url) == article.canonical_url)
+                & (col(Article.content_source) == ContentSource.PAGE)
+            )
         with self._session() as session:
             duplicate = session.exec(
-                select(Article.id).where(
-                    col(Article.id) != job.article_id,
-                    col(Article.url_key).in_(keys)
-                    | (
-                        (col(Article.canonical_url) == article.canonical_url)
-                        & (col(Article.status) == ArticleStatus.OK)
-                        & (col(Article.content_source) == ContentSource.PAGE)
-                    ),
-                )
+                select(Article.id).where(col(Article.id) != job.article_id, same)
             ).first()
             if duplicate is not None:
                 session.execute(

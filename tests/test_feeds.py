@@ -246,7 +246,7 @@ def test_rss2_channel_metadata() -> None:
 
     assert feed.title == "Harbour Gazette"
     assert feed.site_url == "https://news.example.org/"
-    assert feed.language == "en-gb"
+    assert feed.language == "en"
     assert len(feed.entries) == 3
 
 
@@ -296,7 +296,7 @@ def test_rss2_entry_without_link_is_kept_with_its_content() -> None:
 
 
 def test_rss2_entry_language_comes_from_channel() -> None:
-    assert {e.language for e in parse_feed(RSS2, url=FEED_URL).entries} == {"en-gb"}
+    assert {e.language for e in parse_feed(RSS2, url=FEED_URL).entries} == {"en"}
 
 
 def test_rss1_rdf_entry() -> None:
