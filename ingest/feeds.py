@@ -164,11 +164,15 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
             raise FeedError("not a feed: the URL returned an HTML page", url=url, reason="not_feed")
         problem = parsed.get("bozo_exception") or "no RSS or Atom content"
         raise FeedError(f"malformed feed: {problem}", url=url)
+    problem = None
+    if _fatal(parsed):
+        problem = f"malformed feed, {len(entries)} entries recovered: {parsed.bozo_exception}"
     return ParsedFeed(
         title=_normalise_block(meta.get("title") or "") or None,
         site_url=meta.get("link"),
         language=language,
         entries=entries,
+        problem=problem,
     )
 
 

@@ -159,6 +159,7 @@ class ParsedFeed:
     site_url: str | None
     language: str | None
     entries: tuple[FeedEntry, ...]
+    problem: str | None = None  # what was wrong with a malformed feed whose entries were saved
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,9 +159,13 @@ class Refresh:
             return
         finally:
             self.progress.done()
+        if parsed.problem:
+            # Recovered entries are kept, but the feed's fault is on record.
+            self._fail("feed", FetchError(parsed.problem, url=feed.url, reason="malformed"))
         self.store.feed_polled(
             feed.id,
-            status="ok",
+            status="malformed" if parsed.problem else "ok",
+            problem=parsed.problem,
             parsed=parsed,
             etag=page.headers.get("etag"),
             last_modified=page.headers.get("last-modified"),

@@ -203,15 +203,17 @@ class Store:
         etag: str | None = None,
         last_modified: str | None = None,
         error: str | None = None,
+        problem: str | None = None,
     ) -> None:
-        """Record the outcome of one poll of a feed."""
+        """Record the outcome of one poll of a feed: an ``error`` counts towards its error
+        count, a ``problem`` (a malformed feed that still gave entries) is only noted."""
         with self._session() as session:
             feed = session.get_one(Feed, feed_id)
             feed.last_polled_at = utcnow()
             feed.last_status = status
             if error is None:
                 feed.error_count = 0
-                feed.last_error = None
+                feed.last_error = problem
             else:
                 feed.error_count += 1
                 feed.last_error = error
@@ -219,7 +221,6 @@ class Store:
                 feed.title = parsed.title or feed.title
                 feed.site_url = parsed.site_url or feed.site_url
                 feed.language = parsed.language or feed.language
-            if status == "ok":
                 # A 200 without validators must not keep the old ones: they would never match.
                 feed.etag = etag
                 feed.last_modified = last_modified

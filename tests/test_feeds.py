@@ -419,3 +419,19 @@ def test_parse_feed_valid_feed_without_items_is_empty_not_an_error() -> None:
     # Servers often send no or a wrong content type; a well-formed empty feed is still a feed.
     assert parse_feed(body, url=FEED_URL).entries == ()
     assert parse_feed(body, url=FEED_URL, content_type="text/html").title == "Quiet Desk"
+
+
+def test_rss_091_is_read() -> None:
+    body = b"""<?xml version="1.0"?>
+<rss version="0.91"><channel><title>Old Wire</title><link>https://old.example.org/</link>
+<language>en-us</language>
+<item><title>Harbour reopens</title><link>https://old.example.org/harbour</link>
+<description>The harbour reopened on Monday.</description></item>
+</channel></rss>"""
+
+    feed = parse_feed(body, url="https://old.example.org/rss.xml")
+
+    (entry,) = feed.entries
+    assert entry.link == "https://old.example.org/harbour"
+    assert entry.content == "The harbour reopened on Monday."
+    assert feed.language == "en"

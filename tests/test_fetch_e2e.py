@@ -299,3 +299,60 @@ def test_search_show_and_export_read_the_archive(
             "WHERE j.value = 'The Associated Press'"
         ).fetchall()
     assert rows == [(newsroom.expected("nbc-style")["title"],)]
+
+
+def test_feed_faults_are_recorded_with_their_reason(ingest: Ingest, newsroom: Newsroom) -> None:
+    newsroom.set(
+        "/feeds/world.rss",
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Cut</title><item><title>Half',
+        headers={"Content-Type": "application/rss+xml"},
+    )
+
+    summary = ingest.json("fetch", "--format", "json")
+    feeds = {f["name"]: f for f in ingest.json("feeds", "--format", "json")}
+
+    assert summary["feeds_failed"] == 2
+    assert feeds["World"]["last_status"] == "bad_feed"
+    assert feeds["World"]["error_count"] == 1
+    assert feeds["Homepage"]["last_status"] == "not_feed"
+    assert "HTML page" in feeds["Homepage"]["last_error"]
+    # A malformed feed whose entries could be recovered keeps them, with its fault on record.
+    assert feeds["Broken"]["last_status"] == "malformed"
+    assert "malformed feed, 2 entries recovered" in feeds["Broken"]["last_error"]
+    assert ("feed", "malformed") in {(f["kind"], f["reason"]) for f in summary["failures"]}
+    assert feeds["Tech"]["last_status"] == "ok"
+    assert feeds["Tech"]["last_error"] is None
+
+
+def test_redirected_link_to_an_archived_article_is_merged(
+    tmp_path: Path, newsroom: Newsroom, archive: Path
+) -> None:
+    item = "<item><title>{t}</title><link>{{{{BASE}}}}{path}</link><guid>{g}</guid></item>"
+    newsroom.set(
+        "/feeds/world.rss",
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Short links</title>'
+        + item.format(t="Sea patrols", path="/news/nbc-style.html", g="a")
+        + item.format(t="Sea patrols (short link)", path="/go/patrols", g="b")
+        + "</channel></rss>",
+        headers={"Content-Type": "application/rss+xml"},
+    )
+    newsroom.redirect("/go/patrols", "/news/nbc-style.html", status=302)
+    config = write_config(tmp_path / "c.toml", newsroom, ["World"], database=archive)
+    ingest = Ingest(tmp_path, config)
+
+    summary = ingest.json("fetch", "--format", "json")
+    records = ingest.jsonl("export")
+
+    assert summary["entries_new"] == 2
+    assert summary["articles_new"] + summary["articles_duplicate"] == 2
+    assert summary["articles_duplicate"] == 1
+    assert len(records) == 1
+    assert records[0]["final_url"] == newsroom.url("/news/nbc-style.html")
+    assert records[0]["text"] == newsroom.expected("nbc-style")["text"]
+    with sqlite3.connect(archive) as db:
+        assert db.execute(
+            "SELECT count(*), count(DISTINCT article_id) FROM entries"
+        ).fetchone() == (
+            2,
+            1,
+        )
