@@ -342,5 +342,36 @@ def feeds(obj: Context, fmt: str) -> None:
             click.echo(f"      {item['error_count']} errors, last: {item['last_error']}")
 
 
+@cli.group()
+def db() -> None:
+    """Manage the archive database's schema.
+
+    \b
+    Example:
+      ingest db upgrade
+    """
+
+
+@db.command()
+@click.pass_obj
+def upgrade(obj: Context) -> None:
+    """Bring the archive's schema up to date, keeping every article.
+
+    \b
+    Example:
+      ingest --database sqlite:///data/ingest.sqlite3 db upgrade
+    """
+    with _errors():
+        store = Store.open(obj.settings().database.url, migrate=False)
+        try:
+            before, after = store.upgrade()
+        finally:
+            store.close()
+    if before == after:
+        click.echo(f"Schema already at revision {after}.")
+    else:
+        click.echo(f"Schema upgraded from revision {before or '(empty)'} to {after}.")
+
+
 def main() -> None:
     cli(prog_name="ingest")

@@ -2,7 +2,9 @@
 
 Tables: ``feeds`` (one per configured feed, with its polling state), ``articles`` (one per
 article, whatever feeds or URLs led to it), ``entries`` (which feed listed which article, under
-which entry identity) and ``captures`` (the raw HTTP response a page was extracted from).
+which entry identity), ``captures`` (the raw HTTP response a page was extracted from) and
+``hosts`` (hosts that asked us to back off). The schema changes only through the migrations in
+``ingest/migrations``.
 Timestamps are timezone-aware UTC.
 """
 
@@ -75,6 +77,21 @@ class Feed(SQLModel, table=True):
     last_error: str | None = None
     next_poll_at: datetime | None = _time(index=True)
     created_at: datetime | None = _time()
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    fixed_interval: float | None = None  # seconds, from the config; None: adaptive
+    interval: float | None = None  # seconds, the interval the scheduler chose last
+
+
+class Host(SQLModel, table=True):
+    """A host that asked us to back off (429/503 with Retry-After): every feed and page on it
+    waits until ``blocked_until``."""
+
+    __tablename__ = "hosts"
+
+    host: str = Field(primary_key=True)
+    blocked_until: datetime | None = _time()
+    reason: str | None = None
+    updated_at: datetime | None = _time()
 
 
 class Article(SQLModel, table=True):

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from ingest.config import FeedSettings
 from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
@@ -41,27 +41,10 @@ from ingest.models import (
     utcnow,
 )
 
-SCHEMA_VERSION = 1
+# The migration this code was written for (the head of ingest/migrations/versions).
+SCHEMA_REVISION = "0002"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
-
-_FTS_DDL = [
-    """CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
-        title, text, content='articles', content_rowid='id',
-        tokenize='unicode61 remove_diacritics 2')""",
-    """CREATE TRIGGER IF NOT EXISTS articles_fts_insert AFTER INSERT ON articles BEGIN
-        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
-    END""",
-    """CREATE TRIGGER IF NOT EXISTS articles_fts_delete AFTER DELETE ON articles BEGIN
-        INSERT INTO articles_fts(articles_fts, rowid, title, text)
-        VALUES ('delete', old.id, old.title, old.text);
-    END""",
-    """CREATE TRIGGER IF NOT EXISTS articles_fts_update AFTER UPDATE OF title, text ON articles
-    BEGIN
-        INSERT INTO articles_fts(articles_fts, rowid, title, text)
-        VALUES ('delete', old.id, old.title, old.text);
-        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
-    END""",
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +98,9 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> Store:
-        """Open (and with ``create``, create or upgrade) the archive at ``url``."""
+    def open(cls, url: str, *, create: bool = True, migrate: bool = True) -> Store:
+        """Open the archive at ``url``: with ``create``, a missing one is created; with
+        ``migrate``, one whose schema is out of date is refused (see `upgrade`)."""
         try:
             database = sa.make_url(url)
         except ArgumentError as exc:
@@ -135,7 +119,11 @@ class Store:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
         try:
-            store._migrate()
+            if migrate:
+                store._migrate(create=create)
+        except StoreError:
+            engine.dispose()
+            raise
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StoreError(f"database: cannot open {url}: {exc.orig or exc}") from exc
@@ -144,20 +132,46 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _migrate(self) -> None:
+    def revision(self) -> str | None:
+        """The archive's schema revision; None for an empty database."""
+        with self.engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            if "alembic_version" in tables:
+                return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        if tables:
+            raise StoreError("database: not an ingest archive (unknown tables, no revision)")
+        return None
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Apply every pending migration; returns (revision before, revision after)."""
+        from alembic import command
+        from alembic.config import Config
+
+        before = self.revision()
         with self.engine.begin() as conn:
-            version = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database: schema version {version} is newer than this ingest "
-                    f"({SCHEMA_VERSION}); upgrade ingest"
-                )
-            if version == SCHEMA_VERSION:
-                return
-            SQLModel.metadata.create_all(conn)
-            for ddl in _FTS_DDL:
-                conn.exec_driver_sql(ddl)
-            conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        return before, self.revision() or ""
+
+    def _migrate(self, *, create: bool) -> None:
+        """Create a new archive; refuse one whose schema is not the one this code knows."""
+        current = self.revision()
+        if current == SCHEMA_REVISION:
+            return
+        if current is None and create:
+            self.upgrade()
+            return
+        if current is not None and current < SCHEMA_REVISION:
+            raise StoreError(
+                f"database: the archive's schema is at revision {current}, this ingest needs "
+                f"{SCHEMA_REVISION}: run `ingest db upgrade` (it keeps every article)"
+            )
+        raise StoreError(
+            f"database: schema revision {current} is unknown to this ingest "
+            f"(made by a newer version?): upgrade ingest"
+        )
 
     @contextmanager
     def _session(self, *, query: str | None = None) -> Iterator[Session]:
