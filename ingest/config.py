@@ -7,20 +7,24 @@ strings and are coerced. Any error becomes one `ConfigError` line naming the fil
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ingest import __version__
@@ -30,6 +34,28 @@ DEFAULT_CONFIG_PATH = Path("config/ingest.toml")
 DEFAULT_DATABASE_URL = "sqlite:///data/ingest.sqlite3"
 DEFAULT_USER_AGENT = f"ingest/{__version__} (news feed archiver; python-httpx)"
 ENV_PREFIX = "INGEST_"
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+
+
+def parse_duration(value: Any) -> Any:
+    """``"15m"``, ``"1h30m"``, ``"90s"``, ``"2d"`` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        return value  # left for the float check to refuse
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            return float(text)
+        if text and _DURATION.sub("", text).strip() == "":
+            return float(sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text)))
+        raise ValueError(f"{value!r} is not a duration (like 90s, 15m, 1h30m, 2d)")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
 class _Section(BaseModel):
@@ -66,22 +92,90 @@ class FetchSettings(_Section):
     max_feed_bytes: int = Field(
         20_000_000, gt=0, description="Largest feed document kept, counted after decompression."
     )
+    read_timeout: float = Field(10.0, gt=0, description="Seconds allowed between two reads.")
     concurrency: int = Field(32, gt=0, description="Requests in flight at once, all hosts.")
-    per_host: int = Field(4, gt=0, description="Requests in flight at once to one host.")
-    max_attempts: int = Field(5, gt=0, description="Tries of a failing article page.")
-    retry_after: float = Field(
-        600.0, gt=0, description="Seconds before the first retry of a failed page; doubles after."
+    per_host: int = Field(2, gt=0, description="Requests in flight at once to one host.")
+    host_delay: float = Field(
+        1.0, ge=0, description="Seconds between two requests to one host (robots.txt may ask more)."
     )
+    robots: bool = Field(True, description="Obey robots.txt (disallow, crawl-delay) for pages.")
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Private networks (CIDR) allowed even when allow_private_networks is false.",
+    )
+    max_attempts: int = Field(5, gt=0, description="Tries of a failing article page.")
+    retry_after: Duration = Field(
+        600.0, description="Delay before the first retry of a failed page; doubles after."
+    )
+    max_retry_after: Duration = Field(
+        86400.0, description="Longest Retry-After honoured; a longer one is cut to this."
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a network (like 10.0.0.0/8)") from exc
+        return values
+
+
+class ScheduleSettings(_Section):
+    interval: Duration = Field(1800.0, description="Polling interval of a feed without its own.")
+    min_interval: Duration = Field(300.0, description="No feed is polled more often than this.")
+    max_interval: Duration = Field(86400.0, description="No feed waits longer than this.")
+    adaptive: bool = Field(
+        True,
+        description="Adapt the interval of feeds without their own to how often they publish.",
+    )
+    error_backoff: Duration = Field(300.0, description="Delay after a feed's first failure.")
+    max_error_backoff: Duration = Field(
+        21600.0, description="Longest delay between polls of a failing feed (it keeps trying)."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScheduleSettings:
+        if self.min_interval > self.max_interval:
+            raise ValueError("min_interval is longer than max_interval")
+        return self
+
+
+class DaemonSettings(_Section):
+    listen: str = Field(
+        "127.0.0.1:9464",
+        description="host:port for /healthz and /metrics; empty to serve neither.",
+    )
+    tick: Duration = Field(10.0, description="How often the daemon looks for due feeds.")
+    retry_every: Duration = Field(300.0, description="How often failed pages are retried.")
+    reload_every: Duration = Field(30.0, description="How often the config file is re-read.")
+    shutdown_timeout: Duration = Field(
+        10.0, description="On SIGTERM/SIGINT, time allowed to finish work in flight."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}", value):
+            raise ValueError("must be host:port, like 127.0.0.1:9464")
+        return value
 
 
 class ExtractSettings(_Section):
     workers: int = Field(0, ge=0, description="Extraction processes; 0 means one per core.")
+    timeout: Duration = Field(
+        30.0, description="Time allowed to extract one page; the worker is replaced after."
+    )
     keep_raw: bool = Field(True, description="Keep each fetched page's raw bytes (compressed).")
 
 
 class FeedSettings(_Section):
     url: str = Field(description="The feed's URL (http or https).")
     name: str | None = Field(None, description="A short name to select the feed with --feed.")
+    interval: Duration | None = Field(
+        None, description="This feed's polling interval (within the schedule's bounds)."
+    )
 
     @field_validator("url")
     @classmethod
@@ -96,6 +190,8 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     fetch: FetchSettings = FetchSettings()
     extract: ExtractSettings = ExtractSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    daemon: DaemonSettings = DaemonSettings()
     feeds: list[FeedSettings] = []
     _source: str = PrivateAttr("(defaults)")
 
@@ -121,6 +217,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "database": DatabaseSettings,
     "fetch": FetchSettings,
     "extract": ExtractSettings,
+    "schedule": ScheduleSettings,
+    "daemon": DaemonSettings,
 }
 
 

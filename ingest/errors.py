@@ -10,7 +10,8 @@ failure recorded in the database says what failed and where::
     │   └── NotFoundError    no such article
     └── FetchError           one URL could not be turned into something useful
         ├── NetworkError     timeout, refused, reset, DNS, too many redirects
-        ├── HTTPStatusError  4xx / 5xx answer
+        ├── HTTPStatusError  4xx / 5xx answer (429/503 may carry a retry time)
+        ├── HostBackoffError the host asked us to wait (Retry-After) and the time is not up
         ├── BlockedError     the URL's address is private and private networks are not allowed
         ├── TooLargeError    the body passed its size cap
         ├── FeedError        the bytes are not a feed feedparser can read
@@ -21,6 +22,8 @@ translated into these at the module boundary that calls the library.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class IngestError(Exception):
@@ -51,12 +54,22 @@ class FetchError(IngestError):
     """
 
     reason = "fetch_error"
+    retry_at: datetime | None = None  # when the server said to come back (Retry-After)
 
-    def __init__(self, message: str, *, url: str, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        reason: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.url = url
         if reason is not None:
             self.reason = reason
+        if retry_at is not None:
+            self.retry_at = retry_at
 
     def __str__(self) -> str:
         return f"{self.args[0]} ({self.url})"
@@ -81,6 +94,10 @@ class HTTPStatusError(FetchError):
     def __init__(self, message: str, *, url: str, status: int) -> None:
         super().__init__(message, url=url, reason=f"http_{status}")
         self.status = status
+
+
+class HostBackoffError(FetchError):
+    reason = "host_backoff"
 
 
 class BlockedError(FetchError):

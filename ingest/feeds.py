@@ -173,6 +173,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         language=language,
         entries=entries,
         problem=problem,
+        ttl=meta.get("ttl"),
+        update_period=meta.get("sy_updateperiod"),
+        update_frequency=meta.get("sy_updatefrequency"),
     )
 
 

@@ -177,6 +177,9 @@ class ParsedFeed:
     language: str | None
     entries: tuple[FeedEntry, ...]
     problem: str | None = None  # what was wrong with a malformed feed whose entries were saved
+    ttl: str | None = None  # <ttl>, minutes
+    update_period: str | None = None  # sy:updatePeriod
+    update_frequency: str | None = None  # sy:updateFrequency
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,11 @@
 
 Every request goes through `HttpClient.get`, which returns a `Page` or raises a `FetchError`
 with the URL attached; httpx's exceptions never leave this module.
+
+The private-address guard sits in the connection layer: the host name is resolved once, every
+address it resolves to is checked, and the socket is opened to a checked address. So a name
+that resolves to 127.0.0.1, or a redirect to 10.0.0.1 or to an IPv4-mapped loopback, is
+refused before anything is sent, and DNS rebinding between check and connect cannot happen.
 """
 
 from __future__ import annotations
@@ -9,17 +14,30 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable
 from types import TracebackType
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from ingest.config import FetchSettings
-from ingest.errors import BlockedError, FetchError, HTTPStatusError, NetworkError, TooLargeError
+from ingest.errors import (
+    BlockedError,
+    FetchError,
+    HostBackoffError,
+    HTTPStatusError,
+    NetworkError,
+    TooLargeError,
+)
 from ingest.models import Page, utcnow
-from ingest.polite import HostLimiter
+from ingest.polite import Hosts, host_of
+from ingest.schedule import retry_after
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+BACKOFF_STATUSES = frozenset({429, 503})
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def is_public_address(address: str) -> bool:
@@ -30,38 +48,86 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-async def _check_address(url: str) -> None:
-    """Refuse a URL whose host resolves to a loopback, private or otherwise non-public address."""
-    host = urlsplit(url).hostname
-    if not host:
-        raise BlockedError("URL has no host", url=url)
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise NetworkError(f"cannot resolve {host}: {exc.strerror}", url=url, reason="dns") from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not is_public_address(address):
-            raise BlockedError(f"{host} resolves to non-public address {address}", url=url)
+def _allowed(address: str, networks: Iterable[Network]) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return is_public_address(str(ip)) or any(ip in net for net in networks)
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks and connects to the checked address only."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, networks: list[Network]) -> None:
+        self._inner = inner
+        self._networks = networks
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:
+            if not _allowed(address, self._networks):
+                raise BlockedError(f"{host} is the non-public address {address}", url=host)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host}")
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise BlockedError("unix sockets are not fetched", url=str(args[0] if args else ""))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
 class HttpClient:
     """An async HTTP client with the limits of `FetchSettings`; use as ``async with``."""
 
     def __init__(
-        self, settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: FetchSettings,
+        *,
+        hosts: Hosts | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self._hosts = HostLimiter(settings.per_host)
+        self.hosts = hosts or Hosts(per_host=settings.per_host, delay=settings.host_delay)
+        limits = httpx.Limits(
+            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+        )
+        if transport is None:
+            default = httpx.AsyncHTTPTransport(limits=limits)
+            if not settings.allow_private_networks:
+                networks = [
+                    ipaddress.ip_network(n, strict=False) for n in settings.allowed_networks
+                ]
+                # httpx has no public hook for the network layer; httpcore's pool does.
+                pool = default._pool
+                pool._network_backend = _GuardedBackend(pool._network_backend, networks)
+            transport = default
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
-            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=settings.concurrency,
-                max_keepalive_connections=settings.concurrency,
+            timeout=httpx.Timeout(
+                settings.timeout, connect=settings.connect_timeout, read=settings.read_timeout
             ),
-            follow_redirects=False,  # followed by hand, so each hop passes the address guard
+            limits=limits,
+            follow_redirects=False,  # followed by hand: each hop is counted and re-checked
             transport=transport,
         )
 
@@ -85,26 +151,38 @@ class HttpClient:
         etag: str | None = None,
         last_modified: str | None = None,
     ) -> Page:
-        """GET ``url``: a `Page` for 2xx and 304, `FetchError` for everything else."""
+        """GET ``url``: a `Page` for 2xx and 304, `FetchError` for everything else.
+
+        A 429 or 503 with Retry-After blocks the whole host until then (`HostBackoffError`
+        for every later request to it, here or in the daemon's next runs).
+        """
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        try:
-            async with self._hosts.slot(url), asyncio.timeout(self.settings.timeout):
-                return await self._follow(url, headers, max_bytes)
-        except TimeoutError as exc:
-            raise NetworkError("timed out", url=url, reason="timeout") from exc
+        return await self._follow(url, headers, max_bytes)
+
+    def _check_backoff(self, url: str, current: str) -> None:
+        until = self.hosts.blocked_until(host_of(current), utcnow())
+        if until is not None:
+            raise HostBackoffError(
+                f"host asked us to wait until {until.isoformat()}", url=url, retry_at=until
+            )
 
     async def _follow(self, url: str, headers: dict[str, str], max_bytes: int) -> Page:
         current = url
         for _ in range(self.settings.max_redirects + 1):
             if urlsplit(current).scheme not in {"http", "https"}:
                 raise FetchError(f"unsupported URL scheme in {current}", url=url, reason="scheme")
-            if not self.settings.allow_private_networks:
-                await _check_address(current)
-            page = await self._request(url, current, headers, max_bytes)
+            self._check_backoff(url, current)
+            # The time limit starts once the host's turn has come, not while we wait for it.
+            async with self.hosts.slot(current):
+                try:
+                    async with asyncio.timeout(self.settings.timeout):
+                        page = await self._request(url, current, headers, max_bytes)
+                except TimeoutError as exc:
+                    raise NetworkError("timed out", url=url, reason="timeout") from exc
             location = page.headers.get("location")
             if page.status not in REDIRECT_STATUSES or not location:
                 return page
@@ -120,7 +198,7 @@ class HttpClient:
             async with self._client.stream("GET", current, headers=headers) as response:
                 status = response.status_code
                 if status >= 400:
-                    raise HTTPStatusError(f"HTTP {status}", url=url, status=status)
+                    raise self._status_error(url, current, response)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise TooLargeError(f"declared {declared} bytes > {max_bytes}", url=url)
@@ -138,9 +216,25 @@ class HttpClient:
                     body=bytes(body),
                     fetched_at=utcnow(),
                 )
+        except BlockedError as exc:
+            raise BlockedError(f"refused: {exc.args[0]}", url=url) from None
         except httpx.TimeoutException as exc:
             raise NetworkError("timed out", url=url, reason="timeout") from exc
         except httpx.DecodingError as exc:
             raise NetworkError(f"bad content encoding: {exc}", url=url, reason="decoding") from exc
         except httpx.HTTPError as exc:
             raise NetworkError(f"{type(exc).__name__}: {exc}", url=url) from exc
+
+    def _status_error(self, url: str, current: str, response: httpx.Response) -> HTTPStatusError:
+        status = response.status_code
+        error = HTTPStatusError(f"HTTP {status}", url=url, status=status)
+        if status in BACKOFF_STATUSES:
+            until = retry_after(
+                response.headers.get("retry-after"),
+                utcnow(),
+                cap=self.settings.max_retry_after,
+            )
+            if until is not None:
+                self.hosts.block(host_of(current), until)
+                error.retry_at = until
+        return error

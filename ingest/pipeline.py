@@ -1,24 +1,28 @@
-"""The use case: refresh feeds -> entries -> pages -> clean articles in the archive.
+"""The use case: poll feeds -> record entries -> fetch pages -> clean articles in the archive.
 
-`refresh` is the one code path for ingesting, whether `ingest fetch` or the daemon triggers it.
-Every entry is stored before its page is fetched; a failure is recorded against its feed or
-article and never stops the run.
+`Ingestor` is the one code path for ingesting: `ingest fetch` runs it once over the configured
+feeds (`refresh`), the daemon runs the same `poll` and `archive` on its clock. Every entry is
+stored before its page is fetched; a failure is recorded against its feed or article, with when
+to try again, and never stops the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
-from ingest.errors import FetchError, StoreError
+from ingest.errors import FetchError, HostBackoffError, StoreError
 from ingest.feeds import parse_feed
-from ingest.models import Feed, PageJob, utcnow
+from ingest.models import Feed, Page, PageJob, ParsedFeed, utcnow
 from ingest.net import HttpClient
+from ingest.polite import Robots, host_of
 from ingest.store import Store
 from ingest.workers import ExtractorPool
 
@@ -29,6 +33,7 @@ FEED_ACCEPT = (
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+ROBOTS_MAX_BYTES = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,24 @@ class Failure:
     reason: str
     message: str
     kind: str  # "feed" or "page"
+
+
+class Tally(Protocol):
+    """Where an `Ingestor` counts what it does (a run's summary, or nothing)."""
+
+    def add(self, counter: str, n: int = 1) -> None: ...
+
+    def failed(self, failure: Failure) -> None: ...
+
+
+class NoTally:
+    """For the daemon: its counts live in the metrics, and nothing may pile up in memory."""
+
+    def add(self, counter: str, n: int = 1) -> None:
+        pass
+
+    def failed(self, failure: Failure) -> None:
+        pass
 
 
 @dataclass
@@ -61,6 +84,12 @@ class RunSummary:
         """False when there were feeds to poll and not one of them could be."""
         return self.feeds == 0 or self.feeds_failed < self.feeds
 
+    def add(self, counter: str, n: int = 1) -> None:
+        setattr(self, counter, getattr(self, counter) + n)
+
+    def failed(self, failure: Failure) -> None:
+        self.failures.append(failure)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
@@ -84,8 +113,8 @@ class _NoProgress:
         pass
 
 
-class Refresh:
-    """One run over a set of feeds, sharing one HTTP client and one extraction pool."""
+class Ingestor:
+    """Polls feeds and archives their pages with one HTTP client and one extraction pool."""
 
     def __init__(
         self,
@@ -95,6 +124,7 @@ class Refresh:
         pool: ExtractorPool,
         *,
         clock: Callable[[], datetime] = utcnow,
+        tally: Tally | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.settings = settings
@@ -102,35 +132,31 @@ class Refresh:
         self.http = http
         self.pool = pool
         self.clock = clock
+        self.tally: Tally = tally or NoTally()
         self.progress = progress or _NoProgress()
-        self.summary = RunSummary(started_at=clock())
+        self.robots = Robots(self._get_robots, http.hosts, user_agent=settings.fetch.user_agent)
         # Bounds the pages held in memory between fetch and store.
         self._pages = asyncio.Semaphore(settings.fetch.concurrency)
+        for host, until in store.blocked_hosts(clock()).items():
+            http.hosts.block(host, until)
 
-    async def run(self, feeds: Sequence[Feed]) -> RunSummary:
-        retries = self.store.due_pages(self.clock())
-        self.summary.feeds = len(feeds)
-        self.summary.pages_retried = sum(1 for job in retries if job.attempts > 0)
-        self.progress.add(len(feeds) + len(retries))
-        async with asyncio.TaskGroup() as group:
-            for job in retries:
-                group.create_task(self._page(job))
-            for feed in feeds:
-                group.create_task(self._feed(feed, group))
-        self.summary.seconds = (self.clock() - self.summary.started_at).total_seconds()
-        return self.summary
+    async def _get_robots(self, url: str) -> Page:
+        return await self.http.get(url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain")
 
     def _fail(self, kind: str, error: FetchError) -> None:
-        self.summary.failures.append(Failure(error.url, error.reason, str(error), kind))
-        log.info(
-            "%s failed: %s",
-            kind,
-            error,
-            extra={"url": error.url, "error": error.reason, "kind": kind},
-        )
+        self.tally.failed(Failure(error.url, error.reason, str(error), kind))
+        metrics.FAILURES.labels(kind=kind, reason=error.reason).inc()
+        log.info("%s failed: %s", kind, error, extra={"url": error.url, "error": error.reason})
+        if error.retry_at is not None and not isinstance(error, HostBackoffError):
+            self.store.block_host(host_of(error.url), error.retry_at, error.reason)
 
-    async def _feed(self, feed: Feed, group: asyncio.TaskGroup) -> None:
+    # --- feeds ---------------------------------------------------------------------------------
+
+    async def poll(self, feed: Feed) -> list[PageJob]:
+        """Poll one feed, record its new entries, schedule its next poll; return the pages to
+        fetch. Failures are recorded, never raised (but a database failure is)."""
         assert feed.id is not None
+        started = time.monotonic()
         try:
             page = await self.http.get(
                 feed.url,
@@ -139,69 +165,135 @@ class Refresh:
                 etag=feed.etag,
                 last_modified=feed.last_modified,
             )
-            if page.status == 304:
-                self.summary.feeds_not_modified += 1
-                self.store.feed_polled(feed.id, status="not_modified")
-                return
-            parsed = parse_feed(
-                page.body, url=page.final_url, content_type=page.headers.get("content-type")
-            )
+            parsed = None
+            if page.status != 304:
+                parsed = parse_feed(
+                    page.body, url=page.final_url, content_type=page.headers.get("content-type")
+                )
         except FetchError as error:
-            self.summary.feeds_failed += 1
-            self._fail("feed", error)
-            self.store.feed_polled(feed.id, status=error.reason, error=str(error))
-            return
+            self._feed_failed(feed, error)
+            return []
         except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed crashed", extra={"feed_url": feed.url})
-            self.summary.feeds_failed += 1
-            self._fail("feed", FetchError(f"internal error: {exc!r}", url=feed.url, reason="bug"))
-            self.store.feed_polled(feed.id, status="bug", error=repr(exc))
-            return
+            self._feed_failed(
+                feed, FetchError(f"internal error: {exc!r}", url=feed.url, reason="bug")
+            )
+            return []
         finally:
+            metrics.FETCH_SECONDS.labels(kind="feed").observe(time.monotonic() - started)
             self.progress.done()
+        if parsed is None:
+            return self._not_modified(feed, page)
+        return self._parsed(feed, page, parsed)
+
+    def _next_poll(
+        self, feed: Feed, page: Page, parsed: ParsedFeed | None
+    ) -> tuple[datetime, float]:
+        now = self.clock()
+        hints: dict[str, Any] = schedule.cache_hints(page.headers, now)
+        if parsed is not None:
+            hints |= schedule.feed_hints(parsed.ttl, parsed.update_period, parsed.update_frequency)
+            hints["published"] = tuple(e.published for e in parsed.entries if e.published)
+        seconds = schedule.interval(
+            feed.fixed_interval,
+            schedule.Timing(**hints),
+            now,
+            self.settings.schedule,
+            previous=feed.interval,
+        )
+        return schedule.spread(now, seconds, feed.url), seconds
+
+    def _not_modified(self, feed: Feed, page: Page) -> list[PageJob]:
+        assert feed.id is not None
+        next_poll_at, seconds = self._next_poll(feed, page, None)
+        self.tally.add("feeds_not_modified")
+        metrics.POLLS.labels(status="not_modified").inc()
+        self.store.feed_polled(
+            feed.id, status="not_modified", next_poll_at=next_poll_at, interval=seconds
+        )
+        return []
+
+    def _parsed(self, feed: Feed, page: Page, parsed: ParsedFeed) -> list[PageJob]:
+        assert feed.id is not None
         if parsed.problem:
             # Recovered entries are kept, but the feed's fault is on record.
             self._fail("feed", FetchError(parsed.problem, url=feed.url, reason="malformed"))
+        # Entries first: from here on nothing this feed listed can be lost.
+        recorded = self.store.record_entries(feed, parsed.entries)
+        next_poll_at, seconds = self._next_poll(feed, page, parsed)
         self.store.feed_polled(
             feed.id,
             status="malformed" if parsed.problem else "ok",
+            next_poll_at=next_poll_at,
+            interval=seconds,
             problem=parsed.problem,
             parsed=parsed,
             etag=page.headers.get("etag"),
             last_modified=page.headers.get("last-modified"),
         )
-        recorded = self.store.record_entries(feed, parsed.entries)
-        self.summary.entries_seen += len(parsed.entries)
-        self.summary.entries_new += recorded.new_entries
+        self.tally.add("entries_seen", len(parsed.entries))
+        self.tally.add("entries_new", recorded.new_entries)
         # Entries without a link are complete with the feed's own content.
-        self.summary.articles_new += recorded.feed_only
+        self.tally.add("articles_new", recorded.feed_only)
+        metrics.POLLS.labels(status="ok").inc()
+        metrics.ENTRIES_NEW.inc(recorded.new_entries)
+        metrics.ARTICLES.inc(recorded.feed_only)
         log.info(
             "feed polled",
             extra={
                 "feed_url": feed.url,
                 "entries": len(parsed.entries),
                 "new": recorded.new_entries,
+                "next_poll_at": next_poll_at.isoformat(),
             },
         )
         self.progress.add(len(recorded.jobs))
-        for job in recorded.jobs:
-            group.create_task(self._page(job))
+        return recorded.jobs
 
-    async def _page(self, job: PageJob) -> None:
+    def _feed_failed(self, feed: Feed, error: FetchError) -> None:
+        assert feed.id is not None
+        now = self.clock()
+        deferred = isinstance(error, HostBackoffError)  # we did not even ask
+        count = feed.error_count + (0 if deferred else 1)
+        delay = schedule.error_delay(count, self.settings.schedule) if count else 0.0
+        next_poll_at = schedule.spread(now, delay, feed.url)
+        if error.retry_at is not None:
+            next_poll_at = max(next_poll_at, error.retry_at)
+        if not deferred:
+            self.tally.add("feeds_failed")
+        metrics.POLLS.labels(status="error").inc()
+        self._fail("feed", error)
+        self.store.feed_polled(
+            feed.id,
+            status=error.reason,
+            error=str(error),
+            next_poll_at=next_poll_at,
+            count_error=not deferred,
+        )
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    async def archive(self, job: PageJob) -> None:
+        """Fetch, extract and store one article page; a failure is recorded with its retry."""
         async with self._pages:
             try:
+                started = time.monotonic()
+                if self.settings.fetch.robots:
+                    await self.robots.check(job.url)
                 page = await self.http.get(
                     job.url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
                 )
+                metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
+                started = time.monotonic()
                 article = await self.pool.extract(page, job.hints)
+                metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
             except FetchError as error:
-                self._record_failure(job, error)
+                self._page_failed(job, error)
                 return
             except Exception as exc:  # a bug must not stop the other pages
                 log.exception("page crashed", extra={"url": job.url})
-                self._record_failure(
-                    job, FetchError(f"internal error: {exc!r}", url=job.url, reason="bug")
-                )
+                error = FetchError(f"internal error: {exc!r}", url=job.url, reason="bug")
+                self._page_failed(job, error)
                 return
             finally:
                 self.progress.done()
@@ -209,21 +301,41 @@ class Refresh:
                 job, article, page, keep_raw=self.settings.extract.keep_raw
             )
             if stored == job.article_id:
-                self.summary.articles_new += 1
+                self.tally.add("articles_new")
+                metrics.ARTICLES.inc()
             else:
-                self.summary.articles_duplicate += 1
+                self.tally.add("articles_duplicate")
             log.info("article stored", extra={"url": job.url, "article_id": stored})
 
-    def _record_failure(self, job: PageJob, error: FetchError) -> None:
-        self.summary.articles_failed += 1
+    def _page_failed(self, job: PageJob, error: FetchError) -> None:
+        self.tally.add("articles_failed")
         self._fail("page", error)
-        self.store.save_failure(
-            job,
+        attempts, next_attempt_at = schedule.page_retry(
+            job.attempts,
             error,
-            now=self.clock(),
+            self.clock(),
             first_retry=self.settings.fetch.retry_after,
             max_attempts=self.settings.fetch.max_attempts,
         )
+        self.store.save_failure(job, error, attempts=attempts, next_attempt_at=next_attempt_at)
+
+    # --- one run -------------------------------------------------------------------------------
+
+    async def run_once(self, feeds: Sequence[Feed]) -> None:
+        """Poll ``feeds`` and archive their new pages, with the pages due for a retry."""
+        retries = self.store.due_pages(self.clock())
+        self.tally.add("feeds", len(feeds))
+        self.tally.add("pages_retried", sum(1 for job in retries if job.attempts > 0))
+        self.progress.add(len(feeds) + len(retries))
+        async with asyncio.TaskGroup() as group:
+            for job in retries:
+                group.create_task(self.archive(job))
+            for feed in feeds:
+                group.create_task(self._poll_and_archive(feed, group))
+
+    async def _poll_and_archive(self, feed: Feed, group: asyncio.TaskGroup) -> None:
+        for job in await self.poll(feed):
+            group.create_task(self.archive(job))
 
 
 def select_feeds(settings: Settings, wanted: Sequence[str] = ()) -> list[FeedSettings]:
@@ -237,6 +349,14 @@ def select_feeds(settings: Settings, wanted: Sequence[str] = ()) -> list[FeedSet
     return chosen + [FeedSettings(url=w) for w in extra if w.startswith(("http://", "https://"))]
 
 
+def first_store_error(group: BaseExceptionGroup[BaseException]) -> StoreError | None:
+    """The database error that ended a task group, if that is what ended it."""
+    first = group.exceptions[0]
+    if isinstance(first, BaseExceptionGroup):
+        return first_store_error(first)
+    return first if isinstance(first, StoreError) else None
+
+
 async def refresh(
     settings: Settings,
     store: Store,
@@ -244,26 +364,24 @@ async def refresh(
     *,
     clock: Callable[[], datetime] = utcnow,
     progress: Progress | None = None,
-    http: HttpClient | None = None,
-    pool: ExtractorPool | None = None,
 ) -> RunSummary:
-    """Poll ``feeds`` once, fetch and archive every new article, retry failed pages that are due."""
+    """Poll ``feeds`` once, archive every new article, retry failed pages that are due."""
     rows = store.sync_feeds(feeds)
+    summary = RunSummary(started_at=clock())
     try:
         async with (
-            http or HttpClient(settings.fetch) as client,
-            pool or ExtractorPool(settings.extract.workers) as workers,
+            HttpClient(settings.fetch) as http,
+            ExtractorPool(settings.extract.workers, timeout=settings.extract.timeout) as pool,
         ):
-            run = Refresh(settings, store, client, workers, clock=clock, progress=progress)
-            return await run.run(rows)
+            ingestor = Ingestor(
+                settings, store, http, pool, clock=clock, tally=summary, progress=progress
+            )
+            await ingestor.run_once(rows)
     except ExceptionGroup as group:
         # Only the database failing escapes a task (everything else is recorded): say so plainly.
-        first = _first_leaf(group)
-        if isinstance(first, StoreError):
-            raise first from group
+        error = first_store_error(group)
+        if error is not None:
+            raise error from group
         raise
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+    summary.seconds = (clock() - summary.started_at).total_seconds()
+    return summary

@@ -1,23 +1,191 @@
-"""Politeness towards the hosts we fetch from: a cap on requests in flight per host."""
+"""Politeness towards the hosts we fetch from.
+
+`Hosts` caps the requests in flight to one host, spaces them by a minimum delay (or the
+host's robots.txt Crawl-delay, if longer), and remembers hosts that asked us to back off
+(429/503 with Retry-After) so that no feed or page on them is requested before the time is up.
+`Robots` fetches, caches and applies robots.txt (RFC 9309) for article pages. Both keep a
+bounded amount of state, so a daemon's memory stays flat however many hosts it meets.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+import urllib.robotparser
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from ingest.errors import FetchError, HTTPStatusError
+from ingest.models import Page
+
+MAX_HOSTS = 4096  # per-host state kept before idle hosts are forgotten
+ROBOTS_TTL = 24 * 3600.0  # seconds a robots.txt is trusted
+ROBOTS_RETRY = 600.0  # seconds before an unreachable robots.txt is asked again
+ROBOTS_MAX_BYTES = 500_000  # RFC 9309 asks crawlers to read at least 500 KiB
+MAX_CRAWL_DELAY = 60.0  # a longer Crawl-delay would starve the host's feeds
 
 
-class HostLimiter:
-    """At most ``per_host`` requests in flight to any one host name."""
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
-    def __init__(self, per_host: int) -> None:
+
+@dataclass
+class _HostState:
+    slots: asyncio.Semaphore
+    next_start: float = 0.0  # monotonic time before which no request may start
+    delay: float = 0.0  # Crawl-delay, when longer than the default delay
+
+
+class Hosts:
+    """Per-host concurrency, spacing and back-off. ``clock`` is monotonic seconds."""
+
+    def __init__(
+        self,
+        *,
+        per_host: int,
+        delay: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._per_host = per_host
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._delay = delay
+        self._clock = clock
+        self._sleep = sleep
+        self._state: dict[str, _HostState] = {}
+        self._blocked: dict[str, datetime] = {}
+
+    def _get(self, host: str) -> _HostState:
+        state = self._state.get(host)
+        if state is None:
+            if len(self._state) >= MAX_HOSTS:
+                self._forget_idle()
+            state = self._state[host] = _HostState(asyncio.Semaphore(self._per_host))
+        return state
+
+    def _forget_idle(self) -> None:
+        now = self._clock()
+        for host, state in list(self._state.items()):
+            if not state.slots.locked() and state.next_start <= now and state.delay == 0:
+                del self._state[host]
+
+    def set_crawl_delay(self, host: str, seconds: float) -> None:
+        self._get(host).delay = min(max(seconds, 0.0), MAX_CRAWL_DELAY)
+
+    def block(self, host: str, until: datetime) -> None:
+        """No request to ``host`` before ``until`` (an aware time)."""
+        current = self._blocked.get(host)
+        if current is None or until > current:
+            self._blocked[host] = until
+
+    def blocked_until(self, host: str, now: datetime) -> datetime | None:
+        until = self._blocked.get(host)
+        if until is None:
+            return None
+        if until <= now:
+            del self._blocked[host]
+            return None
+        return until
 
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
-        host = (urlsplit(url).hostname or "").lower()
-        semaphore = self._slots.setdefault(host, asyncio.Semaphore(self._per_host))
-        async with semaphore:
+        """Hold one of the host's request slots, started no sooner than its delay allows."""
+        state = self._get(host_of(url))
+        async with state.slots:
+            spacing = max(self._delay, state.delay)
+            wait = state.next_start - self._clock()
+            state.next_start = max(state.next_start, self._clock()) + spacing
+            if wait > 0:
+                await self._sleep(wait)
             yield
+
+
+@dataclass
+class _Rules:
+    parser: urllib.robotparser.RobotFileParser | None  # None: everything disallowed for now
+    expires: float
+    problem: str | None = None
+
+
+class RobotsError(FetchError):
+    reason = "robots_disallowed"
+
+
+class Robots:
+    """robots.txt for each host, fetched once per `ROBOTS_TTL` and kept for `MAX_HOSTS` hosts.
+
+    Per RFC 9309: a robots.txt that answers 4xx means no rules; one that cannot be fetched
+    (5xx, network error) means nothing may be fetched until it can.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[Page]],
+        hosts: Hosts,
+        *,
+        user_agent: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._hosts = hosts
+        self._agent = user_agent
+        self._clock = clock
+        self._rules: OrderedDict[str, _Rules] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[_Rules]] = {}
+
+    async def check(self, url: str) -> None:
+        """Raise `RobotsError` if robots.txt forbids ``url`` (or cannot be read)."""
+        parts = urlsplit(url)
+        origin = urlunsplit((parts.scheme, parts.netloc, "", "", "")).lower()
+        rules = await self._rules_for(origin)
+        if rules.parser is None:
+            raise RobotsError(
+                f"robots.txt unavailable ({rules.problem}): not fetched",
+                url=url,
+                reason="robots_unavailable",
+            )
+        if not rules.parser.can_fetch(self._agent, url):
+            raise RobotsError("robots.txt disallows this page: not fetched", url=url)
+
+    async def _rules_for(self, origin: str) -> _Rules:
+        rules = self._rules.get(origin)
+        if rules is not None and rules.expires > self._clock():
+            self._rules.move_to_end(origin)
+            return rules
+        loading = self._loading.get(origin)
+        if loading is not None:  # another task is fetching it: share its answer
+            return await asyncio.shield(loading)
+        future: asyncio.Future[_Rules] = asyncio.get_running_loop().create_future()
+        self._loading[origin] = future
+        try:
+            rules = await self._load(origin)
+        except BaseException:
+            future.cancel()  # the load did not finish (cancelled, or a bug): waiters give up too
+            raise
+        finally:
+            del self._loading[origin]
+        future.set_result(rules)
+        self._rules[origin] = rules
+        while len(self._rules) > MAX_HOSTS:
+            self._rules.popitem(last=False)
+        return rules
+
+    async def _load(self, origin: str) -> _Rules:
+        parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
+        try:
+            page = await self._fetch(origin + "/robots.txt")
+        except HTTPStatusError as exc:
+            if 400 <= exc.status < 500:
+                parser.parse([])  # no robots.txt: no rules
+                return _Rules(parser, self._clock() + ROBOTS_TTL)
+            return _Rules(None, self._clock() + ROBOTS_RETRY, exc.reason)
+        except FetchError as exc:
+            return _Rules(None, self._clock() + ROBOTS_RETRY, exc.reason)
+        parser.parse(page.body.decode("utf-8", "replace").splitlines())
+        delay = parser.crawl_delay(self._agent)
+        if delay:
+            self._hosts.set_crawl_delay(host_of(origin), float(delay))
+        return _Rules(parser, self._clock() + ROBOTS_TTL)

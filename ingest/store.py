@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from ingest.models import (
     Feed,
     FeedEntry,
     Hints,
+    Host,
     Page,
     PageJob,
     ParsedFeed,
@@ -189,15 +190,25 @@ class Store:
 
     # --- feeds ---------------------------------------------------------------------------------
 
-    def sync_feeds(self, configured: Sequence[FeedSettings]) -> list[Feed]:
-        """Make sure every configured feed has a row (names updated); return them in order."""
+    def sync_feeds(
+        self, configured: Sequence[FeedSettings], *, exclusive: bool = False
+    ) -> list[Feed]:
+        """Make sure every configured feed has an active row, with its name and interval;
+        with ``exclusive``, feeds no longer configured are deactivated (kept, not polled)."""
         now = utcnow()
         with self._session() as session:
             for item in configured:
+                values = {"name": item.name, "fixed_interval": item.interval, "active": True}
                 session.execute(
                     sqlite_insert(Feed)
-                    .values(url=item.url, name=item.name, created_at=now, error_count=0)
-                    .on_conflict_do_update(index_elements=["url"], set_={"name": item.name})
+                    .values(url=item.url, created_at=now, error_count=0, **values)
+                    .on_conflict_do_update(index_elements=["url"], set_=values)
+                )
+            if exclusive:
+                session.execute(
+                    sa.update(Feed)
+                    .where(col(Feed.url).not_in([c.url for c in configured]))
+                    .values(active=False)
                 )
             session.commit()
             by_url = {
@@ -208,28 +219,52 @@ class Store:
             }
             return [by_url[c.url] for c in configured]
 
+    def due_feeds(
+        self, now: datetime, *, exclude: Iterable[int] = (), limit: int = 100
+    ) -> list[Feed]:
+        """Active feeds whose time has come (never polled ones first), soonest first."""
+        query = (
+            select(Feed)
+            .where(
+                col(Feed.active),
+                col(Feed.next_poll_at).is_(None) | (col(Feed.next_poll_at) <= now),
+                col(Feed.id).not_in(list(exclude)),
+            )
+            .order_by(col(Feed.next_poll_at).is_not(None), col(Feed.next_poll_at))
+            .limit(limit)
+        )
+        with self._session() as session:
+            return list(session.exec(query))
+
     def feed_polled(
         self,
         feed_id: int,
         *,
         status: str,
+        next_poll_at: datetime | None = None,
+        interval: float | None = None,
         parsed: ParsedFeed | None = None,
         etag: str | None = None,
         last_modified: str | None = None,
         error: str | None = None,
         problem: str | None = None,
+        count_error: bool = True,
     ) -> None:
-        """Record the outcome of one poll of a feed: an ``error`` counts towards its error
-        count, a ``problem`` (a malformed feed that still gave entries) is only noted."""
+        """Record the outcome of one poll of a feed and when to poll it next. An ``error``
+        counts towards its error count (unless ``count_error`` is false: we did not even ask);
+        a ``problem`` (a malformed feed that still gave entries) is only noted."""
         with self._session() as session:
             feed = session.get_one(Feed, feed_id)
             feed.last_polled_at = utcnow()
             feed.last_status = status
+            feed.next_poll_at = next_poll_at
+            if interval is not None:
+                feed.interval = interval
             if error is None:
                 feed.error_count = 0
                 feed.last_error = problem
             else:
-                feed.error_count += 1
+                feed.error_count += 1 if count_error else 0
                 feed.last_error = error
             if parsed is not None:
                 feed.title = parsed.title or feed.title
@@ -240,6 +275,26 @@ class Store:
                 feed.last_modified = last_modified
             session.add(feed)
             session.commit()
+
+    def block_host(self, host: str, until: datetime, reason: str) -> None:
+        """Remember that ``host`` asked us to wait until ``until`` (kept across restarts)."""
+        values = {"blocked_until": until, "reason": reason, "updated_at": utcnow()}
+        with self._session() as session:
+            session.execute(
+                sqlite_insert(Host)
+                .values(host=host, **values)
+                .on_conflict_do_update(
+                    index_elements=["host"],
+                    set_=values,
+                    where=col(Host.blocked_until).is_(None) | (col(Host.blocked_until) < until),
+                )
+            )
+            session.commit()
+
+    def blocked_hosts(self, now: datetime) -> dict[str, datetime]:
+        with self._session() as session:
+            rows = session.exec(select(Host).where(col(Host.blocked_until) > now))
+            return {h.host: h.blocked_until for h in rows if h.blocked_until}
 
     def feeds(self) -> list[Feed]:
         with self._session() as session:
@@ -327,7 +382,9 @@ class Store:
         )
         return session.execute(statement).scalar()
 
-    def due_pages(self, now: datetime, *, limit: int | None = None) -> list[PageJob]:
+    def due_pages(
+        self, now: datetime, *, exclude: Iterable[int] = (), limit: int | None = None
+    ) -> list[PageJob]:
         """Pages left pending by an interrupted run, and failed pages whose retry time came."""
         query = (
             select(Article)
@@ -338,6 +395,7 @@ class Store:
                     (col(Article.status) == ArticleStatus.FAILED)
                     & (col(Article.next_attempt_at) <= now)
                 ),
+                col(Article.id).not_in(list(exclude)),
             )
             .order_by(col(Article.id))
             .limit(limit)
@@ -425,16 +483,9 @@ class Store:
             return job.article_id
 
     def save_failure(
-        self,
-        job: PageJob,
-        error: FetchError,
-        *,
-        now: datetime,
-        first_retry: float,
-        max_attempts: int,
+        self, job: PageJob, error: FetchError, *, attempts: int, next_attempt_at: datetime | None
     ) -> None:
-        """Record why a page failed; it is retried with doubling delays up to ``max_attempts``."""
-        attempts = job.attempts + 1
+        """Record why a page failed and when to try it again (None: never)."""
         with self._session() as session:
             row = session.get(Article, job.article_id)
             if row is None:
@@ -443,11 +494,7 @@ class Store:
             row.attempts = attempts
             row.error = error.reason
             row.error_message = str(error)
-            row.next_attempt_at = (
-                now + timedelta(seconds=first_retry * 2 ** (attempts - 1))
-                if attempts < max_attempts
-                else None
-            )
+            row.next_attempt_at = next_attempt_at
             session.add(row)
             session.commit()
 
@@ -530,15 +577,55 @@ class Store:
             yield from ((article, feed_url) for article, feed_url in rows)
             last = rows[-1][0].id or last
 
-    def counts(self) -> dict[str, int]:
+    def stats(self, now: datetime) -> dict[str, Any]:
+        """Archive counts and recent activity, for `ingest stats`."""
+        day, week = now - timedelta(days=1), now - timedelta(days=7)
+        created = col(Article.created_at)
         with self._session() as session:
             by_status = dict(
                 session.exec(
                     select(Article.status, sa.func.count()).group_by(col(Article.status))
                 ).all()
             )
-            feeds = session.exec(select(sa.func.count()).select_from(Feed)).one()
-        return {"feeds": feeds, **{str(k): v for k, v in by_status.items()}}
+            reasons = dict(
+                session.exec(
+                    select(Article.error, sa.func.count())
+                    .where(col(Article.status) == ArticleStatus.FAILED)
+                    .group_by(col(Article.error))
+                ).all()
+            )
+            feeds = session.exec(
+                select(
+                    sa.func.count(),
+                    sa.func.sum(sa.case((col(Feed.active), 1), else_=0)),
+                    sa.func.sum(sa.case((col(Feed.error_count) > 0, 1), else_=0)),
+                    sa.func.max(col(Feed.last_polled_at)),
+                )
+            ).one()
+            recent = session.exec(
+                select(
+                    sa.func.sum(sa.case((created >= day, 1), else_=0)),
+                    sa.func.sum(sa.case((created >= week, 1), else_=0)),
+                    sa.func.sum(sa.case((col(Article.fetched_at) >= day, 1), else_=0)),
+                )
+            ).one()
+        last_poll = feeds[3]
+        if isinstance(last_poll, str):  # aggregates lose the column type on SQLite
+            last_poll = datetime.fromisoformat(last_poll).replace(tzinfo=UTC)
+        return {
+            "feeds": {"total": feeds[0], "active": feeds[1] or 0, "failing": feeds[2] or 0},
+            "articles": {
+                "total": sum(by_status.values()),
+                **{status: by_status.get(status, 0) for status in ArticleStatus},
+            },
+            "failures_by_reason": {str(k): v for k, v in sorted(reasons.items(), key=str)},
+            "recent": {
+                "articles_last_24h": recent[0] or 0,
+                "articles_last_7d": recent[1] or 0,
+                "pages_fetched_last_24h": recent[2] or 0,
+                "last_poll": last_poll.isoformat() if last_poll else None,
+            },
+        }
 
 
 def _hints(entry: FeedEntry) -> Hints:

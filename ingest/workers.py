@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
+
+from pebble import ProcessExpired, ProcessPool
 
 from ingest.errors import ExtractionError
 from ingest.models import ExtractedArticle, Hints, Page
@@ -39,40 +39,51 @@ def _extract(body: bytes, url: str, content_type: str | None, hints: Hints) -> E
 
 
 class ExtractorPool:
-    """A lazily started process pool running `ingest.extract.extract_article`."""
+    """A lazily started pool of extraction processes; a page that takes longer than
+    ``timeout`` seconds is abandoned and its worker process replaced."""
 
-    def __init__(self, workers: int = 0) -> None:
+    def __init__(self, workers: int = 0, *, timeout: float = 30.0) -> None:
         self.workers = workers or os.cpu_count() or 1
-        self._executor: ProcessPoolExecutor | None = None
+        self.timeout = timeout
+        self._pool: ProcessPool | None = None
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
+    def _get(self) -> ProcessPool:
+        if self._pool is None:
             # forkserver: workers fork from a clean process that has trafilatura preloaded,
             # not from our threaded, event-looped parent.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["ingest.extract"])
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
-        return self._executor
+            self._pool = ProcessPool(max_workers=self.workers, context=context)
+        return self._pool
 
     async def extract(self, page: Page, hints: Hints) -> ExtractedArticle:
         check_page(page)
-        loop = asyncio.get_running_loop()
         content_type = page.headers.get("content-type")
+        future = self._get().schedule(
+            _extract, args=(page.body, page.final_url, content_type, hints), timeout=self.timeout
+        )
         try:
-            return await loop.run_in_executor(
-                self._pool(), _extract, page.body, page.final_url, content_type, hints
-            )
-        except BrokenProcessPool as exc:
-            # A worker died (killed, out of memory): start afresh for the next page.
-            self.close()
+            return await asyncio.wrap_future(future)
+        except TimeoutError as exc:
             raise ExtractionError(
-                "extraction worker died", url=page.url, reason="worker_died"
+                f"extraction took over {self.timeout:g}s: abandoned",
+                url=page.url,
+                reason="extract_timeout",
             ) from exc
+        except ProcessExpired as exc:
+            raise ExtractionError(
+                f"extraction worker died ({exc})", url=page.url, reason="worker_died"
+            ) from exc
+        except asyncio.CancelledError:
+            future.cancel()  # pebble stops the worker running it
+            raise
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        """Stop the workers (abandoning any extraction in flight) and wait for them."""
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join(timeout=5)
+            self._pool = None
 
     async def __aenter__(self) -> ExtractorPool:
         return self

@@ -48,6 +48,7 @@ def write_config(
         f'url = "sqlite:///{database}"',
         "[fetch]",
         f"allow_private_networks = {'true' if private else 'false'}",
+        "host_delay = 0  # one loopback host serves every page",
         extra,
     ]
     for name in feeds:

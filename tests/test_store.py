@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from ingest.config import FeedSettings
-from ingest.errors import HTTPStatusError, NetworkError, NotFoundError, QueryError, StoreError
+from ingest.errors import (
+    FetchError,
+    HTTPStatusError,
+    NetworkError,
+    NotFoundError,
+    QueryError,
+    StoreError,
+)
 from ingest.feeds import entry_key
 from ingest.models import (
     ArticleStatus,
@@ -23,6 +30,7 @@ from ingest.models import (
     Page,
     PageJob,
 )
+from ingest.schedule import page_retry
 from ingest.store import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit, Store
 
 HARBOUR = FeedSettings(url="https://news.example.org/rss", name="Harbour")
@@ -185,13 +193,30 @@ def test_new_entry_hints_carry_feed_metadata(store: Store, feeds: list[Feed]) ->
     assert job.hints.published == published
 
 
+def fail(
+    store: Store,
+    job: PageJob,
+    error: FetchError,
+    *,
+    now: datetime,
+    first_retry: float,
+    max_attempts: int,
+) -> None:
+    """Record a failure the way the pipeline does: the retry policy, then the store."""
+    attempts, at = page_retry(
+        job.attempts, error, now, first_retry=first_retry, max_attempts=max_attempts
+    )
+    store.save_failure(job, error, attempts=attempts, next_attempt_at=at)
+
+
 # --- failures and retries -------------------------------------------------------------------------
 
 
 def test_save_failure_records_reason_and_first_retry(store: Store, feeds: list[Feed]) -> None:
     job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
 
-    store.save_failure(
+    fail(
+        store,
         job,
         HTTPStatusError("server error", url=job.url, status=503),
         now=NOW,
@@ -212,8 +237,13 @@ def test_save_failure_doubles_the_delay_then_gives_up(store: Store, feeds: list[
     delays: list[timedelta | None] = []
     now = NOW
     for _ in range(3):
-        store.save_failure(
-            job, NetworkError("timed out", url=job.url), now=now, first_retry=60, max_attempts=3
+        fail(
+            store,
+            job,
+            NetworkError("timed out", url=job.url),
+            now=now,
+            first_retry=60,
+            max_attempts=3,
         )
         article, _ = store.article(str(job.article_id))
         delays.append(article.next_attempt_at - now if article.next_attempt_at else None)
@@ -238,8 +268,13 @@ def test_due_pages_returns_pending_and_failed_only_when_due(
         ],
     )
     pending, failing = recorded.jobs
-    store.save_failure(
-        failing, NetworkError("reset", url=failing.url), now=NOW, first_retry=600, max_attempts=5
+    fail(
+        store,
+        failing,
+        NetworkError("reset", url=failing.url),
+        now=NOW,
+        first_retry=600,
+        max_attempts=5,
     )
 
     assert [j.article_id for j in store.due_pages(NOW)] == [pending.article_id]
@@ -309,9 +344,7 @@ def test_save_article_without_keep_raw_stores_no_capture(
 
 def test_save_article_after_failure_clears_the_error(store: Store, feeds: list[Feed]) -> None:
     job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
-    store.save_failure(
-        job, NetworkError("reset", url=job.url), now=NOW, first_retry=60, max_attempts=5
-    )
+    fail(store, job, NetworkError("reset", url=job.url), now=NOW, first_retry=60, max_attempts=5)
     (retry,) = store.due_pages(NOW + timedelta(seconds=60))
 
     store.save_article(retry, ExtractedArticle(text="Body."), page(retry), keep_raw=False)
@@ -621,7 +654,9 @@ def test_reopening_keeps_data(db_path: Path) -> None:
     try:
         ((article, _),) = list(again.iter_articles(Filters()))
         assert article.text == "Still here."
-        assert again.counts() == {"feeds": 1, "ok": 1}
+        stats = again.stats(NOW)
+        assert stats["feeds"]["total"] == 1
+        assert stats["articles"] == {"total": 1, "pending": 0, "ok": 1, "failed": 0}
     finally:
         again.close()
 

@@ -1,0 +1,25 @@
+"""Prometheus metrics (served by the daemon at /metrics); counted wherever work happens."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+POLLS = Counter("ingest_feed_polls_total", "Feed polls, by outcome.", ["status"])
+ENTRIES_NEW = Counter("ingest_entries_new_total", "Feed entries seen for the first time.")
+ARTICLES = Counter("ingest_articles_stored_total", "New articles stored.")
+FAILURES = Counter(
+    "ingest_failures_total", "Failed feeds and pages, by kind and reason.", ["kind", "reason"]
+)
+QUEUE = Gauge("ingest_queue_depth", "Feeds and pages in flight or waiting, by kind.", ["kind"])
+PENDING = Gauge("ingest_pages_pending", "Article pages recorded but not fetched yet.")
+FETCH_SECONDS = Histogram(
+    "ingest_fetch_seconds",
+    "Time to fetch a feed or page.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+EXTRACT_SECONDS = Histogram(
+    "ingest_extract_seconds",
+    "Time to extract one page.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
