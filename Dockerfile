@@ -1,6 +1,8 @@
-# ingest: news-feed archiver. The archive lives in the /data volume.
+# ingest: news-feed archiver. The archive lives in the /data volume; the daemon runs by default.
 #   docker build -t ingest .
-#   docker run --rm -v ingest-data:/data ingest fetch
+#   docker run -d --name ingest -v ingest-data:/data ingest            # the daemon
+#   docker run --rm -v ingest-data:/data ingest fetch                  # one run, then exit
+#   docker exec ingest ingest search kosovo
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,5 +23,10 @@ ENV INGEST_CONFIG=/app/config/ingest.toml \
     INGEST_DATABASE_URL=sqlite:////data/ingest.sqlite3
 VOLUME ["/data"]
 
-ENTRYPOINT ["ingest"]
-CMD ["fetch"]
+# /healthz answers 200 while the daemon's clock ticks (listen defaults to 127.0.0.1:9464;
+# set INGEST_DAEMON_LISTEN=0.0.0.0:9464 to let Prometheus scrape /metrics from outside).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
+
+ENTRYPOINT ["ingest", "--log-format", "json"]
+CMD ["daemon"]

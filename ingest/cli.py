@@ -104,16 +104,26 @@ def _filters(
 )
 @click.option("--database", metavar="URL", help="Archive database URL (overrides the config).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="INGEST_LOG_FORMAT",
+    help="Log lines as text or as JSON objects.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, database: str | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context, config: Path | None, database: str | None, verbose: int, log_format: str
+) -> None:
     """Archive news feeds: fetch every new article, keep its clean text, search the archive.
 
     \b
     Example:
       ingest fetch && ingest search "climate summit" --since 2025-01-01
     """
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ingest.logs import configure
+
+    configure([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], log_format)
     ctx.obj = Context(config, database)
 
 
@@ -307,7 +317,7 @@ def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_obj
 def feeds(obj: Context, fmt: str) -> None:
-    """List the feeds in the archive with their last poll and last error.
+    """List every feed: last poll, next poll, last status, errors.
 
     \b
     Example:
@@ -325,7 +335,10 @@ def feeds(obj: Context, fmt: str) -> None:
             "name": f.name,
             "url": f.url,
             "title": f.title,
-            "last_polled_at": f.last_polled_at.isoformat() if f.last_polled_at else None,
+            "active": f.active,
+            "last_polled_at": _iso(f.last_polled_at),
+            "next_poll_at": _iso(f.next_poll_at),
+            "interval_seconds": f.interval,
             "last_status": f.last_status,
             "error_count": f.error_count,
             "last_error": f.last_error,
@@ -335,11 +348,88 @@ def feeds(obj: Context, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("id", "feed", "last poll", "next poll", "status", "errors", "last error"):
+        table.add_column(column, overflow="fold")
     for item in data:
-        status = item["last_status"] or "never polled"
-        click.echo(f"{item['id']:>4}  {item['name'] or '-':<16} {status:<14} {item['url']}")
-        if item["last_error"]:
-            click.echo(f"      {item['error_count']} errors, last: {item['last_error']}")
+        table.add_row(
+            str(item["id"]),
+            (item["name"] or item["url"]) + ("" if item["active"] else " (removed)"),
+            (item["last_polled_at"] or "never")[:19],
+            (item["next_poll_at"] or "now")[:19],
+            item["last_status"] or "-",
+            str(item["error_count"]),
+            item["last_error"] or "",
+        )
+    Console().print(table)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def stats(obj: Context, fmt: str) -> None:
+    """Archive counts, failures by reason and recent activity.
+
+    \b
+    Example:
+      ingest stats --format json
+    """
+    from ingest.models import utcnow
+
+    with _errors():
+        store = obj.store()
+        try:
+            data = store.stats(utcnow())
+        finally:
+            store.close()
+    if fmt == "json":
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    feeds_, articles, recent = data["feeds"], data["articles"], data["recent"]
+    click.echo(
+        f"Feeds:    {feeds_['total']} ({feeds_['active']} active, {feeds_['failing']} failing)"
+    )
+    click.echo(
+        f"Articles: {articles['total']} ({articles['ok']} ok, {articles['pending']} pending, "
+        f"{articles['failed']} failed)"
+    )
+    click.echo(
+        f"Recent:   {recent['articles_last_24h']} new in 24 h, {recent['articles_last_7d']} in "
+        f"7 days; last poll {recent['last_poll'] or 'never'}"
+    )
+    for reason, count in data["failures_by_reason"].items():
+        click.echo(f"  failed {reason}: {count}")
+
+
+@cli.command()
+@click.pass_obj
+def daemon(obj: Context) -> None:
+    """Run until stopped: poll feeds on schedule, archive new articles, retry failures.
+
+    Serves /healthz and /metrics on [daemon] listen. SIGTERM or Ctrl-C stops it cleanly;
+    SIGHUP re-reads the config file (it is also re-read when it changes).
+
+    \b
+    Example:
+      ingest --log-format json daemon
+    """
+    from ingest.daemon import Daemon
+
+    with _errors():
+        settings = obj.settings()
+        store = Store.open(settings.database.url)
+        path = Path(settings.source) if settings.source != "(defaults)" else None
+        try:
+            asyncio.run(Daemon(settings, store, config_path=path).run())
+        finally:
+            store.close()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 @cli.group()

@@ -418,6 +418,12 @@ class Store:
                 for a in session.exec(query)
             ]
 
+    def pending_pages(self) -> int:
+        """Article pages recorded but not fetched yet."""
+        with self._session() as session:
+            query = select(sa.func.count()).where(col(Article.status) == ArticleStatus.PENDING)
+            return session.exec(query).one()
+
     def save_article(
         self, job: PageJob, article: ExtractedArticle, page: Page, *, keep_raw: bool
     ) -> int | None:

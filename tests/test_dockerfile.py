@@ -29,5 +29,11 @@ def test_data_volume_holds_the_archive() -> None:
     assert "INGEST_DATABASE_URL=sqlite:////data/" in DOCKERFILE
 
 
-def test_ingest_is_the_entrypoint() -> None:
-    assert instructions("ENTRYPOINT") == ['["ingest"]']
+def test_ingest_is_the_entrypoint_and_the_daemon_the_default() -> None:
+    (entrypoint,) = instructions("ENTRYPOINT")
+    assert entrypoint.startswith('["ingest"')
+    assert instructions("CMD")[-1] == '["daemon"]'
+
+
+def test_healthcheck_asks_the_daemons_healthz() -> None:
+    assert re.search(r"^HEALTHCHECK .*\\\n\s+CMD .*127\.0\.0\.1:9464/healthz", DOCKERFILE, re.M)

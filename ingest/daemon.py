@@ -1,0 +1,276 @@
+"""`ingest daemon`: the same ingesting as `ingest fetch`, on a clock, for months.
+
+APScheduler (3.x) drives three jobs: ``tick`` claims the feeds whose poll time has come (state
+lives in the database, so a restart resumes the schedule where it was), ``retry`` resumes pages
+left pending and retries failed pages that are due, ``reload`` re-reads the config file when it
+changes (or on SIGHUP). SIGTERM and SIGINT stop claiming work, give what is in flight until the
+shutdown timeout, cancel the rest (it stays pending in the database) and return. /healthz and
+/metrics are served on ``[daemon] listen``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ingest import metrics
+from ingest.config import Settings, load_settings
+from ingest.errors import ConfigError, StoreError
+from ingest.models import Feed, PageJob, utcnow
+from ingest.net import HttpClient
+from ingest.pipeline import Ingestor
+from ingest.store import Store
+from ingest.workers import ExtractorPool
+
+log = logging.getLogger("ingest.daemon")
+
+RETRY_BATCH = 1000  # pages queued per retry run; the rest wait for the next run
+
+
+class Daemon:
+    """Runs until `stop` (or a signal); `run` returns when everything is shut down."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        config_path: Path | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._config_path = config_path
+        self._config_stamp = self._stamp()
+        self._feeds: dict[int, asyncio.Task[None]] = {}
+        self._pages: dict[int, asyncio.Task[None]] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._started = time.monotonic()
+        self._last_tick: float | None = None
+        self.ingestor: Ingestor | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("stopping: no new work is claimed")
+            self._stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._chore(self.reload(force=True)))
+        self.store.sync_feeds(self.settings.feeds, exclusive=True)
+        server = await self._serve() if self.settings.daemon.listen else None
+        rules = self.settings.daemon
+        try:
+            async with (
+                HttpClient(self.settings.fetch) as http,
+                ExtractorPool(
+                    self.settings.extract.workers, timeout=self.settings.extract.timeout
+                ) as pool,
+            ):
+                self.ingestor = Ingestor(self.settings, self.store, http, pool, clock=self.clock)
+                scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+                now = datetime.now(UTC)
+                for job, every, first in (
+                    (self.tick, rules.tick, now),
+                    (self.retry, rules.retry_every, now),
+                    (self.reload, rules.reload_every, None),
+                ):
+                    scheduler.add_job(
+                        job,
+                        "interval",
+                        seconds=every,
+                        next_run_time=first or now + timedelta(seconds=every),
+                        max_instances=1,
+                        coalesce=True,
+                        misfire_grace_time=None,
+                    )
+                scheduler.start()
+                log.info(
+                    "daemon started",
+                    extra={"feeds": len(self.settings.feeds), "listen": rules.listen or None},
+                )
+                await self._stopping.wait()
+                scheduler.shutdown(wait=False)
+                await self._drain(max(rules.shutdown_timeout - 2.0, rules.shutdown_timeout / 2))
+        finally:
+            for task in self._chores:
+                task.cancel()
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+        log.info("daemon stopped")
+
+    async def _drain(self, grace: float) -> None:
+        """Let work in flight finish for ``grace`` seconds, then cancel it: a cancelled page is
+        still pending in the database and is resumed at the next start."""
+        tasks = [*self._feeds.values(), *self._pages.values()]
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            log.info("abandoned work in flight", extra={"tasks": len(late)})
+            await asyncio.wait(late, timeout=1.0)
+
+    def _chore(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Claim the feeds whose time has come and poll them."""
+        if self._stopping.is_set() or self.ingestor is None:
+            return
+        room = self.settings.fetch.concurrency - len(self._feeds)
+        try:
+            due = self.store.due_feeds(self.clock(), exclude=self._feeds, limit=max(room, 0))
+        except StoreError as exc:
+            log.error("cannot read the schedule: %s", exc, extra={"error": "store"})
+            return
+        for feed in due:
+            self._spawn_feed(feed)
+        self._last_tick = time.monotonic()
+        metrics.QUEUE.labels(kind="feed").set(len(self._feeds))
+        metrics.QUEUE.labels(kind="page").set(len(self._pages))
+
+    async def retry(self) -> None:
+        """Resume pending pages and retry failed pages whose time has come."""
+        if self._stopping.is_set() or self.ingestor is None:
+            return
+        try:
+            jobs = self.store.due_pages(self.clock(), exclude=self._pages, limit=RETRY_BATCH)
+            metrics.PENDING.set(self.store.pending_pages())
+        except StoreError as exc:
+            log.error("cannot read pending pages: %s", exc, extra={"error": "store"})
+            return
+        for job in jobs:
+            self._spawn_page(job)
+
+    async def reload(self, *, force: bool = False) -> None:
+        """Pick up feeds added to or removed from the config file."""
+        if self._config_path is None or self._stopping.is_set():
+            return
+        stamp = self._stamp()
+        if not force and stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            fresh = load_settings(self._config_path)
+        except ConfigError as exc:
+            log.error("config not reloaded: %s", exc, extra={"error": "config"})
+            return
+        sections = ("database", "fetch", "extract", "daemon")
+        changed = [s for s in sections if getattr(fresh, s) != getattr(self.settings, s)]
+        if changed:
+            log.warning("restart to apply changes to [%s]", "], [".join(changed))
+        self.settings = self.settings.model_copy(
+            update={"feeds": fresh.feeds, "schedule": fresh.schedule}
+        )
+        if self.ingestor is not None:
+            self.ingestor.settings = self.settings
+        self.store.sync_feeds(self.settings.feeds, exclusive=True)
+        log.info("config reloaded", extra={"feeds": len(self.settings.feeds)})
+        await self.tick()
+
+    def _stamp(self) -> tuple[float, int] | None:
+        try:
+            info = self._config_path.stat() if self._config_path else None
+        except OSError:
+            return None
+        return (info.st_mtime, info.st_size) if info else None
+
+    def _spawn_feed(self, feed: Feed) -> None:
+        assert feed.id is not None
+        task = asyncio.get_running_loop().create_task(self._poll(feed))
+        self._feeds[feed.id] = task
+        task.add_done_callback(lambda _: self._feeds.pop(feed.id or 0, None))
+
+    def _spawn_page(self, job: PageJob) -> None:
+        if job.article_id in self._pages:
+            return
+        task = asyncio.get_running_loop().create_task(self._archive(job))
+        self._pages[job.article_id] = task
+        task.add_done_callback(lambda _: self._pages.pop(job.article_id, None))
+
+    async def _poll(self, feed: Feed) -> None:
+        assert self.ingestor is not None
+        try:
+            jobs = await self.ingestor.poll(feed)
+        except StoreError as exc:
+            log.error("feed not recorded: %s", exc, extra={"feed_url": feed.url, "error": "store"})
+            return
+        if not self._stopping.is_set():
+            for job in jobs:
+                self._spawn_page(job)
+
+    async def _archive(self, job: PageJob) -> None:
+        assert self.ingestor is not None
+        try:
+            await self.ingestor.archive(job)
+        except StoreError as exc:
+            log.error("page not recorded: %s", exc, extra={"url": job.url, "error": "store"})
+
+    # --- /healthz and /metrics -----------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the clock ticks: the scheduler has run ``tick`` lately."""
+        now = time.monotonic()
+        since = now - (self._last_tick or self._started)
+        healthy = not self._stopping.is_set() and since < max(3 * self.settings.daemon.tick, 30.0)
+        return healthy, {
+            "status": "ok" if healthy else ("stopping" if self._stopping.is_set() else "stalled"),
+            "uptime_seconds": round(now - self._started, 1),
+            "seconds_since_tick": round(since, 1),
+            "feeds_in_flight": len(self._feeds),
+            "pages_in_flight": len(self._pages),
+        }
+
+    async def _serve(self) -> asyncio.Server:
+        host, _, port = self.settings.daemon.listen.rpartition(":")
+        server = await asyncio.start_server(self._answer, host.strip("[]"), int(port))
+        log.info("serving /healthz and /metrics", extra={"listen": self.settings.daemon.listen})
+        return server
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            method, path, *_ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+            if method not in {"GET", "HEAD"}:
+                status, kind, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+            elif path.split("?")[0] == "/healthz":
+                healthy, data = self.health()
+                status = "200 OK" if healthy else "503 Service Unavailable"
+                kind, body = "application/json", json.dumps(data).encode() + b"\n"
+            elif path.split("?")[0] == "/metrics":
+                status, kind, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
+            else:
+                status, kind, body = "404 Not Found", "text/plain", b"/healthz or /metrics\n"
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode("latin-1") + (body if method != "HEAD" else b""))
+            await writer.drain()
+        except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
+            pass  # a client that does not speak HTTP gets nothing
+        finally:
+            writer.close()
