@@ -161,6 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
         # Record before replying: a test that reads the log right after its request
         # returns must already see it.
         room._record(RecordedRequest(self.command, self.path, headers, resp.status))
+        pause = room._delays.get(urlsplit(self.path).path, 0.0)
+        if pause:
+            room._stop.wait(pause)  # a slow page; cut short when the server closes
         self.send_response(resp.status)
         for name, value in resp.headers.items():
             self.send_header(name, value)
@@ -180,6 +183,8 @@ class Newsroom:
         self._routes: dict[str, _Route] = {}
         self._requests: list[RecordedRequest] = []
         self._overrides = 0
+        self._delays: dict[str, float] = {}
+        self._stop = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.newsroom = self
         self._closed = False
@@ -206,6 +211,7 @@ class Newsroom:
         if self._closed:
             return
         self._closed = True
+        self._stop.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -272,6 +278,11 @@ class Newsroom:
         with self._lock:
             self._routes.pop(path, None)
 
+    def delay(self, path: str, seconds: float) -> None:
+        """Answer ``path`` (any query) only after ``seconds``: a slow page."""
+        with self._lock:
+            self._delays[path] = seconds
+
     def redirect(self, path: str, to: str, status: int = 301) -> None:
         """Answer ``path`` with a redirect; a ``to`` starting with "/" is made absolute."""
         location = self.url(to) if to.startswith("/") else self.rebase(to)
@@ -286,6 +297,7 @@ class Newsroom:
         with self._lock:
             self._routes.clear()
             self._requests.clear()
+            self._delays.clear()
 
     # -- request handling (called from server threads) ----------------------------
     def _record(self, request: RecordedRequest) -> None:

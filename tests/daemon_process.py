@@ -1,0 +1,113 @@
+"""The real `ingest daemon` as a subprocess, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Ingest
+
+# Fast clocks, so a test sees several polls in a few seconds.
+FAST = """
+[schedule]
+interval = "1s"
+min_interval = "1s"
+max_interval = "2s"
+error_backoff = "1s"
+max_error_backoff = "2s"
+[daemon]
+listen = "127.0.0.1:{port}"
+tick = "0.2s"
+retry_every = "0.5s"
+reload_every = "0.3s"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy (the daemon works on real time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Daemon:
+    """`ingest daemon` started in the background; `stop` sends a signal and times the exit."""
+
+    def __init__(self, cli: Ingest, archive: Path, port: int) -> None:
+        self.archive = archive
+        self.port = port
+        self.log = cli.cwd / f"daemon-{time.monotonic_ns()}.log"
+        assert cli.config is not None
+        command = [sys.executable, "-m", "ingest", "--config", str(cli.config)]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*command, "-v", "--log-format", "json", "daemon"],
+                cwd=cli.cwd,
+                env=cli.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = self.log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            return 0, b""
+
+    def healthy(self) -> bool:
+        return self.get("/healthz")[0] == 200
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        if not self.archive.exists():
+            return []
+        with sqlite3.connect(f"file:{self.archive}?mode=ro", uri=True, timeout=5) as db:
+            try:
+                return db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:  # the schema is still being created
+                return []
+
+    def stop(
+        self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0
+    ) -> tuple[int, float]:
+        """Send ``sig``; return (exit status, seconds it took to exit)."""
+        started = time.monotonic()
+        self.process.send_signal(sig)
+        try:
+            status = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"daemon ignored {sig.name} for {timeout}s") from None
+        return status, time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
