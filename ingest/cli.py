@@ -414,7 +414,8 @@ def daemon(obj: Context) -> None:
 
     \b
     Example:
-      ingest --log-format json daemon
+      ingest daemon
+      ingest --log-format json --config /etc/ingest.toml daemon
     """
     from ingest.daemon import Daemon
 

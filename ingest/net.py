@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import zlib
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -96,6 +97,42 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class _Inflater:
+    """Undoes a Content-Encoding a bounded slice at a time, so that a small compressed body
+    cannot expand past the size cap in memory (a gzip bomb costs at most the cap)."""
+
+    def __init__(self, encoding: str, url: str) -> None:
+        self._url = url
+        self._may_be_raw = False  # "deflate" is sometimes sent without its zlib header
+        name = encoding.strip().lower()
+        if name in {"", "identity"}:
+            self._z = None
+        elif name in {"gzip", "x-gzip"}:
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif name == "deflate":
+            self._z = zlib.decompressobj()
+            self._may_be_raw = True
+        else:
+            raise NetworkError(
+                f"unsupported Content-Encoding {encoding!r}", url=url, reason="decoding"
+            )
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Up to ``room`` decoded bytes of ``data``; more than room-1 means over the cap."""
+        if self._z is None:
+            return data
+        try:
+            return self._z.decompress(data, room)
+        except zlib.error as exc:
+            if self._may_be_raw:
+                self._may_be_raw = False
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.feed(data, room)
+            raise NetworkError(
+                f"bad content encoding: {exc}", url=self._url, reason="decoding"
+            ) from exc
+
+
 class HttpClient:
     """An async HTTP client with the limits of `FetchSettings`; use as ``async with``."""
 
@@ -150,8 +187,10 @@ class HttpClient:
         accept: str = "*/*",
         etag: str | None = None,
         last_modified: str | None = None,
+        truncate: bool = False,
     ) -> Page:
-        """GET ``url``: a `Page` for 2xx and 304, `FetchError` for everything else.
+        """GET ``url``: a `Page` for 2xx and 304, `FetchError` for everything else. A body
+        over ``max_bytes`` is an error, or with ``truncate`` is cut to its first max_bytes.
 
         A 429 or 503 with Retry-After blocks the whole host until then (`HostBackoffError`
         for every later request to it, here or in the daemon's next runs).
@@ -161,7 +200,7 @@ class HttpClient:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        return await self._follow(url, headers, max_bytes)
+        return await self._follow(url, headers, max_bytes, truncate)
 
     def _check_backoff(self, url: str, current: str) -> None:
         until = self.hosts.blocked_until(host_of(current), utcnow())
@@ -170,7 +209,9 @@ class HttpClient:
                 f"host asked us to wait until {until.isoformat()}", url=url, retry_at=until
             )
 
-    async def _follow(self, url: str, headers: dict[str, str], max_bytes: int) -> Page:
+    async def _follow(
+        self, url: str, headers: dict[str, str], max_bytes: int, truncate: bool
+    ) -> Page:
         current = url
         for _ in range(self.settings.max_redirects + 1):
             if urlsplit(current).scheme not in {"http", "https"}:
@@ -180,7 +221,7 @@ class HttpClient:
             async with self.hosts.slot(current):
                 try:
                     async with asyncio.timeout(self.settings.timeout):
-                        page = await self._request(url, current, headers, max_bytes)
+                        page = await self._request(url, current, headers, max_bytes, truncate)
                 except TimeoutError as exc:
                     raise NetworkError("timed out", url=url, reason="timeout") from exc
             location = page.headers.get("location")
@@ -192,7 +233,7 @@ class HttpClient:
         )
 
     async def _request(
-        self, url: str, current: str, headers: dict[str, str], max_bytes: int
+        self, url: str, current: str, headers: dict[str, str], max_bytes: int, truncate: bool
     ) -> Page:
         try:
             async with self._client.stream("GET", current, headers=headers) as response:
@@ -200,19 +241,31 @@ class HttpClient:
                 if status >= 400:
                     raise self._status_error(url, current, response)
                 declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
+                encoded = response.headers.get("content-encoding", "identity") != "identity"
+                if (
+                    declared.isdigit()
+                    and int(declared) > max_bytes
+                    and not truncate
+                    and not encoded
+                ):
                     raise TooLargeError(f"declared {declared} bytes > {max_bytes}", url=url)
+                inflater = _Inflater(response.headers.get("content-encoding", ""), url)
                 body = bytearray()
-                # aiter_bytes yields decoded (decompressed) bytes: a gzip bomb stops here early.
-                async for chunk in response.aiter_bytes():
-                    body += chunk
+                async for raw in response.aiter_raw():
+                    body += inflater.feed(raw, max_bytes - len(body) + 1)
                     if len(body) > max_bytes:
+                        if truncate:
+                            del body[max_bytes:]
+                            break
                         raise TooLargeError(f"body over {max_bytes} bytes", url=url)
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                for name in ("content-encoding", "content-length"):  # the body is decoded
+                    headers.pop(name, None)
                 return Page(
                     url=url,
                     final_url=str(response.url),
                     status=status,
-                    headers={k.lower(): v for k, v in response.headers.items()},
+                    headers=headers,
                     body=bytes(body),
                     fetched_at=utcnow(),
                 )

@@ -141,7 +141,10 @@ class Ingestor:
             http.hosts.block(host, until)
 
     async def _get_robots(self, url: str) -> Page:
-        return await self.http.get(url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain")
+        # RFC 9309: read at least 500 KiB and ignore the rest.
+        return await self.http.get(
+            url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain", truncate=True
+        )
 
     def _fail(self, kind: str, error: FetchError) -> None:
         self.tally.failed(Failure(error.url, error.reason, str(error), kind))

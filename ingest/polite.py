@@ -3,23 +3,25 @@
 `Hosts` caps the requests in flight to one host, spaces them by a minimum delay (or the
 host's robots.txt Crawl-delay, if longer), and remembers hosts that asked us to back off
 (429/503 with Retry-After) so that no feed or page on them is requested before the time is up.
-`Robots` fetches, caches and applies robots.txt (RFC 9309) for article pages. Both keep a
-bounded amount of state, so a daemon's memory stays flat however many hosts it meets.
+`Robots` fetches, caches and applies robots.txt for article pages (RFC 9309, parsed by
+protego: the most specific group and the longest matching rule win). Both keep a bounded
+amount of state, so a daemon's memory stays flat however many hosts it meets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import urllib.robotparser
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
-from ingest.errors import FetchError, HTTPStatusError
+from protego import Protego
+
+from ingest.errors import FetchError, HostBackoffError, HTTPStatusError
 from ingest.models import Page
 
 MAX_HOSTS = 4096  # per-host state kept before idle hosts are forgotten
@@ -36,8 +38,9 @@ def host_of(url: str) -> str:
 @dataclass
 class _HostState:
     slots: asyncio.Semaphore
+    busy: int = 0  # requests holding or waiting for a slot: 0 means the state may go
     next_start: float = 0.0  # monotonic time before which no request may start
-    delay: float = 0.0  # Crawl-delay, when longer than the default delay
+    delay: float = 0.0  # Crawl-delay, when longer than the default delay (re-applied by Robots)
 
 
 class Hosts:
@@ -69,8 +72,12 @@ class Hosts:
     def _forget_idle(self) -> None:
         now = self._clock()
         for host, state in list(self._state.items()):
-            if not state.slots.locked() and state.next_start <= now and state.delay == 0:
+            if state.busy == 0 and state.next_start <= now:
                 del self._state[host]
+        wall = datetime.now(UTC)
+        for host, until in list(self._blocked.items()):
+            if until <= wall:
+                del self._blocked[host]
 
     def set_crawl_delay(self, host: str, seconds: float) -> None:
         self._get(host).delay = min(max(seconds, 0.0), MAX_CRAWL_DELAY)
@@ -78,6 +85,8 @@ class Hosts:
     def block(self, host: str, until: datetime) -> None:
         """No request to ``host`` before ``until`` (an aware time)."""
         current = self._blocked.get(host)
+        if current is None and len(self._blocked) >= MAX_HOSTS:
+            self._forget_idle()
         if current is None or until > current:
             self._blocked[host] = until
 
@@ -94,20 +103,25 @@ class Hosts:
     async def slot(self, url: str) -> AsyncIterator[None]:
         """Hold one of the host's request slots, started no sooner than its delay allows."""
         state = self._get(host_of(url))
-        async with state.slots:
-            spacing = max(self._delay, state.delay)
-            wait = state.next_start - self._clock()
-            state.next_start = max(state.next_start, self._clock()) + spacing
-            if wait > 0:
-                await self._sleep(wait)
-            yield
+        state.busy += 1
+        try:
+            async with state.slots:
+                spacing = max(self._delay, state.delay)
+                wait = state.next_start - self._clock()
+                state.next_start = max(state.next_start, self._clock()) + spacing
+                if wait > 0:
+                    await self._sleep(wait)
+                yield
+        finally:
+            state.busy -= 1
 
 
 @dataclass
 class _Rules:
-    parser: urllib.robotparser.RobotFileParser | None  # None: everything disallowed for now
+    parser: Protego | None  # None: everything disallowed for now
     expires: float
     problem: str | None = None
+    crawl_delay: float = 0.0
 
 
 class RobotsError(FetchError):
@@ -141,13 +155,16 @@ class Robots:
         parts = urlsplit(url)
         origin = urlunsplit((parts.scheme, parts.netloc, "", "", "")).lower()
         rules = await self._rules_for(origin)
+        if rules.crawl_delay:
+            # Kept with the rules, not only in Hosts, which may forget an idle host.
+            self._hosts.set_crawl_delay(host_of(url), rules.crawl_delay)
         if rules.parser is None:
             raise RobotsError(
                 f"robots.txt unavailable ({rules.problem}): not fetched",
                 url=url,
                 reason="robots_unavailable",
             )
-        if not rules.parser.can_fetch(self._agent, url):
+        if not rules.parser.can_fetch(url, self._agent):
             raise RobotsError("robots.txt disallows this page: not fetched", url=url)
 
     async def _rules_for(self, origin: str) -> _Rules:
@@ -174,18 +191,17 @@ class Robots:
         return rules
 
     async def _load(self, origin: str) -> _Rules:
-        parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
         try:
             page = await self._fetch(origin + "/robots.txt")
+        except HostBackoffError:
+            raise  # the host asked us to wait: not a verdict on its robots.txt
         except HTTPStatusError as exc:
-            if 400 <= exc.status < 500:
-                parser.parse([])  # no robots.txt: no rules
-                return _Rules(parser, self._clock() + ROBOTS_TTL)
+            # 4xx means "no rules", except 429, which like 5xx says "not now".
+            if 400 <= exc.status < 500 and exc.status != 429:
+                return _Rules(Protego.parse(""), self._clock() + ROBOTS_TTL)
             return _Rules(None, self._clock() + ROBOTS_RETRY, exc.reason)
         except FetchError as exc:
             return _Rules(None, self._clock() + ROBOTS_RETRY, exc.reason)
-        parser.parse(page.body.decode("utf-8", "replace").splitlines())
-        delay = parser.crawl_delay(self._agent)
-        if delay:
-            self._hosts.set_crawl_delay(host_of(origin), float(delay))
-        return _Rules(parser, self._clock() + ROBOTS_TTL)
+        parser = Protego.parse(page.body.decode("utf-8", "replace"))
+        delay = parser.crawl_delay(self._agent) or 0.0
+        return _Rules(parser, self._clock() + ROBOTS_TTL, crawl_delay=float(delay))

@@ -17,6 +17,7 @@ are tested with an injected clock. The rules:
 from __future__ import annotations
 
 import hashlib
+import re
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from ingest.config import ScheduleSettings
 from ingest.errors import FetchError, HostBackoffError
 
 SPREAD = 0.1  # ± share of an interval used to spread polls
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also accepts "²", which float() refuses
 _PERIODS = {"hourly": 3600.0, "daily": 86400.0, "weekly": 604800.0, "monthly": 2592000.0}
 _PERIODS["yearly"] = 365 * 86400.0
 
@@ -72,7 +74,7 @@ def cache_hints(headers: Mapping[str, str], now: datetime) -> dict[str, object]:
     hints: dict[str, object] = {}
     for directive in headers.get("cache-control", "").lower().split(","):
         name, _, value = directive.strip().partition("=")
-        if name == "max-age" and value.strip().isdigit():
+        if name == "max-age" and _DIGITS.fullmatch(value.strip()):
             hints["max_age"] = float(value.strip())
     expires = http_date(headers.get("expires"))
     if expires is not None and expires > now:
@@ -95,7 +97,7 @@ def retry_after(value: str | None, now: datetime, *, cap: float) -> datetime | N
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if _DIGITS.fullmatch(text):
         delay = float(text)
     else:
         moment = http_date(text)
