@@ -37,8 +37,15 @@ class Context:
         overrides = {"database": {"url": self.database}} if self.database else None
         return load_settings(self.config, overrides=overrides)
 
-    def store(self, *, create: bool = False) -> Store:
-        return Store.open(self.settings().database.url, create=create)
+    @contextmanager
+    def store(self, url: str | None = None, **options: bool) -> Iterator[Store]:
+        """The archive, closed on the way out; by default an existing one only."""
+        options.setdefault("create", False)
+        store = Store.open(url or self.settings().database.url, **options)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 @contextmanager
@@ -159,12 +166,9 @@ def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -
             raise ConfigError(f"{settings.source}: no feed named {', '.join(unknown)}")
         if not chosen:
             raise ConfigError(f"{settings.source}: no feeds configured ([[feeds]] url = ...)")
-        store = Store.open(settings.database.url)
-        try:
-            with _progress(enabled=fmt == "text" and sys.stderr.isatty()) as progress:
-                summary = asyncio.run(refresh(settings, store, chosen, progress=progress))
-        finally:
-            store.close()
+        terminal = fmt == "text" and sys.stderr.isatty()
+        with obj.store(settings.database.url, create=True) as store, _progress(terminal) as bar:
+            summary = asyncio.run(refresh(settings, store, chosen, progress=bar))
     if fmt == "json":
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
@@ -173,7 +177,7 @@ def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -
 
 
 @contextmanager
-def _progress(*, enabled: bool) -> Iterator[Any]:
+def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
@@ -230,12 +234,8 @@ def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> No
     """
     from ingest.query import hit_record, write_records
 
-    with _errors():
-        store = obj.store()
-        try:
-            hits = store.search(query, _filters(**filters), limit=limit)
-        finally:
-            store.close()
+    with _errors(), obj.store() as store:
+        hits = store.search(query, _filters(**filters), limit=limit)
     if fmt != "table":
         write_records((hit_record(h) for h in hits), fmt, sys.stdout)
         return
@@ -269,12 +269,8 @@ def show(obj: Context, ref: str, fmt: str) -> None:
     """
     from ingest.query import record, render_text
 
-    with _errors():
-        store = obj.store()
-        try:
-            article, feed_url = store.article(ref)
-        finally:
-            store.close()
+    with _errors(), obj.store() as store:
+        article, feed_url = store.article(ref)
     if fmt == "json":
         click.echo(json.dumps(record(article, feed_url), ensure_ascii=False, indent=2))
     else:
@@ -297,18 +293,14 @@ def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
     """
     from ingest.query import export_records, write_records
 
-    with _errors():
-        store = obj.store()
-        try:
-            if out is None:
-                count = write_records(export_records(store, _filters(**filters)), fmt, sys.stdout)
-            else:
-                partial = out.with_name(out.name + ".partial")
-                with partial.open("w", encoding="utf-8", newline="") as fh:
-                    count = write_records(export_records(store, _filters(**filters)), fmt, fh)
-                partial.replace(out)  # never leave a half-written file under the asked name
-        finally:
-            store.close()
+    with _errors(), obj.store() as store:
+        if out is None:
+            count = write_records(export_records(store, _filters(**filters)), fmt, sys.stdout)
+        else:
+            partial = out.with_name(out.name + ".partial")
+            with partial.open("w", encoding="utf-8", newline="") as fh:
+                count = write_records(export_records(store, _filters(**filters)), fmt, fh)
+            partial.replace(out)  # never leave a half-written file under the asked name
     if out is not None:
         click.echo(f"Exported {count} articles to {out}.", err=True)
 
@@ -323,12 +315,8 @@ def feeds(obj: Context, fmt: str) -> None:
     Example:
       ingest feeds --format json
     """
-    with _errors():
-        store = obj.store()
-        try:
-            rows = store.feeds()
-        finally:
-            store.close()
+    with _errors(), obj.store() as store:
+        rows = store.feeds()
     data = [
         {
             "id": f.id,
@@ -379,12 +367,8 @@ def stats(obj: Context, fmt: str) -> None:
     """
     from ingest.models import utcnow
 
-    with _errors():
-        store = obj.store()
-        try:
-            data = store.stats(utcnow())
-        finally:
-            store.close()
+    with _errors(), obj.store() as store:
+        data = store.stats(utcnow())
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -421,12 +405,9 @@ def daemon(obj: Context) -> None:
 
     with _errors():
         settings = obj.settings()
-        store = Store.open(settings.database.url)
         path = Path(settings.source) if settings.source != "(defaults)" else None
-        try:
+        with obj.store(settings.database.url, create=True) as store:
             asyncio.run(Daemon(settings, store, config_path=path).run())
-        finally:
-            store.close()
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -452,12 +433,8 @@ def upgrade(obj: Context) -> None:
     Example:
       ingest --database sqlite:///data/ingest.sqlite3 db upgrade
     """
-    with _errors():
-        store = Store.open(obj.settings().database.url, migrate=False)
-        try:
-            before, after = store.upgrade()
-        finally:
-            store.close()
+    with _errors(), obj.store(migrate=False) as store:
+        before, after = store.upgrade()
     if before == after:
         click.echo(f"Schema already at revision {after}.")
     else:
