@@ -10,10 +10,12 @@ This module runs in worker processes (`ingest.workers`): its inputs and outputs 
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +112,7 @@ _TZINFOS = {
         "AEDT": 11,
     }.items()
 }
+_XP = set(os.environ.get("XP", "").split(","))
 _WS = re.compile(r"[ \t\u00a0\u2009\u202f]+")
 
 
@@ -342,30 +345,143 @@ def _key(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.casefold()))
 
 
+_HEADLINE_WORDS = 30
+_READING_TIME = re.compile(
+    r"^(?:(?:estimated )?read(?:ing)? time|tempo de leitura|tiempo de lectura|temps de lecture"
+    r"|lesezeit|tempo di lettura)\b.{0,30}$|^\d+\s*min(?:ute)?s?\.?\s*(?:read|de leitura|de lectura)$",
+    re.I,
+)
+_CLOCK_LINE = re.compile(
+    r"^(?:\d{1,2}:\d{2}\s*(?:[ap]\.?m\.?)?|\d{1,2}/\d{1,2}/\d{2,4}"
+    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},? \d{4})\b",
+    re.I,
+)
+_SIGNPOST = re.compile(
+    r"^(?:related(?: posts?| articles?| stories| story| content| reading| coverage)?"
+    r"|read (?:more|also|next)|also read|see also|more|more on this|recommended(?: reading)?"
+    r"|you (?:may|might) also like)\s*(?::|\.\.\.|…|$)",
+    re.I,
+)
+_PROMO = re.compile(
+    r"\b(?:sign up|subscribe)\b.{0,120}\b(?:newsletters?|inbox)\b"
+    r"|\b(?:newsletters?|inbox)\b.{0,60}\b(?:sign up|subscribe)\b",
+    re.I,
+)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_CREDITS = re.compile(
+    r"^\(?(?:(?:additional )?reporting|writing|editing|compiled|produced) by\b"
+    r"|^(?:source|sources|filed under|tags?|comments?)\s*(?::|$)",
+    re.I,
+)
+
+
+def _on(flag: str) -> bool:
+    return flag in _XP or "all" in _XP
+
+
+def _headline_like(para: str, headlines: list[str]) -> bool:
+    """The page's headline (or a shortened or slightly re-worded form of it)."""
+    key = _key(para)
+    if not key or len(key.split()) > _HEADLINE_WORDS:
+        return False
+    words = set(key.split())
+    for headline in headlines:
+        if key == headline:
+            return True
+        if not _on("title"):
+            continue
+        other = set(headline.split())
+        shared = len(words & other)
+        if len(words) >= 3 and shared >= 0.8 * len(words) and shared >= 0.6 * len(other):
+            return True
+    return False
+
+
+def _leading_chrome(para: str, headlines: list[str]) -> bool:
+    short = len(para) < 200
+    return (
+        (_BANNER.search(para) is not None and short)
+        or _headline_like(para, headlines)
+        or (_DATE_LINE.match(para) is not None and len(para) < 100)
+        or (_on("lead") and _READING_TIME.match(para) is not None)
+        or (_on("lead") and _CLOCK_LINE.match(para) is not None and len(para) < 100 and not para.endswith("."))
+        or (_on("promo") and _PROMO.search(para) is not None and len(para) < 300)
+    )
+
+
+def _trailing_chrome(para: str) -> bool:
+    if len(para) >= 300:
+        return False
+    return (
+        _TRAILER.match(para) is not None
+        or _BANNER.search(para) is not None
+        or (_on("promo") and _PROMO.search(para) is not None)
+        or (_on("email") and _EMAIL.search(para) is not None)
+        or (_on("credits") and _CREDITS.match(para) is not None)
+        or (_on("signpost") and _SIGNPOST.match(para) is not None)
+    )
+
+
+def _signpost(para: str, links: frozenset[str]) -> bool:
+    """A pointer to other pages inside the body: "Related: ...", "Read more: ..."."""
+    if len(para) > 200 or _SIGNPOST.match(para) is None:
+        return False
+    return True
+
+
+def _link_only(para: str, links: frozenset[str]) -> bool:
+    return _key(para.removeprefix("- ")) in links
+
+
+def _drop_link_lists(paras: list[str], links: frozenset[str]) -> list[str]:
+    """Drop list items and runs of paragraphs that are nothing but a link: related-story lists."""
+    kept: list[str] = []
+    index = 0
+    while index < len(paras):
+        end = index
+        while end < len(paras) and _link_only(paras[end], links):
+            end += 1
+        run = paras[index:end]
+        if run:
+            if len(run) < 3:
+                kept.extend(p for p in run if not (_on("linkitems") and p.startswith("- ")))
+            elif not _on("linkruns"):
+                kept.extend(run)
+            index = end
+        else:
+            kept.append(paras[index])
+            index += 1
+    return kept
+
+
 def clean_paragraphs(
-    paragraphs: list[str], *, title: str | None, description: str | None
+    paragraphs: list[str],
+    *,
+    title: str | None,
+    description: str | None,
+    headlines: Sequence[str] = (),
+    links: frozenset[str] = frozenset(),
 ) -> tuple[list[str], list[str]]:
-    """Drop page chrome from the edges of the body; returns (paragraphs, byline authors)."""
+    """Drop page chrome from the body; returns (paragraphs, byline authors).
+
+    ``headlines`` are other forms of the title the page shows (``<h1>``, ``<title>``);
+    ``links`` the texts of the page's links (as `_key` gives them), to tell lists of links
+    from article text.
+    """
     paras = [p for p in (_WS.sub(" ", p).strip() for p in paragraphs) if p]
     authors: list[str] = []
-    title_key = _key(title or "")
+    heads = [k for k in (_key(t) for t in (title or "", *headlines)) if k]
     description_key = _key(description or "")
 
     # Leading chrome: banners, the headline, bylines and date lines before the first real
     # paragraph.
-    head: list[str] = []
     while paras:
-        first = paras[0]
-        names = _byline_authors(first)
+        names = _byline_authors(paras[0])
         if names:
             authors.extend(n for n in names if n not in authors)
-        elif not (
-            (_BANNER.search(first) and len(first) < 200)
-            or (title_key and _key(first) == title_key)
-            or (_DATE_LINE.match(first) and len(first) < 100)
-        ):
+        elif not _leading_chrome(paras[0], heads):
             break
-        head.append(paras.pop(0))
+        paras.pop(0)
 
     # The lead repeated: a summary ("dek") printed above the body, then the body's first
     # paragraph saying the same. Keep one.
@@ -386,24 +502,99 @@ def clean_paragraphs(
     ):
         paras.pop(0)
 
+    if _on("signpost"):
+        paras = [p for p in paras if not _signpost(p, links)]
+    paras = _drop_link_lists(paras, links)
+
     # Trailing chrome: banners, newsletter prompts, copyright and "read more" lines.
-    while (
-        paras and len(paras[-1]) < 300 and (_TRAILER.match(paras[-1]) or _BANNER.search(paras[-1]))
-    ):
+    while paras and _trailing_chrome(paras[-1]):
         paras.pop()
     return paras, authors
 
 
-def _trafilatura(tree: Any, url: str | None) -> Any:
+
+
+def _trafilatura(tree: Any, url: str | None, **options: Any) -> Any:
+    settings = {"favor_precision": True, "with_metadata": True, **options}
     return trafilatura.bare_extraction(
         tree,
         url=url,
-        favor_precision=True,
         include_comments=False,
         include_tables=True,
-        with_metadata=True,
         deduplicate=False,
+        **settings,
     )
+
+
+def _words(text: str | None) -> int:
+    return len(re.findall(r"\w+", text or ""))
+
+
+def _body(tree: Any, url: str | None) -> tuple[Any, str]:
+    document = _trafilatura(tree, url)
+    text = (document.text or "") if document is not None else ""
+    if "fb" in _XP and (_words(text) < int(os.environ.get("XPN", "100000")) or "merge" in _XP):
+        wider = _trafilatura(tree, url, favor_precision=False, favor_recall=True, with_metadata=document is None)
+        if wider is not None and _words(wider.text) >= float(os.environ.get("XPR", "2")) * _words(text):
+            text = wider.text or ""
+            document = document if document is not None else wider
+        elif wider is not None and "merge" in _XP:
+            text = _merge(text, wider.text or "")
+    return document, text
+
+
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")
+
+
+def _prose(para: str) -> bool:
+    return _words(para) >= int(os.environ.get("XPW", "8")) and _SENTENCE_END.search(para.strip()) is not None
+
+
+def _merge(precise: str, wider: str) -> str:
+    """Precise text plus the prose paragraphs the wider pass found between its paragraphs."""
+    ours, theirs = precise.split("\n"), wider.split("\n")
+    matcher = difflib.SequenceMatcher(None, ours, theirs, autojunk=False)
+    merged: list[str] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        merged.extend(ours[i1:i2])
+        if op == "insert" and 0 < i1 < len(ours):
+            merged.extend(p for p in theirs[j1:j2] if _prose(p))
+    return "\n".join(merged)
+
+
+_EMBED_WRAPPER = re.compile(r"social|embed|share|tweet|instagram", re.I)
+
+
+def _lift_embedded_posts(tree: Any) -> None:
+    """Quoted social posts are article content: take them out of the "social"/"embed" wrappers
+    a boilerplate filter drops wholesale (share bars use the same class names)."""
+    for quote in tree.xpath(
+        '//blockquote[contains(@class, "twitter-tweet") or contains(@class, "instagram-media")'
+        ' or contains(@class, "tiktok-embed")]'
+    ):
+        quote.attrib.pop("class", None)
+        text = _key(quote.text_content())
+        outer = quote
+        for parent in quote.iterancestors():
+            marks = f"{parent.get('class', '')} {parent.get('id', '')}"
+            if parent.tag in ("body", "article", "main") or _key(parent.text_content()) != text:
+                break
+            if _EMBED_WRAPPER.search(marks):
+                outer = parent
+        if outer is not quote:
+            outer.getparent().replace(outer, quote)
+
+
+def _headlines(tree: Any, document: Any) -> list[str]:
+    """The forms of the headline a page shows: ``<h1>``s, ``<title>``, og:title, trafilatura's."""
+    found = [_clean(h1.text_content()) for h1 in tree.iter("h1")]
+    found.append(_clean(tree.findtext(".//title")))
+    found.append(_clean(document.title))
+    return [h for h in found if h]
+
+
+def _link_texts(tree: Any) -> frozenset[str]:
+    return frozenset(k for k in (_key(a.text_content()) for a in tree.iter("a")) if k)
 
 
 def extract_article(
@@ -426,15 +617,21 @@ def extract_article(
     except (etree.ParserError, ValueError) as exc:
         raise ExtractionError(f"unparseable HTML: {exc}", url=where, reason="bad_html") from exc
     meta = page_metadata(tree, url)
-    document = _trafilatura(tree, url)
-    if document is None or not (document.text or "").strip():
+    if "embed" in _XP:
+        _lift_embedded_posts(tree)
+    document, body = _body(tree, url)
+    if document is None or not body.strip():
         raise ExtractionError("no article text found", url=where)
 
     meta.title = meta.title or _clean(document.title)
     meta.site_name = meta.site_name or _clean(document.sitename)
     meta.description = meta.description or _clean(document.description)
     paragraphs, byline = clean_paragraphs(
-        document.text.split("\n"), title=meta.title, description=meta.description
+        body.split("\n"),
+        title=meta.title,
+        description=meta.description,
+        headlines=_headlines(tree, document),
+        links=_link_texts(tree),
     )
     if not paragraphs:
         raise ExtractionError("no article text left after cleaning", url=where)
