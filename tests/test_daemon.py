@@ -97,6 +97,17 @@ def test_daemon_ingests_on_schedule_serves_health_and_stops_on_sigterm(
     assert 'ingest_feed_polls_total{status="not_modified"}' in text
     assert 'ingest_failures_total{kind="page",reason="http_404"}' in text
     assert "process_resident_memory_bytes" in text
+    for name in (
+        "ingest_queue_depth",
+        "ingest_fetch_seconds_bucket",
+        "ingest_extract_seconds_count",
+    ):
+        assert name in text
+    stats = cli.json("stats", "--format", "json")
+    assert stats["articles"]["ok"] >= 5
+    assert stats["failures_by_reason"]["http_404"] == 1
+    assert stats["feeds"] == {"total": 2, "active": 2, "failing": 0}
+    assert stats["recent"]["articles_last_24h"] == stats["articles"]["total"]
 
     code, seconds = daemon.stop(signal.SIGTERM)
     assert code == 0
@@ -219,7 +230,9 @@ def test_sighup_reloads_the_config(
     wait_for(
         "Tech's article", lambda: newsroom.url("/tech/sodium-batteries.html") in ok_urls(daemon)
     )
-    assert daemon.stop()[0] == 0
+    code, seconds = daemon.stop(signal.SIGINT)  # Ctrl-C stops it as cleanly as SIGTERM
+    assert code == 0
+    assert seconds < 10
 
 
 def test_a_failing_feed_backs_off_and_stays_listed_with_its_error(
