@@ -59,6 +59,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._started = time.monotonic()
         self._last_tick: float | None = None
+        self._backlog = False  # the last tick claimed all it could: more feeds may be due
         self.ingestor: Ingestor | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -148,6 +149,9 @@ class Daemon:
             return
         for feed in due:
             self._spawn_feed(feed)
+        # A full claim means more may be due: claim again as soon as a poll finishes,
+        # rather than one batch per tick (a thousand new feeds would take minutes).
+        self._backlog = room > 0 and len(due) == room
         self._last_tick = time.monotonic()
         metrics.QUEUE.labels(kind="feed").set(len(self._feeds))
         metrics.QUEUE.labels(kind="page").set(len(self._pages))
@@ -202,7 +206,13 @@ class Daemon:
         assert feed.id is not None
         task = asyncio.get_running_loop().create_task(self._poll(feed))
         self._feeds[feed.id] = task
-        task.add_done_callback(lambda _: self._feeds.pop(feed.id or 0, None))
+        task.add_done_callback(lambda _: self._polled(feed.id or 0))
+
+    def _polled(self, feed_id: int) -> None:
+        self._feeds.pop(feed_id, None)
+        if self._backlog and not self._stopping.is_set():
+            self._backlog = False
+            self._chore(self.tick())
 
     def _spawn_page(self, job: PageJob) -> None:
         if job.article_id in self._pages:

@@ -268,3 +268,25 @@ def test_bad_config_stops_the_daemon_at_start(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "daemon.listen" in result.stderr
+
+
+def test_a_backlog_of_due_feeds_is_claimed_as_polls_finish_not_one_batch_per_tick(
+    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+) -> None:
+    port = free_port()
+    names = ["World", "Tech", "Wire", "Notices", "Broken", "Homepage"]
+    cli = config(tmp_path, newsroom, archive, port, names, concurrency="2")
+    assert cli.config is not None
+    # One tick at start, the next an hour later: only the refill can reach feeds 3 to 6.
+    cli.config.write_text(cli.config.read_text().replace('tick = "0.2s"', 'tick = "1h"'))
+    daemon = Daemon(cli, archive, port)
+    daemons.append(daemon)
+
+    wait_for(
+        "every feed polled once",
+        lambda: (
+            daemon.query("SELECT count(*) FROM feeds WHERE last_polled_at IS NOT NULL") == [(6,)]
+        ),
+        timeout=30,
+    )
+    assert daemon.stop()[0] == 0
