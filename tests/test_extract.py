@@ -7,16 +7,10 @@ from datetime import UTC, datetime
 import lxml.html
 import pytest
 
+from ingest.cleanup import clean_paragraphs, text_key
 from ingest.errors import ExtractionError
-from ingest.extract import (
-    PageMeta,
-    clean_paragraphs,
-    decode_html,
-    extract_article,
-    merge_hints,
-    page_metadata,
-    split_authors,
-)
+from ingest.extract import decode_html, extract_article
+from ingest.metadata import PageMeta, merge_hints, page_metadata, split_authors
 from ingest.models import Hints
 
 # --- split_authors --------------------------------------------------------------------------------
@@ -166,6 +160,99 @@ def test_clean_paragraphs_does_not_take_a_sentence_for_a_byline() -> None:
 
 def test_clean_paragraphs_normalises_whitespace_and_drops_empty_lines() -> None:
     assert clean(["  Tides  in the\u00a0channel. ", "", "   "]) == (["Tides in the channel."], [])
+
+
+def test_clean_paragraphs_drops_signposts_inside_the_body() -> None:
+    paragraphs, _ = clean(
+        [
+            BODY[0],
+            "Related: Harbour dredging starts next month",
+            BODY[1],
+            "[Read more: Lifeboat crew honoured for rescue]",
+            "More:",
+            *BODY[2:],
+        ]
+    )
+
+    assert paragraphs == BODY
+
+
+def test_clean_paragraphs_keeps_sentences_that_start_like_signposts() -> None:
+    more = "More than 2,500 passengers used the ferry last month, the operator said."
+
+    assert clean([*BODY[:2], more, *BODY[2:]])[0] == [*BODY[:2], more, *BODY[2:]]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Reading time: 3 minutes",
+        "4 min read",
+        "5:45 AM PST 11/19/2019 by Mara Lind",
+        "segunda-feira, 22 de janeiro de 2018 às 0:13",
+        "Start your day with our briefing. Sign up for the free daily newsletter.",
+    ],
+)
+def test_clean_paragraphs_drops_leading_chrome(line: str) -> None:
+    assert clean([line, *BODY])[0] == BODY
+
+
+def test_clean_paragraphs_drops_a_leading_h1_that_differs_from_the_title() -> None:
+    h1 = "Ferry timetable: changes start Monday"
+
+    paragraphs, _ = clean_paragraphs([h1, *BODY], title=TITLE, description=None, headlines=[h1])
+
+    assert paragraphs == BODY
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Follow Harbour Gazette on Twitter and Facebook.",
+        "Email Mara Lind at mara@news.example.org or follow her @maralind.",
+        "There's more where that came from: sign up for our free newsletter.",
+        "Filed under: Ferries",
+        "Tags:",
+        "copyright Harbour Gazette 2025 - ISSN 1234-5678",
+        "You may also like...",
+    ],
+)
+def test_clean_paragraphs_drops_trailing_chrome(line: str) -> None:
+    assert clean([*BODY, line])[0] == BODY
+
+
+def test_clean_paragraphs_drops_runs_of_links_but_keeps_single_ones() -> None:
+    stories = ["Lifeboat crew honoured", "Dredging starts next month", "New harbour master named"]
+    links = {text_key(text): 1.0 for text in [*stories, "Ferry operator"]}
+
+    paragraphs, _ = clean_paragraphs(
+        [BODY[0], *stories, BODY[1], "Ferry operator", *BODY[2:]],
+        title=TITLE,
+        description=None,
+        links=links,
+    )
+
+    assert paragraphs == [*BODY[:2], "Ferry operator", *BODY[2:]]
+
+
+def test_clean_paragraphs_drops_a_trailing_list_of_links() -> None:
+    items = [
+        "- The strange story of the last lighthouse keeper",
+        "- How the harbour got its name",
+        "- Ten walks along the coast",
+    ]
+    # Only part of each item is the link text.
+    links = {text_key(item[2:]): 0.6 for item in items}
+
+    paragraphs, _ = clean_paragraphs([*BODY, *items], title=TITLE, description=None, links=links)
+
+    assert paragraphs == BODY
+
+
+def test_clean_paragraphs_keeps_a_trailing_list_of_plain_items() -> None:
+    items = ["- Bring a coat", "- Check the tide table", "- Buy tickets online"]
+
+    assert clean([*BODY, *items])[0] == [*BODY, *items]
 
 
 # --- decode_html ----------------------------------------------------------------------------------
@@ -486,3 +573,73 @@ def test_extract_article_empty_page_raises(empty: str | bytes) -> None:
 def test_extract_article_page_without_text_raises(html: str) -> None:
     with pytest.raises(ExtractionError):
         extract_article(html, PAGE_URL)
+
+
+# --- extract_article: pages that mislead the extractor --------------------------------------------
+
+
+def story_page(body: str) -> str:
+    return f"""<!DOCTYPE html><html lang="en"><head><title>New tide gauge | Harbour Gazette</title>
+</head><body><header><nav><a href="/">Home</a> <a href="/local">Local</a></nav></header>
+<main><article><h1>New tide gauge</h1>{body}</article></main>
+<footer><p>© 2025 Harbour Gazette</p></footer></body></html>"""
+
+
+def paragraphs_html(paragraphs: list[str]) -> str:
+    return "".join(f"<p>{p}</p>" for p in paragraphs)
+
+
+def test_extract_article_joins_a_body_split_by_an_ad() -> None:
+    body = f"""<div class="chunks">
+<div class="grid"><div class="article-body">{paragraphs_html(ARTICLE_BODY[:3])}</div></div>
+<div class="ad-slot">Advertisement</div>
+<div class="grid"><div class="article-body">{paragraphs_html(ARTICLE_BODY[4:])}</div></div>
+</div>"""
+
+    article = extract_article(story_page(body), PAGE_URL)
+
+    assert article.text == "\n\n".join(ARTICLE_BODY[:3] + ARTICLE_BODY[4:])
+
+
+def test_extract_article_keeps_an_embedded_post() -> None:
+    post = (
+        '<div class="social-media-embed"><blockquote class="twitter-tweet">'
+        "<p>The new gauge is up and running at the north pier!</p>&mdash; Harbour Office "
+        '(@harbouroffice) <a href="https://social.example.org/s/1">March 4, 2025</a>'
+        "</blockquote></div>"
+    )
+    body = (
+        f'<div class="article-body">{paragraphs_html(ARTICLE_BODY[:3])}{post}'
+        f"{paragraphs_html(ARTICLE_BODY[4:])}</div>"
+    )
+
+    text = extract_article(story_page(body), PAGE_URL).text
+
+    assert "The new gauge is up and running at the north pier!" in text.split("\n\n")
+    assert text.endswith(ARTICLE_BODY[-1])
+
+
+def test_extract_article_text_goes_on_after_an_html_comment() -> None:
+    first = ARTICLE_BODY[0].replace("harbour authority", "harbour <!-- -->authority<!-- -->")
+    body = f'<div class="article-body"><p>{first}</p>{paragraphs_html(ARTICLE_BODY[1:3])}</div>'
+
+    text = extract_article(story_page(body), PAGE_URL).text
+
+    assert text.split("\n\n")[0] == ARTICLE_BODY[0]
+
+
+def test_extract_article_drops_a_hover_card() -> None:
+    card = (
+        '<span class="person"><a href="/people/mara-lind">Mara Lind</a>'
+        '<span class="person-card"><a href="/people/mara-lind">Mara Lind</a>'
+        '<a href="/a">Harbour dredging starts next month</a> '
+        '<a href="/b">Lifeboat crew honoured for rescue</a></span></span>'
+    )
+    first = f"The harbour authority, led by {card}, will replace the old tide gauge this spring."
+    body = f'<div class="article-body"><p>{first}</p>{paragraphs_html(ARTICLE_BODY[1:3])}</div>'
+
+    text = extract_article(story_page(body), PAGE_URL).text
+
+    assert text.split("\n\n")[0] == (
+        "The harbour authority, led by Mara Lind, will replace the old tide gauge this spring."
+    )

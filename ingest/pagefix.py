@@ -1,0 +1,95 @@
+"""Fixes to a page's tree, before extraction, where it misleads trafilatura on news pages:
+embedded posts in "social" wrappers, hover cards inside paragraphs, a story body split by ads."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from ingest.cleanup import text_key
+
+# Class names of a story's body container, and the blocks that carry its text.
+_BODY_CLASS = re.compile(r"body|content|text|story|article|entry|post", re.I)
+_TEXT_BLOCKS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "table"})
+_EMBEDDED_POSTS = (
+    '//blockquote[contains(@class, "twitter-tweet") or contains(@class, "instagram-media")'
+    ' or contains(@class, "tiktok-embed")]'
+)
+_EMBED_WRAPPER = re.compile(r"social|embed|share|tweet|instagram", re.I)
+
+
+def _lift_embedded_posts(tree: Any) -> None:
+    """Quoted social posts are article content: take them out of the "social"/"embed" wrappers
+    that boilerplate filters drop wholesale (share bars use the same class names)."""
+    for quote in tree.xpath(_EMBEDDED_POSTS):
+        quote.attrib.pop("class", None)
+        text = text_key(quote.text_content())
+        outer = quote
+        for parent in quote.iterancestors():
+            if parent.tag in ("body", "article", "main") or text_key(parent.text_content()) != text:
+                break
+            if _EMBED_WRAPPER.search(f"{parent.get('class', '')} {parent.get('id', '')}"):
+                outer = parent
+        if outer is not quote:
+            outer.getparent().replace(outer, quote)
+
+
+def _drop_hover_cards(tree: Any) -> None:
+    """Drop pop-up cards hung on a link in the text (a name, then the person's photo, name again
+    and latest stories): CSS hides them on the page, an extractor reads them as text."""
+    for paragraph in tree.iter("p"):
+        linked: set[str] = set()
+        for element in list(paragraph.iter()):
+            if element.tag == "a":
+                linked.add(text_key(element.text_content()))
+            elif element.tag in ("span", "div") and element.getparent() is not None:
+                links = element.findall(".//a")
+                if len(links) >= 2 and text_key(links[0].text_content()) in linked:
+                    element.drop_tree()
+
+
+def _only_filler_between(elements: list[Any], at: dict[Any, int], first: Any, second: Any) -> bool:
+    """Nothing but ad slots or an "Advertisement" label between two elements, in page order."""
+    start = at[first] + sum(1 for _ in first.iterdescendants())
+    words = len((first.tail or "").split())
+    for element in elements[start + 1 : at[second]]:
+        if element.tag in _TEXT_BLOCKS and element.text_content().strip():
+            return False
+        if element.tag not in ("script", "style"):
+            words += len((element.text or "").split())
+        words += len((element.tail or "").split())
+    return words <= 3
+
+
+def _join_split_bodies(tree: Any) -> None:
+    """Make one element again of a story body cut into same-class chunks with ads between them:
+    extractors take the first body container they find and lose the rest of the story."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for element in tree.iter("div", "section", "article"):
+        classes = element.get("class")
+        parent = element.getparent()
+        grandparent = parent.getparent() if parent is not None else None
+        if not (classes and grandparent is not None and _BODY_CLASS.search(classes)):
+            continue
+        if element.find(".//p") is not None:
+            groups.setdefault((element.tag, classes, grandparent), []).append(element)
+    groups = {key: chunks for key, chunks in groups.items() if len(chunks) > 1}
+    if not groups:
+        return
+    elements = list(tree.iter())
+    at = {element: index for index, element in enumerate(elements)}
+    for chunks in groups.values():
+        if any(ancestor in chunks for chunk in chunks for ancestor in chunk.iterancestors()):
+            continue
+        if all(_only_filler_between(elements, at, a, b) for a, b in itertools.pairwise(chunks)):
+            for chunk in chunks[1:]:
+                chunks[0].extend(list(chunk))
+                chunk.drop_tree()
+
+
+def prepare_tree(tree: Any) -> None:
+    """Fix in place what misleads trafilatura on news pages (after `page_metadata` read it)."""
+    _lift_embedded_posts(tree)
+    _drop_hover_cards(tree)
+    _join_split_bodies(tree)
