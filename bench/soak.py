@@ -11,8 +11,10 @@ articles stored (the archive, read-only, and /metrics) and the size of the log. 
 sends SIGTERM, times the exit, and fits RSS against articles stored after a 30 s warm-up: a
 daemon that keeps something per article shows up as KB per 1000 articles.
 
-With ``--tracemalloc`` the daemon runs under tracemalloc (slower, more memory) and its Python
-heap is snapshotted after the warm-up and near the end; the lines that grew most are printed.
+With ``--tracemalloc`` the daemon runs under tracemalloc and its Python heap is snapshotted
+after the warm-up and near the end; the lines that grew most are printed. Tracing makes the
+daemon several times slower and its RSS meaningless: give it fewer feeds (about 70 on two cores)
+so that it keeps up, or the pages queued in memory show up as growth.
 """
 
 from __future__ import annotations
@@ -320,7 +322,10 @@ def read_log(path: Path) -> dict[str, Any]:
                 continue
             levels[record.get("level", "?")] += 1
             if record.get("level") in {"warning", "error", "critical"} or record.get("error"):
-                problems[f"{record.get('level')}: {record.get('message', '')[:100]}"] += 1
+                # An exception's last line says what it was (a job's message does not).
+                cause = (record.get("exception") or "").strip().rsplit("\n", 1)[-1]
+                message = record.get("message", "")[:100] + (f" [{cause[:200]}]" if cause else "")
+                problems[f"{record.get('level')}: {message}"] += 1
     return {
         "lines_by_level": dict(levels),
         "non_json_lines": other,
@@ -328,11 +333,11 @@ def read_log(path: Path) -> dict[str, Any]:
     }
 
 
-def heap_growth(folder: Path, top: int = 15) -> list[dict[str, Any]]:
-    """What grew in the daemon's Python heap between the two snapshots."""
+def heap_growth(folder: Path, top: int = 15) -> dict[str, Any]:
+    """What grew in the daemon's Python heap between the first and the last snapshot."""
     files = sorted(folder.glob("*.snapshot"), key=lambda p: int(p.stem))
     if len(files) < 2:
-        return []
+        return {}
     noise = [
         tracemalloc.Filter(False, tracemalloc.__file__),
         tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
@@ -340,19 +345,29 @@ def heap_growth(folder: Path, top: int = 15) -> list[dict[str, Any]]:
     ]
     first = tracemalloc.Snapshot.load(str(files[0])).filter_traces(noise)
     last = tracemalloc.Snapshot.load(str(files[-1])).filter_traces(noise)
-    out = []
-    for diff in last.compare_to(first, "traceback")[:top]:
-        frames = [f"{f.filename.removeprefix(str(REPO) + '/')}:{f.lineno}" for f in diff.traceback]
-        out.append(
+
+    def where(frame: tracemalloc.Frame) -> str:
+        return f"{frame.filename.removeprefix(str(REPO) + '/')}:{frame.lineno}"
+
+    # Ranked by line; the callers are those of the line's biggest growth (most recent first).
+    callers: dict[str, list[str]] = {}
+    for diff in sorted(last.compare_to(first, "traceback"), key=lambda d: -d.size_diff):
+        frames = [where(f) for f in reversed(diff.traceback)]
+        callers.setdefault(frames[0], frames[1:5])
+    lines = []
+    for diff in last.compare_to(first, "lineno")[:top]:
+        line = where(diff.traceback[0])
+        lines.append(
             {
                 "kb_diff": round(diff.size_diff / 1024, 1),
                 "kb": round(diff.size / 1024, 1),
                 "count_diff": diff.count_diff,
-                "where": frames[0],
-                "traceback": frames[1:6],  # the callers (most recent first)
+                "where": line,
+                "callers": callers.get(line, []),
             }
         )
-    return out
+    total = [sum(t.size for t in snap.traces) / 1024 for snap in (first, last)]
+    return {"first_kb": round(total[0]), "last_kb": round(total[1]), "lines": lines}
 
 
 def run(args: argparse.Namespace, tmp: Path, site: GeneratedSite) -> dict[str, Any]:
@@ -449,7 +464,7 @@ def run(args: argparse.Namespace, tmp: Path, site: GeneratedSite) -> dict[str, A
             "log_bytes_per_article": round(last.log_bytes / last.stored) if last.stored else None,
         }
     if args.tracemalloc:
-        result["heap_growth"] = heap_growth(traces)
+        result["heap_growth"] = heap_growth(traces)  # before the temp dir goes
     return result
 
 
@@ -505,19 +520,28 @@ def report(result: dict[str, Any]) -> str:
             f"worker processes seen: {summary['worker_processes_seen']}; log "
             f"{summary['log_mb']} MB ({summary['log_bytes_per_article']} bytes per article)"
         )
-    lines.append(
-        f"exit status {result['exit_status']} after SIGTERM in {result['shutdown_seconds']} s"
-        + (" (the daemon died before the end)" if result["crashed"] else "")
-        + (f"; left behind {result['leftover_processes']}" if result["leftover_processes"] else "")
-    )
+    if result["crashed"]:
+        ending = f"the daemon exited early, status {result['exit_status']}"
+    elif result["exit_status"] is None:
+        ending = f"the daemon ignored SIGTERM for {STOP_TIMEOUT:g} s and was killed"
+    else:
+        ending = f"exit status {result['exit_status']} {result['shutdown_seconds']} s after SIGTERM"
+    if result["leftover_processes"]:
+        ending += f"; it left behind {result['leftover_processes']} (killed)"
+    lines.append(ending)
     log = result.get("log") or {}
     if log.get("top_problems"):
         lines.append("log problems: " + "; ".join(f"{m} x{n}" for m, n in log["top_problems"]))
     lines.append(f"served: {result['site']['served']} ({result['site']['mb_served']} MB)")
-    for item in result.get("heap_growth", []):
+    heap = result.get("heap_growth") or {}
+    if heap:
         lines.append(
-            f"heap {item['kb_diff']:+9.1f} KB ({item['count_diff']:+d} blocks) {item['where']}"
-            f"  <- {' <- '.join(item['traceback'][:3])}"
+            f"traced heap: {heap['first_kb']} KB after warm-up, {heap['last_kb']} KB near the end"
+        )
+    for item in heap.get("lines", []):
+        lines.append(
+            f"  {item['kb_diff']:+9.1f} KB ({item['count_diff']:+d} blocks) {item['where']}"
+            f"  <- {' <- '.join(item['callers'][:3])}"
         )
     if result.get("log_tail"):
         lines += ["daemon log tail:", *result["log_tail"]]

@@ -150,6 +150,9 @@ class DaemonSettings(_Section):
     tick: Duration = Field(10.0, description="How often the daemon looks for due feeds.")
     retry_every: Duration = Field(300.0, description="How often failed pages are retried.")
     reload_every: Duration = Field(30.0, description="How often the config file is re-read.")
+    page_queue: int = Field(
+        256, gt=0, description="Pages queued in memory at most; the rest wait in the database."
+    )
     shutdown_timeout: Duration = Field(
         10.0, description="On SIGTERM/SIGINT, time allowed to finish work in flight."
     )

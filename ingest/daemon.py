@@ -34,8 +34,6 @@ from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.daemon")
 
-RETRY_BATCH = 1000  # pages queued per retry run; the rest wait for the next run
-
 
 class Daemon:
     """Runs until `stop` (or a signal); `run` returns when everything is shut down."""
@@ -60,6 +58,7 @@ class Daemon:
         self._started = time.monotonic()
         self._last_tick: float | None = None
         self._backlog = False  # the last tick claimed all it could: more feeds may be due
+        self._page_backlog = False  # pages were left in the database for lack of room
         self.ingestor: Ingestor | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -108,7 +107,9 @@ class Daemon:
                 )
                 await self._stopping.wait()
                 scheduler.shutdown(wait=False)
-                await self._drain(max(rules.shutdown_timeout - 2.0, rules.shutdown_timeout / 2))
+                self.ingestor.closing = True  # queued pages stay pending; running ones finish
+                # Leave time for the worker pool and the HTTP client to close within the bound.
+                await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
         finally:
             for task in self._chores:
                 task.cancel()
@@ -160,14 +161,16 @@ class Daemon:
         """Resume pending pages and retry failed pages whose time has come."""
         if self._stopping.is_set() or self.ingestor is None:
             return
+        room = self.settings.daemon.page_queue - len(self._pages)
         try:
-            jobs = self.store.due_pages(self.clock(), exclude=self._pages, limit=RETRY_BATCH)
+            jobs = self.store.due_pages(self.clock(), exclude=self._pages, limit=max(room, 0))
             metrics.PENDING.set(self.store.pending_pages())
         except StoreError as exc:
             log.error("cannot read pending pages: %s", exc, extra={"error": "store"})
             return
         for job in jobs:
             self._spawn_page(job)
+        self._page_backlog = room > 0 and len(jobs) == room
 
     async def reload(self, *, force: bool = False) -> None:
         """Pick up feeds added to or removed from the config file."""
@@ -217,9 +220,20 @@ class Daemon:
     def _spawn_page(self, job: PageJob) -> None:
         if job.article_id in self._pages:
             return
+        # At most page_queue pages wait in memory, so memory does not grow with a backlog (a
+        # host holding us back while its feeds publish): the rest stay pending in the database.
+        if len(self._pages) >= self.settings.daemon.page_queue:
+            self._page_backlog = True  # `retry` takes them up as room frees
+            return
         task = asyncio.get_running_loop().create_task(self._archive(job))
         self._pages[job.article_id] = task
-        task.add_done_callback(lambda _: self._pages.pop(job.article_id, None))
+        task.add_done_callback(lambda _: self._archived(job.article_id))
+
+    def _archived(self, article_id: int) -> None:
+        self._pages.pop(article_id, None)
+        if self._page_backlog and not self._stopping.is_set():
+            self._page_backlog = False
+            self._chore(self.retry())
 
     async def _poll(self, feed: Feed) -> None:
         assert self.ingestor is not None

@@ -137,6 +137,7 @@ class Ingestor:
         self.robots = Robots(self._get_robots, http.hosts, user_agent=settings.fetch.user_agent)
         # Bounds the pages held in memory between fetch and store.
         self._pages = asyncio.Semaphore(settings.fetch.concurrency)
+        self.closing = False
         for host, until in store.blocked_hosts(clock()).items():
             http.hosts.block(host, until)
 
@@ -279,6 +280,8 @@ class Ingestor:
     async def archive(self, job: PageJob) -> None:
         """Fetch, extract and store one article page; a failure is recorded with its retry."""
         async with self._pages:
+            if self.closing:
+                return  # shutting down: the page stays pending for the next start
             try:
                 started = time.monotonic()
                 if self.settings.fetch.robots:

@@ -82,7 +82,7 @@ class ExtractorPool:
         """Stop the workers (abandoning any extraction in flight) and wait for them."""
         if self._pool is not None:
             self._pool.stop()
-            self._pool.join(timeout=5)
+            self._pool.join(timeout=2)
             self._pool = None
 
     async def __aenter__(self) -> ExtractorPool:

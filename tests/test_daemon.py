@@ -290,3 +290,29 @@ def test_a_backlog_of_due_feeds_is_claimed_as_polls_finish_not_one_batch_per_tic
         timeout=30,
     )
     assert daemon.stop()[0] == 0
+
+
+def test_pages_beyond_the_memory_queue_wait_in_the_database_and_are_all_archived(
+    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+) -> None:
+    port = free_port()
+    cli = config(tmp_path, newsroom, archive, port, ["World", "Tech", "Wire"])
+    assert cli.config is not None
+    text = cli.config.read_text().replace('retry_every = "0.5s"', 'retry_every = "1h"')
+    cli.config.write_text(text.replace("[daemon]", "[daemon]\npage_queue = 2"))
+    for path in ("/news/nbc-style.html", "/news/great-lakes-shipping.html"):
+        newsroom.delay(path, 1)  # the queue is full while these load
+    daemon = Daemon(cli, archive, port)
+    daemons.append(daemon)
+
+    # Retries run once an hour here: only the refill as room frees can reach the waiting pages.
+    wait_for(
+        "every page settled",
+        lambda: (
+            daemon.query("SELECT count(*) FROM articles WHERE status = 'pending'") == [(0,)]
+            and daemon.query("SELECT count(*) FROM articles") == [(12,)]
+        ),
+        timeout=60,
+    )
+    assert len(ok_urls(daemon)) == 7
+    assert daemon.stop()[0] == 0
