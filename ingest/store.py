@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -106,18 +106,23 @@ class Store:
             database = sa.make_url(url)
         except ArgumentError as exc:
             raise StoreError(f"database: bad URL {url!r}") from exc
-        if database.get_backend_name() != "sqlite":
-            raise StoreError(f"database: backend {database.get_backend_name()!r} not supported")
+        backend = database.get_backend_name()
+        if backend not in {"sqlite", "postgresql"}:
+            raise StoreError(f"database: backend {backend!r} not supported")
         path = database.database
-        if path and path != ":memory:":
+        if backend == "sqlite" and path and path != ":memory:":
             if not create and not Path(path).exists():
                 raise StoreError(f"database: no archive at {path}; run `ingest fetch` first")
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"database: cannot create {Path(path).parent}: {exc}") from exc
-        engine = sa.create_engine(database)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        if backend == "sqlite":
+            engine = sa.create_engine(database)
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            # Connections dropped by a restarted server are replaced, not handed out.
+            engine = sa.create_engine(database, pool_pre_ping=True, pool_size=5, max_overflow=5)
         store = cls(engine)
         try:
             if migrate:
@@ -132,6 +137,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def _insert(self, model: Any) -> Any:
+        """INSERT with ON CONFLICT, in this database's dialect (both speak it)."""
+        return (postgresql if self.postgres else sqlite).insert(model)
 
     def revision(self) -> str | None:
         """The archive's schema revision; None for an empty database."""
@@ -200,7 +213,7 @@ class Store:
             for item in configured:
                 values = {"name": item.name, "fixed_interval": item.interval, "active": True}
                 session.execute(
-                    sqlite_insert(Feed)
+                    self._insert(Feed)
                     .values(url=item.url, created_at=now, error_count=0, **values)
                     .on_conflict_do_update(index_elements=["url"], set_=values)
                 )
@@ -281,7 +294,7 @@ class Store:
         values = {"blocked_until": until, "reason": reason, "updated_at": utcnow()}
         with self._session() as session:
             session.execute(
-                sqlite_insert(Host)
+                self._insert(Host)
                 .values(host=host, **values)
                 .on_conflict_do_update(
                     index_elements=["host"],
@@ -338,7 +351,7 @@ class Store:
                     article_id = self._existing_article(session, key)
                 assert article_id is not None
                 session.execute(
-                    sqlite_insert(Entry)
+                    self._insert(Entry)
                     .values(
                         feed_id=feed.id, entry_key=entry.key, article_id=article_id, seen_at=now
                     )
@@ -353,9 +366,8 @@ class Store:
             return None
         return session.exec(select(Article.id).where(Article.url_key == key)).first()
 
-    @staticmethod
     def _new_article(
-        session: Session, feed: Feed, entry: FeedEntry, key: str | None, now: datetime
+        self, session: Session, feed: Feed, entry: FeedEntry, key: str | None, now: datetime
     ) -> int | None:
         values = {
             "url_key": key,
@@ -378,7 +390,7 @@ class Store:
             "created_at": now,
         }
         statement = (
-            sqlite_insert(Article).values(**values).on_conflict_do_nothing().returning(Article.id)
+            self._insert(Article).values(**values).on_conflict_do_nothing().returning(Article.id)
         )
         return session.execute(statement).scalar()
 
