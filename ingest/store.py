@@ -43,9 +43,11 @@ from ingest.models import (
 )
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
+# Languages PostgreSQL search stems for (ingest_ts_config, migration 0003); others: 'simple'.
+SEARCH_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "sv", "da", "no", "fi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,14 +538,21 @@ class Store:
         if filters.language:
             query = query.where(col(Article.language) == filters.language.lower())
         if filters.author:
-            authors = sa.func.json_each(col(Article.authors)).table_valued("value")
+            elements = sa.func.json_array_elements_text if self.postgres else sa.func.json_each
+            authors = elements(col(Article.authors)).table_valued("value")
             query = query.where(
                 sa.exists().where(authors.c.value.ilike(f"%{filters.author}%")).correlate(Article)
             )
         return query
 
     def search(self, text: str, filters: Filters, *, limit: int = 20) -> list[SearchHit]:
-        """Full-text search over title and text, best first (BM25, title weighted)."""
+        """Full-text search over title and text, best first, title matches weighing more.
+
+        SQLite: FTS5 syntax, BM25. PostgreSQL: web-search syntax (words, "phrases", OR, -not)
+        in every language the archive indexes, ``ts_rank_cd``, ``ts_headline`` snippets.
+        """
+        if self.postgres:
+            return self._search_postgres(text, filters, limit)
         fts = sa.table("articles_fts", sa.column("rowid"), sa.column("articles_fts"))
         rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
         snippet = sa.func.snippet(
@@ -556,6 +565,42 @@ class Store:
             .where(sa.literal_column("articles_fts").op("MATCH")(text))
         )
         query = self._filtered(query, filters).order_by(rank).limit(limit)
+        with self._session(query=text) as session:
+            rows = session.exec(query).all()
+        return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]
+
+    def _search_postgres(self, text: str, filters: Filters, limit: int) -> list[SearchHit]:
+        # Each article is indexed in its own language's configuration: ask in all of them
+        # (or in the one the filter names), so "elections" finds "election" in English and
+        # "Wahlen" finds "Wahl" in German.
+        languages = [filters.language.lower()] if filters.language else [None, *SEARCH_LANGUAGES]
+        tsquery = sa.func.websearch_to_tsquery(sa.func.ingest_ts_config(languages[0]), text)
+        for language in languages[1:]:
+            tsquery = tsquery.op("||")(
+                sa.func.websearch_to_tsquery(sa.func.ingest_ts_config(language), text)
+            )
+        search = sa.literal_column("articles.search")
+        rank = sa.func.ts_rank_cd(search, tsquery)
+        best = (
+            self._filtered(select(col(Article.id), rank.label("rank")), filters)
+            .where(search.op("@@")(tsquery))
+            .order_by(rank.desc())
+            .limit(limit)
+            .subquery()
+        )
+        options = f"StartSel={SNIPPET_OPEN}, StopSel={SNIPPET_CLOSE}, MaxWords=30, MinWords=12"
+        snippet = sa.func.ts_headline(
+            sa.func.ingest_ts_config(col(Article.language)),
+            sa.func.coalesce(col(Article.text), ""),
+            tsquery,
+            options,
+        )
+        query = (
+            select(Article, col(Feed.url), snippet, best.c.rank)
+            .join(best, best.c.id == col(Article.id))
+            .join(Feed, col(Feed.id) == col(Article.feed_id))
+            .order_by(best.c.rank.desc())
+        )
         with self._session(query=text) as session:
             rows = session.exec(query).all()
         return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]

@@ -1,0 +1,528 @@
+"""End-to-end throughput of `ingest fetch` against the machine's extraction limit.
+
+    python -m bench.throughput                     # 3 rounds, medians; about 2 minutes
+    python -m bench.throughput --repeat 1 --json /tmp/throughput.json
+    python -m bench.throughput --profile /tmp/prof # + one `ingest fetch` under py-spy
+
+Serves the 108 pages of the extraction corpus (`--corpus`, default ../shared/corpus/extraction)
+on loopback behind 6 feeds (RSS 2.0 and Atom) spread over 127.0.0.2 .. 127.0.0.5
+(`bench.newsroom`), then measures, each as a fresh process (`bench.proctree`: wall time, peak
+RSS summed over the process tree, CPU seconds of the tree):
+
+  pipeline         the real CLI, ``python -m ingest --config CFG fetch --format json``, into a
+                   fresh SQLite file (allow_private_networks, host_delay 0, per_host 8,
+                   concurrency 32, keep_raw, one extraction worker per core);
+  limit            trafilatura alone on every core from memory (`bench.extract_limit`), timed
+                   from pool start (worker start-up included; "warm" leaves it out);
+  limit (ingest)   the same with the project's ``ingest.extract.extract_article``;
+  sequential       feedparser + httpx + trafilatura, one page at a time
+                   (`bench.sequential_baseline`).
+
+Each round runs all four in that order; ``--repeat`` rounds, medians reported. Besides the
+ratios of rates, the ratios of CPU seconds per page are given: on a shared, noisy machine they
+say what the ratio of rates would be with every core free, as long as all cores stay busy.
+The pipeline's archive is checked: every page must be stored with status ok (failures are
+listed). Its phases come from the archive's own timestamps: start-up (process start to the
+first entry recorded), fetching (first to last page fetched) and the tail (last page fetched
+to process exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.newsroom import DEFAULT_CORPUS, REPO, Newsroom, load_corpus
+from bench.proctree import Measured, measure
+
+CORES = os.cpu_count() or 1
+TARGET_VS_LIMIT = 0.85
+TARGET_VS_SEQUENTIAL = float(CORES)
+
+
+@dataclass
+class Run:
+    """One measurement of one contender."""
+
+    name: str
+    pages: int  # pages stored / extracted with text
+    seconds: float
+    peak_rss_mb: float
+    cpu_seconds: float
+    server_cpu_seconds: float  # the benchmark process (the loopback servers) meanwhile
+    warm_seconds: float | None = None  # limits: without worker start-up
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.pages / self.seconds if self.seconds > 0 else 0.0
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _check(result: Measured, what: str) -> dict[str, Any]:
+    if result.returncode != 0:
+        raise SystemExit(
+            f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+            f"\n{result.stdout[-2000:]}"
+        )
+    try:
+        return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError) as exc:
+        raise SystemExit(f"{what}: no JSON summary on stdout:\n{result.stdout[-2000:]}") from exc
+
+
+def write_config(path: Path, database: Path, feeds: Sequence[str], workers: int) -> None:
+    lines = [
+        "[database]",
+        f'url = "sqlite:///{database}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "host_delay = 0",
+        "per_host = 8",
+        "concurrency = 32",
+        "[extract]",
+        f"workers = {workers}",
+        "keep_raw = true",
+    ]
+    for n, url in enumerate(feeds):
+        lines += ["[[feeds]]", f'url = "{url}"', f'name = "feed {n}"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _utc(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
+
+
+def archive_report(database: Path, started_at: float, ended_at: float) -> dict[str, Any]:
+    """Articles by status, failures, and the run's phases from the archive's timestamps."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        by_status = dict(db.execute("SELECT status, count(*) FROM articles GROUP BY status"))
+        failures = [
+            {"url": url, "error": error, "message": message}
+            for url, error, message in db.execute(
+                "SELECT url, error, error_message FROM articles WHERE status != 'ok'"
+            )
+        ]
+        first_entry, first_fetch, last_fetch = db.execute(
+            "SELECT min(created_at), min(fetched_at), max(fetched_at) FROM articles"
+        ).fetchone()
+        captures = db.execute("SELECT count(*) FROM captures").fetchone()[0]
+    phases: dict[str, float | None] = {"startup": None, "fetching": None, "tail": None}
+    entry, first, last = _utc(first_entry), _utc(first_fetch), _utc(last_fetch)
+    if entry is not None:
+        phases["startup"] = entry - started_at
+    if first is not None and last is not None:
+        phases["fetching"] = last - first
+        phases["tail"] = ended_at - last
+    return {
+        "by_status": by_status,
+        "failures": failures,
+        "captures": captures,
+        "phases": phases,
+    }
+
+
+def run_pipeline(
+    tmp: Path, room: Newsroom, workers: int, round_no: int, python: str
+) -> tuple[Run, Path]:
+    folder = tmp / f"pipeline-{round_no}"
+    folder.mkdir()
+    database = folder / "archive.sqlite3"
+    config = folder / "ingest.toml"
+    write_config(config, database, room.feed_urls, workers)
+    argv = [python, "-m", "ingest", "--config", str(config), "fetch", "--format", "json"]
+    room.reset_counts()
+    result = measure(argv, env=_clean_env(), cwd=folder)
+    summary = _check(result, "ingest fetch")
+    report = archive_report(database, result.started_at, result.started_at + result.seconds)
+    ok = int(report["by_status"].get("ok", 0))
+    run = Run(
+        "pipeline (ingest fetch)",
+        ok,
+        result.seconds,
+        result.peak_rss_mb,
+        result.cpu_seconds,
+        result.self_cpu_seconds,
+        detail={
+            "summary": summary,
+            "archive": report,
+            "served": dict(room.served),
+            "peak_processes": result.peak_processes,
+            "unreaped": result.unreaped,
+            "cpu_by_role": result.cpu_by_role,
+        },
+    )
+    return run, config
+
+
+def run_limit(tmp: Path, room: Newsroom, extractor: str, python: str) -> Run:
+    manifest = tmp / "manifest.json"
+    if not manifest.exists():
+        items = [{"url": url, "path": str(page.path)} for url, page in room.pages]
+        manifest.write_text(json.dumps(items), encoding="utf-8")
+    argv = [python, "-m", "bench.extract_limit", str(manifest), "--extractor", extractor]
+    result = measure(argv, env=_clean_env(), cwd=REPO)
+    out = _check(result, f"extract_limit {extractor}")
+    name = "limit: trafilatura" if extractor == "trafilatura" else "limit: ingest.extract"
+    return Run(
+        name,
+        int(out["ok"]),
+        float(out["seconds"]),
+        result.peak_rss_mb,
+        result.cpu_seconds,
+        result.self_cpu_seconds,
+        warm_seconds=float(out["warm_seconds"]),
+        detail={**out, "process_seconds": result.seconds, "cpu_by_role": result.cpu_by_role},
+    )
+
+
+def run_sequential(tmp: Path, room: Newsroom, round_no: int, python: str) -> Run:
+    database = tmp / f"sequential-{round_no}.sqlite3"
+    argv = [python, "-m", "bench.sequential_baseline", str(database), *room.feed_urls]
+    room.reset_counts()
+    result = measure(argv, env=_clean_env(), cwd=REPO)
+    out = _check(result, "sequential baseline")
+    return Run(
+        "sequential script",
+        int(out["ok"]),
+        result.seconds,
+        result.peak_rss_mb,
+        result.cpu_seconds,
+        result.self_cpu_seconds,
+        detail={**out, "served": dict(room.served), "cpu_by_role": result.cpu_by_role},
+    )
+
+
+def profile_pipeline(tmp: Path, room: Newsroom, workers: int, python: str, out: Path) -> str:
+    """One more `ingest fetch` under py-spy (all processes); returns a summary of where the
+    samples fell. Writes ``out/pipeline.svg`` and ``out/pipeline.txt`` (collapsed stacks)."""
+    spy = shutil.which("py-spy", path=str(Path(python).parent)) or shutil.which("py-spy")
+    if spy is None:
+        return "py-spy not installed (pip install py-spy): no profile"
+    out.mkdir(parents=True, exist_ok=True)
+    folder = tmp / "profile"
+    folder.mkdir()
+    write_config(folder / "ingest.toml", folder / "archive.sqlite3", room.feed_urls, workers)
+    target = [python, "-m", "ingest", "--config", str(folder / "ingest.toml")]
+    target += ["fetch", "--format", "json"]
+    for fmt, name in (("raw", "pipeline.txt"), ("flamegraph", "pipeline.svg")):
+        if fmt == "flamegraph":  # a second run, on a fresh archive
+            shutil.rmtree(folder)
+            folder.mkdir()
+            write_config(
+                folder / "ingest.toml", folder / "archive.sqlite3", room.feed_urls, workers
+            )
+        argv = [spy, "record", "--subprocesses", "--rate", "200", "--format", fmt]
+        argv += ["--output", str(out / name), "--", *target]
+        subprocess.run(argv, env=_clean_env(), cwd=folder, capture_output=True, check=False)
+    return summarise_stacks(out / "pipeline.txt")
+
+
+def summarise_stacks(path: Path, top: int = 12) -> str:
+    """Where the samples of a py-spy raw profile (``--subprocesses``) fell: by process role,
+    and the main process's subsystems (inclusive) and hottest functions (self time).
+
+    py-spy nests a child process's stacks under its parent's ``process PID:"cmdline"`` frame:
+    the innermost such frame names the process a sample was taken in, and how deep it is tells
+    the main process (0), the pool's forkserver and resource tracker (1), workers (2).
+    """
+    if not path.exists():
+        return f"no profile at {path}"
+    by_role: dict[str, int] = {}
+    pids: dict[str, set[str]] = {}
+    main_self: dict[str, int] = {}
+    main_incl: dict[str, int] = {}
+    main_total = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        marks = [i for i, f in enumerate(frames) if f.startswith("process ")]
+        inner = marks[-1] if marks else 0
+        role = _role(frames[inner], len(marks) - 1)
+        by_role[role] = by_role.get(role, 0) + count
+        pids.setdefault(role, set()).add(frames[inner].split(":", 1)[0])
+        if role != "main":
+            continue
+        main_total += count
+        own = frames[inner + 1 :] or ["(process)"]
+        main_self[own[-1]] = main_self.get(own[-1], 0) + count
+        for bucket in {_bucket(f) for f in own}:
+            main_incl[bucket] = main_incl.get(bucket, 0) + count
+    total = sum(by_role.values()) or 1
+    lines = [f"py-spy samples (on-CPU) by process, {total} in all:"]
+    for role, n in sorted(by_role.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n:>6} {n / total:6.1%}  {role} ({len(pids[role])} process(es))")
+    if main_total:
+        lines.append(f"main process, {main_total} samples; inclusive, by subsystem:")
+        ranked = sorted(main_incl.items(), key=lambda kv: -kv[1])
+        for bucket, n in [kv for kv in ranked if kv[0] != "other"][:top]:
+            lines.append(f"  {n:>6} {n / main_total:6.1%}  {bucket}")
+        lines.append("main process: hottest functions (self):")
+        for leaf, n in sorted(main_self.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"  {n:>6} {n / main_total:6.1%}  {leaf[:100]}")
+    return "\n".join(lines)
+
+
+def _role(frame: str, depth: int) -> str:
+    if depth <= 0:
+        return "main"
+    if "resource_tracker" in frame:
+        return "resource tracker"
+    if "forkserver" in frame:
+        return "forkserver" if depth == 1 else "extraction workers"
+    return "children" if depth == 1 else "grandchildren"
+
+
+BUCKETS = (
+    ("_bootstrap", "imports"),
+    ("store.py", "ingest.store (SQL, incl. SQLAlchemy below it)"),
+    ("sqlalchemy", "sqlalchemy"),
+    ("workers.py", "ingest.workers (pool: schedule, pickling)"),
+    ("pebble", "pebble"),
+    ("net.py", "ingest.net (HTTP client)"),
+    ("httpcore", "httpcore"),
+    ("feeds.py", "ingest.feeds (feedparser)"),
+    ("zlib", "zlib"),
+    ("migrations", "alembic migrations"),
+    ("alembic", "alembic"),
+    ("base_events.py", "asyncio event loop"),
+    ("selectors.py", "waiting in select()"),
+)
+
+
+def _bucket(frame: str) -> str:
+    for needle, name in BUCKETS:
+        if needle in frame:
+            return name
+    return "other"
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def _median(runs: Sequence[Run], attr: str) -> float:
+    values = [getattr(r, attr) for r in runs if getattr(r, attr) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def _median_roles(runs: Sequence[Run]) -> dict[str, float]:
+    roles = {role for r in runs for role in r.detail.get("cpu_by_role", {})}
+    return {
+        role: statistics.median(r.detail.get("cpu_by_role", {}).get(role, 0.0) for r in runs)
+        for role in sorted(
+            roles,
+            key=lambda name: (
+                ("main", "forkserver", "workers").index(name)
+                if name in ("main", "forkserver", "workers")
+                else 9
+            ),
+        )
+    }
+
+
+def summarise(rounds: list[dict[str, Run]]) -> dict[str, Any]:
+    names = list(rounds[0])
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:
+        runs = [r[name] for r in rounds]
+        rows[name] = {
+            "pages": min(r.pages for r in runs),
+            "seconds": _median(runs, "seconds"),
+            "pages_per_s": _median(runs, "rate"),
+            "peak_rss_mb": _median(runs, "peak_rss_mb"),
+            "cpu_seconds": _median(runs, "cpu_seconds"),
+            "server_cpu_seconds": _median(runs, "server_cpu_seconds"),
+            "warm_seconds": _median(runs, "warm_seconds"),
+            "cpu_by_role": _median_roles(runs),
+            "runs": [asdict(r) | {"rate": r.rate} for r in runs],
+        }
+    pipe = rows["pipeline (ingest fetch)"]["pages_per_s"]
+    traf = rows["limit: trafilatura"]
+    own = rows["limit: ingest.extract"]
+    seq = rows["sequential script"]["pages_per_s"]
+
+    def warm_rate(row: dict[str, Any]) -> float:
+        return row["pages"] / row["warm_seconds"] if row["warm_seconds"] else float("nan")
+
+    def cpu_per_page(row: dict[str, Any]) -> float:
+        return row["cpu_seconds"] / max(row["pages"], 1)
+
+    pipe_cpu = cpu_per_page(rows["pipeline (ingest fetch)"])
+    ratios = {
+        "pipeline / trafilatura limit": (pipe / traf["pages_per_s"], TARGET_VS_LIMIT),
+        "pipeline / trafilatura limit (warm)": (pipe / warm_rate(traf), None),
+        "pipeline / ingest.extract limit": (pipe / own["pages_per_s"], None),
+        "pipeline / ingest.extract limit (warm)": (pipe / warm_rate(own), None),
+        "pipeline / sequential": (pipe / seq, TARGET_VS_SEQUENTIAL),
+        # CPU per page, limit / pipeline: the ratio of rates on an idle machine where both keep
+        # every core busy; robust to other load on a shared machine.
+        "CPU/page: trafilatura limit / pipeline": (cpu_per_page(traf) / pipe_cpu, None),
+        "CPU/page: ingest.extract limit / pipeline": (cpu_per_page(own) / pipe_cpu, None),
+        "ingest.extract limit / trafilatura limit": (
+            own["pages_per_s"] / traf["pages_per_s"],
+            None,
+        ),
+    }
+    return {"rows": rows, "ratios": ratios}
+
+
+def format_table(result: dict[str, Any], header: str) -> str:
+    lines = [header, ""]
+    lines.append(
+        f"{'':<26} {'pages':>5} {'seconds':>8} {'pages/s':>8} {'warm s':>7} "
+        f"{'peak RSS MB':>11} {'CPU s':>7} {'CPU ms/page':>11} {'server CPU s':>12}"
+    )
+    for name, row in result["rows"].items():
+        warm = "" if row["warm_seconds"] != row["warm_seconds"] else f"{row['warm_seconds']:.2f}"
+        lines.append(
+            f"{name:<26} {row['pages']:>5} {row['seconds']:>8.2f} {row['pages_per_s']:>8.2f} "
+            f"{warm:>7} {row['peak_rss_mb']:>11.0f} {row['cpu_seconds']:>7.2f} "
+            f"{1000 * row['cpu_seconds'] / max(row['pages'], 1):>11.1f} "
+            f"{row['server_cpu_seconds']:>12.2f}"
+        )
+    lines += ["", "CPU seconds by process (from /proc polls, a lower bound; median):"]
+    for name, row in result["rows"].items():
+        parts = ", ".join(f"{role} {sec:.2f}" for role, sec in row["cpu_by_role"].items())
+        lines.append(f"  {name:<26} {parts}")
+    lines.append("")
+    for name, (value, target) in result["ratios"].items():
+        goal = ""
+        if target is not None:
+            goal = f"  (target >= {target:g}: {'met' if value >= target else 'NOT met'})"
+        lines.append(f"{name:<42} {value:6.2f}{goal}")
+    return "\n".join(lines)
+
+
+def format_pipeline_detail(rounds: list[dict[str, Run]]) -> str:
+    lines = ["", "pipeline runs (phases from the archive's timestamps):"]
+    for n, runs in enumerate(rounds, 1):
+        run = runs["pipeline (ingest fetch)"]
+        archive = run.detail["archive"]
+        phases = archive["phases"]
+        summary = run.detail["summary"]
+
+        def sec(value: float | None) -> str:
+            return "-" if value is None else f"{value:.2f}s"
+
+        lines.append(
+            f"  round {n}: {run.seconds:.2f}s wall, ingest's own 'seconds' "
+            f"{summary.get('seconds', 0):.2f}s; start-up {sec(phases['startup'])}, "
+            f"fetching {sec(phases['fetching'])}, tail {sec(phases['tail'])}; "
+            f"articles {archive['by_status']}, captures {archive['captures']}, "
+            f"peak processes {run.detail['peak_processes']}"
+        )
+        for failure in archive["failures"][:10]:
+            lines.append(f"    not ok: {failure['url']} {failure['error']}: {failure['message']}")
+        for failure in summary.get("failures", [])[:10]:
+            lines.append(f"    failure: {failure}")
+    return "\n".join(lines)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.throughput",
+        description=(
+            "End-to-end throughput of `ingest fetch` on a loopback newsroom of the corpus "
+            "pages, against trafilatura alone on every core and a sequential script."
+        ),
+        epilog="example: python -m bench.throughput --repeat 1 --json /tmp/throughput.json",
+    )
+    parser.add_argument(
+        "--corpus", type=Path, default=DEFAULT_CORPUS, help=f"default: {DEFAULT_CORPUS}"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument("--feeds", type=int, default=6, help="feeds (RSS and Atom alternately)")
+    parser.add_argument("--hosts", type=int, default=4, help="loopback addresses from 127.0.0.2")
+    parser.add_argument("--workers", type=int, default=0, help="extract.workers (0: per core)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="also run one `ingest fetch` under py-spy; write pipeline.svg/.txt into DIR",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary archives")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    python = sys.executable
+    pages = load_corpus(args.corpus)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    rounds: list[dict[str, Run]] = []
+    profile = ""
+    started = time.perf_counter()
+    try:
+        with Newsroom(pages, feeds=args.feeds, hosts=args.hosts) as room:
+            for n in range(args.repeat):
+                pipeline, _ = run_pipeline(tmp, room, args.workers, n, python)
+                runs = {pipeline.name: pipeline}
+                for extractor in ("trafilatura", "ingest"):
+                    limit = run_limit(tmp, room, extractor, python)
+                    runs[limit.name] = limit
+                sequential = run_sequential(tmp, room, n, python)
+                runs[sequential.name] = sequential
+                rounds.append(runs)
+                print(
+                    f"round {n + 1}/{args.repeat}: "
+                    + ", ".join(f"{r.name} {r.rate:.1f}/s" for r in runs.values()),
+                    file=sys.stderr,
+                )
+            if args.profile:
+                profile = profile_pipeline(tmp, room, args.workers, python, args.profile)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    result = summarise(rounds)
+    header = (
+        f"throughput: {len(pages)} corpus pages, {args.feeds} feeds on {args.hosts} hosts, "
+        f"{CORES} cores, median of {args.repeat} round(s) "
+        f"({time.perf_counter() - started:.0f}s in all)"
+    )
+    print(format_table(result, header))
+    print(format_pipeline_detail(rounds))
+    if profile:
+        print("\n" + profile)
+    expected = len(pages)
+    stored = result["rows"]["pipeline (ingest fetch)"]["pages"]
+    if stored != expected:
+        print(f"\nWARNING: ingest fetch stored {stored} of {expected} articles as ok")
+    if args.json:
+        doc = {
+            "corpus": str(args.corpus),
+            "pages": expected,
+            "cores": CORES,
+            "repeat": args.repeat,
+            **result,
+            "profile": profile or None,
+        }
+        args.json.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
