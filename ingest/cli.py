@@ -14,14 +14,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ingest import __version__
-from ingest.config import Settings, load_settings
 from ingest.errors import ConfigError, IngestError, NotFoundError, QueryError, StoreError
-from ingest.store import Filters, Store
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.store import Filters, Store
+
+# Commands import what they use when they run: `--help` and a re-poll stay quick to start.
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,12 +38,16 @@ class Context:
         self.database = database
 
     def settings(self) -> Settings:
+        from ingest.config import load_settings
+
         overrides = {"database": {"url": self.database}} if self.database else None
         return load_settings(self.config, overrides=overrides)
 
     @contextmanager
     def store(self, url: str | None = None, **options: bool) -> Iterator[Store]:
         """The archive, closed on the way out; by default an existing one only."""
+        from ingest.store import Store
+
         options.setdefault("create", False)
         store = Store.open(url or self.settings().database.url, **options)
         try:
@@ -98,6 +106,8 @@ def _filters(
     author: str | None = None,
     lang: str | None = None,
 ) -> Filters:
+    from ingest.store import Filters
+
     return Filters(feed=feed, since=since, until=until, author=author, language=lang)
 
 

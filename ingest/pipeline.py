@@ -252,6 +252,8 @@ class Ingestor:
             },
         )
         self.progress.add(len(recorded.jobs))
+        if recorded.jobs:
+            self.pool.warm()
         return recorded.jobs
 
     def _feed_failed(self, feed: Feed, error: FetchError) -> None:
@@ -291,7 +293,9 @@ class Ingestor:
                 )
                 metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
                 started = time.monotonic()
-                article = await self.pool.extract(page, job.hints)
+                article, raw = await self.pool.extract(
+                    page, job.hints, keep_raw=self.settings.extract.keep_raw
+                )
                 metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
             except FetchError as error:
                 self._page_failed(job, error)
@@ -303,9 +307,7 @@ class Ingestor:
                 return
             finally:
                 self.progress.done()
-            stored = self.store.save_article(
-                job, article, page, keep_raw=self.settings.extract.keep_raw
-            )
+            stored = self.store.save_article(job, article, page, raw=raw)
             if stored == job.article_id:
                 self.tally.add("articles_new")
                 metrics.ARTICLES.inc()

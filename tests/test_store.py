@@ -312,7 +312,7 @@ def test_save_article_stores_text_and_a_compressed_capture(
         canonical_url="https://news.example.org/a",
     )
 
-    saved = store.save_article(job, extracted, page(job, body=body), keep_raw=True)
+    saved = store.save_article(job, extracted, page(job, body=body), raw=zlib.compress(body))
 
     assert saved == job.article_id
     article, _ = store.article(str(saved))
@@ -332,12 +332,12 @@ def test_save_article_stores_text_and_a_compressed_capture(
     assert store.due_pages(NOW + timedelta(days=1)) == []
 
 
-def test_save_article_without_keep_raw_stores_no_capture(
+def test_save_article_without_a_raw_body_stores_no_capture(
     store: Store, feeds: list[Feed], db_path: Path
 ) -> None:
     job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
 
-    store.save_article(job, ExtractedArticle(text="Body."), page(job), keep_raw=False)
+    store.save_article(job, ExtractedArticle(text="Body."), page(job))
 
     assert rows(db_path, "SELECT count(*) FROM captures") == [(0,)]
 
@@ -347,7 +347,7 @@ def test_save_article_after_failure_clears_the_error(store: Store, feeds: list[F
     fail(store, job, NetworkError("reset", url=job.url), now=NOW, first_retry=60, max_attempts=5)
     (retry,) = store.due_pages(NOW + timedelta(seconds=60))
 
-    store.save_article(retry, ExtractedArticle(text="Body."), page(retry), keep_raw=False)
+    store.save_article(retry, ExtractedArticle(text="Body."), page(retry))
 
     article, _ = store.article(str(job.article_id))
     assert (article.status, article.error, article.error_message) == ("ok", None, None)
@@ -360,14 +360,14 @@ def test_page_redirecting_to_archived_article_is_merged(
 ) -> None:
     harbour, valley = feeds
     first = one_job(store, harbour, entry("https://news.example.org/local/ferry", "Ferry"))
-    store.save_article(first, ExtractedArticle(text="Ferry body."), page(first), keep_raw=False)
+    store.save_article(first, ExtractedArticle(text="Ferry body."), page(first))
     second = one_job(store, valley, entry("https://short.example/f3x", "Ferry (via Valley)"))
 
     merged = store.save_article(
         second,
         ExtractedArticle(text="Ferry body."),
         page(second, final_url="https://news.example.org/local/ferry?utm_source=short"),
-        keep_raw=True,
+        raw=b"compressed page",
     )
 
     assert merged == first.article_id
@@ -389,7 +389,6 @@ def test_page_whose_canonical_is_archived_is_merged(
         first,
         ExtractedArticle(text="Ferry body.", canonical_url=canonical),
         page(first),
-        keep_raw=False,
     )
     second = one_job(store, valley, entry("https://m.news.example.org/ferry-amp", "Ferry"))
 
@@ -397,7 +396,6 @@ def test_page_whose_canonical_is_archived_is_merged(
         second,
         ExtractedArticle(text="Ferry body.", canonical_url=canonical),
         page(second),
-        keep_raw=False,
     )
 
     assert merged == first.article_id
@@ -418,12 +416,8 @@ def test_articles_without_canonical_url_are_not_merged(
     )
     ferry, bridge = recorded.jobs
 
-    saved_ferry = store.save_article(
-        ferry, ExtractedArticle(text="Ferry body."), page(ferry), keep_raw=False
-    )
-    saved_bridge = store.save_article(
-        bridge, ExtractedArticle(text="Bridge body."), page(bridge), keep_raw=False
-    )
+    saved_ferry = store.save_article(ferry, ExtractedArticle(text="Ferry body."), page(ferry))
+    saved_bridge = store.save_article(bridge, ExtractedArticle(text="Bridge body."), page(bridge))
 
     assert (saved_ferry, saved_bridge) == (ferry.article_id, bridge.article_id)
     assert rows(db_path, "SELECT id, text FROM articles ORDER BY id") == [
@@ -561,7 +555,6 @@ def test_search_reflects_text_updates(store: Store, feeds: list[Feed]) -> None:
         job,
         ExtractedArticle(text="The catamaran replaces the old boat."),
         page(job),
-        keep_raw=False,
     )
 
     assert store.search("timetables", Filters()) == []
@@ -598,7 +591,6 @@ def test_article_by_id_url_with_tracking_params_and_canonical(
         job,
         ExtractedArticle(text="Body.", canonical_url="https://news.example.org/ferry-story"),
         page(job, final_url="https://www.news.example.org/a?id=7"),
-        keep_raw=False,
     )
 
     for ref in (
