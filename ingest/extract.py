@@ -142,7 +142,7 @@ def extract_article(
         raise ExtractionError(f"unparseable HTML: {exc}", url=where, reason="bad_html") from exc
     meta = page_metadata(tree, url)
     document = None
-    if not (meta.title and meta.site_name and meta.description and meta.authors and meta.published):
+    if not (meta.title and meta.published):
         document = trafilatura.extract_metadata(tree, default_url=url)
     links = _link_shares(tree)
     prepare_tree(tree)
