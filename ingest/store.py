@@ -210,14 +210,31 @@ class Store:
         """Make sure every configured feed has an active row, with its name and interval;
         with ``exclusive``, feeds no longer configured are deactivated (kept, not polled)."""
         now = utcnow()
+        insert = self._insert(Feed)
+        # One statement for all feeds (executemany): a config of a thousand feeds is read at
+        # every start of `ingest fetch`.
+        upsert = insert.on_conflict_do_update(
+            index_elements=["url"],
+            set_={
+                "name": insert.excluded.name,
+                "fixed_interval": insert.excluded.fixed_interval,
+                "active": True,
+            },
+        )
+        rows = [
+            {
+                "url": item.url,
+                "name": item.name,
+                "fixed_interval": item.interval,
+                "active": True,
+                "created_at": now,
+                "error_count": 0,
+            }
+            for item in configured
+        ]
         with self._session() as session:
-            for item in configured:
-                values = {"name": item.name, "fixed_interval": item.interval, "active": True}
-                session.execute(
-                    self._insert(Feed)
-                    .values(url=item.url, created_at=now, error_count=0, **values)
-                    .on_conflict_do_update(index_elements=["url"], set_=values)
-                )
+            if rows:
+                session.execute(upsert, rows)
             if exclusive:
                 session.execute(
                     sa.update(Feed)
