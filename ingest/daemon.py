@@ -110,6 +110,7 @@ class Daemon:
                 self.ingestor.closing = True  # queued pages stay pending; running ones finish
                 # Leave time for the worker pool and the HTTP client to close within the bound.
                 await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
+                self.ingestor.flush()
         finally:
             for task in self._chores:
                 task.cancel()
@@ -144,6 +145,7 @@ class Daemon:
             return
         room = self.settings.fetch.concurrency - len(self._feeds)
         try:
+            self.ingestor.flush()  # 304s written first, or their feeds would look due
             due = self.store.due_feeds(self.clock(), exclude=self._feeds, limit=max(room, 0))
         except StoreError as exc:
             log.error("cannot read the schedule: %s", exc, extra={"error": "store"})

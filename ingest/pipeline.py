@@ -34,6 +34,7 @@ FEED_ACCEPT = (
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 ROBOTS_MAX_BYTES = 500_000
+UNCHANGED_BATCH = 100  # 304 polls written in one transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class Ingestor:
         # Bounds the pages held in memory between fetch and store.
         self._pages = asyncio.Semaphore(settings.fetch.concurrency)
         self.closing = False
+        self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
         for host, until in store.blocked_hosts(clock()).items():
             http.hosts.block(host, until)
 
@@ -212,10 +214,18 @@ class Ingestor:
         next_poll_at, seconds = self._next_poll(feed, page, None)
         self.tally.add("feeds_not_modified")
         metrics.POLLS.labels(status="not_modified").inc()
-        self.store.feed_polled(
-            feed.id, status="not_modified", next_poll_at=next_poll_at, interval=seconds
-        )
+        # Most polls of a healthy archive are 304s: they are written in batches.
+        self._unchanged.append((feed.id, next_poll_at, seconds))
+        if len(self._unchanged) >= UNCHANGED_BATCH:
+            self.flush()
         return []
+
+    def flush(self) -> None:
+        """Write the 304s not written yet (until then a feed still looks due: call this
+        before claiming due feeds; lost in a crash, they only mean an early re-poll)."""
+        if self._unchanged:
+            batch, self._unchanged = self._unchanged, []
+            self.store.feeds_not_modified(batch)
 
     def _parsed(self, feed: Feed, page: Page, parsed: ParsedFeed) -> list[PageJob]:
         assert feed.id is not None
@@ -335,11 +345,14 @@ class Ingestor:
         self.tally.add("feeds", len(feeds))
         self.tally.add("pages_retried", sum(1 for job in retries if job.attempts > 0))
         self.progress.add(len(feeds) + len(retries))
-        async with asyncio.TaskGroup() as group:
-            for job in retries:
-                group.create_task(self.archive(job))
-            for feed in feeds:
-                group.create_task(self._poll_and_archive(feed, group))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in retries:
+                    group.create_task(self.archive(job))
+                for feed in feeds:
+                    group.create_task(self._poll_and_archive(feed, group))
+        finally:
+            self.flush()
 
     async def _poll_and_archive(self, feed: Feed, group: asyncio.TaskGroup) -> None:
         for job in await self.poll(feed):

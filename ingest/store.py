@@ -38,6 +38,7 @@ from ingest.models import (
     Page,
     PageJob,
     ParsedFeed,
+    UTCDateTime,
     utcnow,
 )
 
@@ -309,6 +310,29 @@ class Store:
             }
         with self._session() as session:
             session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
+            session.commit()
+
+    def feeds_not_modified(self, polls: Sequence[tuple[int, datetime, float]]) -> None:
+        """Record many 304 polls at once: (feed id, next poll time, interval chosen)."""
+        update = (
+            sa.update(Feed)
+            .where(col(Feed.id) == sa.bindparam("feed_id"))
+            .values(
+                last_polled_at=sa.bindparam("polled_at", type_=UTCDateTime()),
+                last_status="not_modified",
+                next_poll_at=sa.bindparam("next_at", type_=UTCDateTime()),
+                interval=sa.bindparam("seconds"),
+                error_count=0,
+                last_error=None,
+            )
+        )
+        now = utcnow()
+        rows = [
+            {"feed_id": feed_id, "polled_at": now, "next_at": next_at, "seconds": seconds}
+            for feed_id, next_at, seconds in polls
+        ]
+        with self._session() as session:
+            session.connection().execute(update, rows)
             session.commit()
 
     def block_host(self, host: str, until: datetime, reason: str) -> None:
