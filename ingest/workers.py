@@ -56,21 +56,31 @@ class ExtractorPool:
         self.workers = workers or os.cpu_count() or 1
         self.timeout = timeout
         self._pool: ProcessPool | None = None
+        self._starting: asyncio.Task[ProcessPool] | None = None
 
-    def _get(self) -> ProcessPool:
+    def _start(self) -> ProcessPool:
+        # forkserver: workers fork from a clean process that has trafilatura preloaded, not
+        # from our threaded, event-looped parent.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["ingest.extract"])
+        pool = ProcessPool(max_workers=self.workers, context=context)
+        pool.schedule(_ready)  # makes pebble start the workers now
+        return pool
+
+    async def _get(self) -> ProcessPool:
         if self._pool is None:
-            # forkserver: workers fork from a clean process that has trafilatura preloaded,
-            # not from our threaded, event-looped parent.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["ingest.extract"])
-            self._pool = ProcessPool(max_workers=self.workers, context=context)
+            if self._starting is None:
+                # Starting the forkserver and its workers blocks on pipes for about half a
+                # second: in a thread, so fetching goes on meanwhile.
+                self._starting = asyncio.create_task(asyncio.to_thread(self._start))
+            self._pool = await self._starting
         return self._pool
 
     def warm(self) -> None:
         """Start the workers now (they preload the extractor), so the first page need not
         wait for them: called as soon as a feed yields pages to fetch."""
-        if self._pool is None:
-            self._get().schedule(_ready)
+        if self._pool is None and self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(asyncio.to_thread(self._start))
 
     async def extract(
         self, page: Page, hints: Hints, *, keep_raw: bool = False
@@ -78,7 +88,7 @@ class ExtractorPool:
         """The clean article of ``page`` and, with ``keep_raw``, its body zlib-compressed."""
         check_page(page)
         content_type = page.headers.get("content-type")
-        future = self._get().schedule(
+        future = (await self._get()).schedule(
             _extract,
             args=(page.body, page.final_url, content_type, hints, keep_raw),
             timeout=self.timeout,
@@ -101,6 +111,10 @@ class ExtractorPool:
 
     def close(self) -> None:
         """Stop the workers (abandoning any extraction in flight) and wait for them."""
+        starting, self._starting = self._starting, None
+        started = starting is not None and starting.done() and not starting.cancelled()
+        if self._pool is None and started and starting.exception() is None:
+            self._pool = starting.result()
         if self._pool is not None:
             self._pool.stop()
             self._pool.join(timeout=2)
@@ -115,4 +129,6 @@ class ExtractorPool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._starting is not None and not self._starting.done():
+            await asyncio.wait([self._starting])  # a pool half started would be left running
         self.close()
