@@ -98,6 +98,41 @@ def archive(tmp_path: Path) -> Path:
     return tmp_path / "archive.sqlite3"
 
 
+POSTGRES = os.environ.get(
+    "INGEST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty archive database: an SQLite file, or a PostgreSQL schema of its own that is
+    dropped afterwards. Without a reachable PostgreSQL server the PostgreSQL runs are skipped,
+    unless INGEST_REQUIRE_POSTGRES is set (as CI sets it): then they fail."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.sqlite3'}"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"ingest_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES, poolclass=sa.pool.NullPool)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        if os.environ.get("INGEST_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"no PostgreSQL server at {POSTGRES}: {exc.orig}")
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
 @pytest.fixture
 def ingest(tmp_path: Path, newsroom: Newsroom, archive: Path) -> Ingest:
     """The CLI with a config covering every fixture feed."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,8 +42,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    archive = Store.open(f"sqlite:///{db_path}")
+def store(database_url: str) -> Iterator[Store]:
+    archive = Store.open(database_url)
     yield archive
     archive.close()
 
@@ -89,9 +87,9 @@ def page(job: PageJob, final_url: str | None = None, body: bytes = b"<html>page<
     )
 
 
-def rows(db_path: Path, sql: str) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(db_path)) as connection:
-        return connection.execute(sql).fetchall()
+def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
+    with store.engine.connect() as connection:
+        return [tuple(row) for row in connection.exec_driver_sql(sql)]
 
 
 def one_job(store: Store, feed: Feed, item: FeedEntry) -> PageJob:
@@ -109,7 +107,7 @@ def test_sync_feeds_is_idempotent(store: Store, db_path: Path) -> None:
 
     assert [f.id for f in first] == [f.id for f in second]
     assert [f.name for f in second] == ["Harbour", "Valley"]
-    assert rows(db_path, "SELECT count(*) FROM feeds") == [(2,)]
+    assert rows(store, "SELECT count(*) FROM feeds") == [(2,)]
 
 
 def test_sync_feeds_updates_a_renamed_feed(store: Store) -> None:
@@ -133,8 +131,8 @@ def test_record_entries_twice_adds_nothing_the_second_time(
 
     assert (first.new_entries, len(first.jobs)) == (2, 2)
     assert (second.new_entries, second.feed_only, second.jobs) == (0, 0, [])
-    assert rows(db_path, "SELECT count(*) FROM articles") == [(2,)]
-    assert rows(db_path, "SELECT count(*) FROM entries") == [(2,)]
+    assert rows(store, "SELECT count(*) FROM articles") == [(2,)]
+    assert rows(store, "SELECT count(*) FROM entries") == [(2,)]
 
 
 def test_same_link_with_tracking_params_from_second_feed_is_one_article(
@@ -150,8 +148,8 @@ def test_same_link_with_tracking_params_from_second_feed_is_one_article(
 
     assert len(first.jobs) == 1
     assert (second.new_entries, second.jobs) == (1, [])
-    assert rows(db_path, "SELECT count(*) FROM articles") == [(1,)]
-    assert rows(db_path, "SELECT feed_id, article_id FROM entries ORDER BY feed_id") == [
+    assert rows(store, "SELECT count(*) FROM articles") == [(1,)]
+    assert rows(store, "SELECT feed_id, article_id FROM entries ORDER BY feed_id") == [
         (harbour.id, first.jobs[0].article_id),
         (valley.id, first.jobs[0].article_id),
     ]
@@ -324,7 +322,7 @@ def test_save_article_stores_text_and_a_compressed_capture(
     assert article.attempts == 1
     assert article.fetched_at == NOW
     assert article.content_hash
-    ((url, status, stored),) = rows(db_path, "SELECT url, status, body FROM captures")
+    ((url, status, stored),) = rows(store, "SELECT url, status, body FROM captures")
     assert (url, status) == ("https://news.example.org/a", 200)
     assert isinstance(stored, bytes)
     assert stored != body
@@ -339,7 +337,7 @@ def test_save_article_without_a_raw_body_stores_no_capture(
 
     store.save_article(job, ExtractedArticle(text="Body."), page(job))
 
-    assert rows(db_path, "SELECT count(*) FROM captures") == [(0,)]
+    assert rows(store, "SELECT count(*) FROM captures") == [(0,)]
 
 
 def test_save_article_after_failure_clears_the_error(store: Store, feeds: list[Feed]) -> None:
@@ -371,12 +369,12 @@ def test_page_redirecting_to_archived_article_is_merged(
     )
 
     assert merged == first.article_id
-    assert rows(db_path, "SELECT id FROM articles") == [(first.article_id,)]
-    assert rows(db_path, "SELECT feed_id, article_id FROM entries ORDER BY feed_id") == [
+    assert rows(store, "SELECT id FROM articles") == [(first.article_id,)]
+    assert rows(store, "SELECT feed_id, article_id FROM entries ORDER BY feed_id") == [
         (harbour.id, first.article_id),
         (valley.id, first.article_id),
     ]
-    assert rows(db_path, "SELECT count(*) FROM captures") == [(0,)]
+    assert rows(store, "SELECT count(*) FROM captures") == [(0,)]
 
 
 def test_page_whose_canonical_is_archived_is_merged(
@@ -399,8 +397,8 @@ def test_page_whose_canonical_is_archived_is_merged(
     )
 
     assert merged == first.article_id
-    assert rows(db_path, "SELECT id FROM articles") == [(first.article_id,)]
-    assert {a for (a,) in rows(db_path, "SELECT article_id FROM entries")} == {first.article_id}
+    assert rows(store, "SELECT id FROM articles") == [(first.article_id,)]
+    assert {a for (a,) in rows(store, "SELECT article_id FROM entries")} == {first.article_id}
     assert [h.article.id for h in store.search("ferry", Filters())] == [first.article_id]
 
 
@@ -420,7 +418,7 @@ def test_articles_without_canonical_url_are_not_merged(
     saved_bridge = store.save_article(bridge, ExtractedArticle(text="Bridge body."), page(bridge))
 
     assert (saved_ferry, saved_bridge) == (ferry.article_id, bridge.article_id)
-    assert rows(db_path, "SELECT id, text FROM articles ORDER BY id") == [
+    assert rows(store, "SELECT id, text FROM articles ORDER BY id") == [
         (ferry.article_id, "Ferry body."),
         (bridge.article_id, "Bridge body."),
     ]
@@ -539,8 +537,28 @@ def test_search_filter_by_language(archive: Store) -> None:
     ]
 
 
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@SQLITE_ONLY  # FTS5 query syntax
 def test_search_column_filter(archive: Store) -> None:
     assert titles(archive.search("title:lighthouse", Filters())) == ["Lighthouse keeper retires"]
+
+
+@POSTGRES_ONLY  # web-search syntax: never an error, whatever the user types
+@pytest.mark.parametrize("query", ['"unclosed', "AND", "title:", "(ferry", "-", "'; DROP"])
+def test_postgres_takes_any_query(archive: Store, query: str) -> None:
+    assert isinstance(archive.search(query, Filters()), list)
+
+
+@POSTGRES_ONLY
+def test_postgres_search_stems_in_the_articles_language(archive: Store) -> None:
+    assert titles(archive.search("retiring lighthouses", Filters())) == [
+        "Lighthouse keeper retires"
+    ]
+    assert titles(archive.search("lighthouse -keeper", Filters())) == ["Harbour dredging starts"]
+    assert titles(archive.search("vigne", Filters(language="fr"))) == ["Gel tardif dans les vignes"]
 
 
 def test_search_reflects_text_updates(store: Store, feeds: list[Feed]) -> None:
@@ -561,6 +579,7 @@ def test_search_reflects_text_updates(store: Store, feeds: list[Feed]) -> None:
     assert [h.article.id for h in store.search("catamaran", Filters())] == [job.article_id]
 
 
+@SQLITE_ONLY  # FTS5 query syntax
 @pytest.mark.parametrize("query", ['"unclosed', "AND", "title:", "nosuchcolumn:word", "(ferry"])
 def test_malformed_query_raises_query_error(archive: Store, query: str) -> None:
     with pytest.raises(QueryError):
