@@ -597,21 +597,32 @@ class Store:
         """
         if self.postgres:
             return self._search_postgres(text, filters, limit)
+        # Two steps: the ids of the best matches from the index alone (joining articles only
+        # for filters), then rows and snippets of those only. In one statement SQLite loads
+        # every matching article, text and snippet included, before sorting: 3x slower on a
+        # million articles for common words. No bm25() in step two: with `rowid IN` FTS5
+        # would recount the word statistics once per id.
         fts = sa.table("articles_fts", sa.column("rowid"), sa.column("articles_fts"))
+        match = sa.literal_column("articles_fts").op("MATCH")(text)
         rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
+        top = select(fts.c.rowid, rank).select_from(fts).where(match)
+        if filters != Filters():
+            top = self._filtered(top.join(Article, col(Article.id) == fts.c.rowid), filters)
         snippet = sa.func.snippet(
             sa.literal_column("articles_fts"), -1, SNIPPET_OPEN, SNIPPET_CLOSE, "…", 24
         )
-        query = (
-            select(Article, col(Feed.url), snippet, rank)
-            .join(fts, fts.c.rowid == col(Article.id))
-            .join(Feed, col(Feed.id) == col(Article.feed_id))
-            .where(sa.literal_column("articles_fts").op("MATCH")(text))
-        )
-        query = self._filtered(query, filters).order_by(rank).limit(limit)
         with self._session(query=text) as session:
-            rows = session.exec(query).all()
-        return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]
+            ranked = session.execute(top.order_by(rank).limit(limit)).all()
+            if not ranked:
+                return []
+            rows = session.exec(
+                select(Article, col(Feed.url), snippet)
+                .join(fts, fts.c.rowid == col(Article.id))
+                .join(Feed, col(Feed.id) == col(Article.feed_id))
+                .where(match, fts.c.rowid.in_([article_id for article_id, _ in ranked]))
+            ).all()
+        found = {a.id: (a, feed_url, snip or "") for a, feed_url, snip in rows}
+        return [SearchHit(*found[i], float(r)) for i, r in ranked if i in found]
 
     def _search_postgres(self, text: str, filters: Filters, limit: int) -> list[SearchHit]:
         # Each article is indexed in its own language's configuration, so it is matched with
