@@ -650,11 +650,19 @@ class Store:
             .limit(limit)
             .subquery()
         )
-        options = f"StartSel={SNIPPET_OPEN}, StopSel={SNIPPET_CLOSE}, MaxWords=30, MinWords=12"
+        options = (
+            f"StartSel={SNIPPET_OPEN}, StopSel={SNIPPET_CLOSE}, MaxWords=24, MinWords=8, "
+            'MaxFragments=2, FragmentDelimiter=" … "'
+        )
+        # Highlight any of the query's words: the text alone may not hold all of them (some
+        # can be in the title), and ts_headline would then highlight nothing.
+        any_word = sa.func.to_tsquery(
+            "simple", sa.func.replace(sa.cast(tsquery, sa.Text), "&", "|")
+        )
         snippet = sa.func.ts_headline(
             sa.func.ingest_ts_config(col(Article.language)),
             sa.func.coalesce(col(Article.text), ""),
-            tsquery,
+            any_word,
             options,
         )
         query = (

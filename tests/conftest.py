@@ -38,14 +38,16 @@ def write_config(
     room: Newsroom,
     feeds: Sequence[str] = tuple(FEEDS),
     *,
-    database: Path,
+    database: Path | str,
     private: bool = True,
     extra: str = "",
 ) -> Path:
-    """A config file in the documented form for ``feeds`` (names of `FEEDS`)."""
+    """A config file in the documented form for ``feeds`` (names of `FEEDS`); ``database``
+    is an SQLite file or a database URL."""
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
     lines = [
         "[database]",
-        f'url = "sqlite:///{database}"',
+        f'url = "{url}"',
         "[fetch]",
         f"allow_private_networks = {'true' if private else 'false'}",
         "host_delay = 0  # one loopback host serves every page",

@@ -37,14 +37,20 @@ class Clock:
 
 
 @pytest.fixture
-def store(archive: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{archive}")
+def archive(database_url: str) -> str:
+    """This module's archive: SQLite or PostgreSQL (every test runs on both)."""
+    return database_url
+
+
+@pytest.fixture
+def store(archive: str) -> Iterator[Store]:
+    opened = Store.open(archive)
     yield opened
     opened.close()
 
 
 def settings_for(
-    tmp_path: Path, room: Newsroom, archive: Path, *names: str, extra: str = ""
+    tmp_path: Path, room: Newsroom, archive: str, *names: str, extra: str = ""
 ) -> Settings:
     return load_settings(
         write_config(tmp_path / "c.toml", room, names, database=archive, extra=extra),
@@ -68,7 +74,7 @@ def feed_row(store: Store, name: str) -> Feed:
 
 
 def test_a_feed_that_publishes_rarely_is_polled_less_often(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, store: Store
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
 ) -> None:
     settings = settings_for(tmp_path, newsroom, archive, "World")
     clock = Clock()
@@ -82,7 +88,7 @@ def test_a_feed_that_publishes_rarely_is_polled_less_often(
 
 
 def test_next_poll_honours_the_feeds_ttl(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, store: Store
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
 ) -> None:
     no_adapting = '\n[schedule]\nadaptive = false\ninterval = "10m"'
     settings = settings_for(tmp_path, newsroom, archive, "World", extra=no_adapting)
@@ -99,7 +105,7 @@ def test_next_poll_honours_the_feeds_ttl(
 
 
 def test_a_fixed_interval_is_obeyed_and_a_304_keeps_it(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, store: Store
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
 ) -> None:
     settings = settings_for(tmp_path, newsroom, archive, "Tech")
     feeds = [f.model_copy(update={"interval": 900.0}) for f in settings.feeds]
@@ -117,7 +123,7 @@ def test_a_fixed_interval_is_obeyed_and_a_304_keeps_it(
 
 
 def test_a_failing_feed_backs_off_doubling_to_the_cap_and_keeps_being_tried(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, store: Store
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
 ) -> None:
     settings = settings_for(tmp_path, newsroom, archive, "World")
     newsroom.set("/feeds/world.rss", status=500)
@@ -145,7 +151,7 @@ def test_a_failing_feed_backs_off_doubling_to_the_cap_and_keeps_being_tried(
 
 
 def test_retry_after_on_a_feed_holds_back_the_whole_host(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, store: Store
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
 ) -> None:
     settings = settings_for(tmp_path, newsroom, archive, "World", "Tech")
     newsroom.set("/feeds/world.rss", status=503, headers={"Retry-After": "3600"})
@@ -175,7 +181,7 @@ def test_retry_after_on_a_feed_holds_back_the_whole_host(
 
 
 def test_pages_robots_txt_forbids_are_recorded_and_never_fetched(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, store: Store
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
 ) -> None:
     newsroom.set(
         "/robots.txt",
@@ -202,7 +208,7 @@ def test_pages_robots_txt_forbids_are_recorded_and_never_fetched(
 
 
 def test_failed_pages_are_retried_when_due_and_given_up_after_max_attempts(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, store: Store
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
 ) -> None:
     settings = settings_for(
         tmp_path, newsroom, archive, "World", extra='max_attempts = 3\nretry_after = "10m"'
