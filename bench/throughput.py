@@ -40,12 +40,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.newsroom import DEFAULT_CORPUS, REPO, Newsroom, load_corpus
+from bench.newsroom import DEFAULT_CORPUS, REPO, CorpusPage, Newsroom, load_corpus
 from bench.proctree import Measured, measure
 
 CORES = os.cpu_count() or 1
@@ -441,6 +441,24 @@ def format_pipeline_detail(rounds: list[dict[str, Run]]) -> str:
     return "\n".join(lines)
 
 
+def copies(pages: list[CorpusPage], count: int) -> list[CorpusPage]:
+    """Each page ``count`` times, as distinct articles: a bigger newsroom, so that fixed costs
+    (start-up, the pool's start, the last pages' extraction) weigh less than steady work. A
+    copy's own URL, wherever the page names it (canonical link, og:url, JSON-LD), gets a query
+    parameter, so the archive does not merge the copies as one article."""
+    if count <= 1:
+        return pages
+    out = []
+    for number in range(count):
+        for page in pages:
+            own = f"{page.original_url}{'&' if '?' in page.original_url else '?'}copy={number}"
+            html = page.html.replace(page.original_url.encode(), own.encode())
+            out.append(
+                replace(page, page_id=f"{number:02d}{page.page_id}", original_url=own, html=html)
+            )
+    return out
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.throughput",
@@ -454,6 +472,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--corpus", type=Path, default=DEFAULT_CORPUS, help=f"default: {DEFAULT_CORPUS}"
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="serve each corpus page this many times, as distinct articles (a bigger run)",
+    )
     parser.add_argument("--feeds", type=int, default=6, help="feeds (RSS and Atom alternately)")
     parser.add_argument("--hosts", type=int, default=4, help="loopback addresses from 127.0.0.2")
     parser.add_argument("--workers", type=int, default=0, help="extract.workers (0: per core)")
@@ -471,7 +495,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     python = sys.executable
-    pages = load_corpus(args.corpus)
+    pages = copies(load_corpus(args.corpus), args.copies)
     tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     rounds: list[dict[str, Run]] = []
     profile = ""
