@@ -1,7 +1,7 @@
 """A generated loopback newsroom for the soak benchmark: endless feeds, generated article pages.
 
-One stdlib `ThreadingHTTPServer` per host, bound to 127.0.0.2, 127.0.0.3, ... (all loopback on
-Linux), so the daemon sees several hosts with their own per-host limits and robots.txt.
+The servers are `bench.newsroom.LoopbackSite`'s: one per host, bound to 127.0.0.2, 127.0.0.3, ...
+(all loopback on Linux), so the daemon sees several hosts with their own limits and robots.txt.
 
 Everything is a pure function of the URL and the wall clock, so nothing piles up here either:
 
@@ -20,16 +20,13 @@ import html
 import json
 import random
 import re
-import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from email.utils import formatdate, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from email.utils import formatdate
 from typing import Any
 from xml.sax.saxutils import escape
+
+from bench.newsroom import LoopbackSite, not_modified
 
 LISTED = 20  # entries per feed document
 SITE = "The Loopback Times"
@@ -72,7 +69,7 @@ def _sentence(rng: random.Random, low: int, high: int) -> str:
     return " ".join(words).capitalize() + "."
 
 
-class GeneratedSite:
+class GeneratedSite(LoopbackSite):
     """``feeds`` endless feeds spread over ``hosts`` loopback hosts; use as ``with``."""
 
     def __init__(
@@ -83,71 +80,22 @@ class GeneratedSite:
         period: float = 20.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not 1 <= hosts <= 250:
-            raise ValueError("hosts must be within 1..250 (127.0.0.2 up to 127.0.0.251)")
+        super().__init__(hosts)
         self.feeds = feeds
-        self.hosts = hosts
         self.period = period
         self.clock = clock
         self.started = clock()
-        self._servers: list[_Server] = []
-        self._threads: list[threading.Thread] = []
-        self._ports: list[int] = []
-        self._lock = threading.Lock()
-        # Bounded: one counter per (kind, status).
-        self.served: Counter[str] = Counter()
-        self.bytes_served = 0
-
-    # --- lifecycle -----------------------------------------------------------------------------
-
-    def __enter__(self) -> GeneratedSite:
-        try:
-            for n in range(self.hosts):
-                server = _Server((f"127.0.0.{2 + n}", 0), _Handler)
-                server.site = self
-                self._servers.append(server)
-                self._ports.append(int(server.server_address[1]))
-                thread = threading.Thread(
-                    target=server.serve_forever, name=f"site-{n}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._servers.clear()
-        self._threads.clear()
 
     # --- URLs ----------------------------------------------------------------------------------
 
-    def _origin(self, n: int) -> str:
-        host = n % self.hosts
-        return f"http://127.0.0.{2 + host}:{self._ports[host]}"
-
     def feed_url(self, i: int) -> str:
-        return f"{self._origin(i)}/feeds/{i}.rss"
+        return f"{self.origin(i)}/feeds/{i}.rss"
 
     def article_url(self, i: int, k: int) -> str:
         # Pages land on another host than their feed now and then, as wire copy does.
         rng = random.Random(f"slug/{i}/{k}")
         slug = "-".join(rng.choice(WORDS) for _ in range(rng.randint(4, 8)))
-        return f"{self._origin(i + k)}/{SECTIONS[i % len(SECTIONS)]}/{i}/{k}/{slug}.html"
+        return f"{self.origin(i + k)}/{SECTIONS[i % len(SECTIONS)]}/{i}/{k}/{slug}.html"
 
     # --- the clock -----------------------------------------------------------------------------
 
@@ -190,7 +138,7 @@ class GeneratedSite:
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
             f"<title>{SITE}: {SECTIONS[i % len(SECTIONS)]} {i}</title>"
-            f"<link>{self._origin(i)}/{SECTIONS[i % len(SECTIONS)]}/</link>"
+            f"<link>{self.origin(i)}/{SECTIONS[i % len(SECTIONS)]}/</link>"
             f"<description>Generated feed {i}</description><language>en-gb</language>"
             f"<lastBuildDate>{modified}</lastBuildDate>{''.join(items)}</channel></rss>\n"
         )
@@ -273,70 +221,18 @@ class GeneratedSite:
 
     # --- serving -------------------------------------------------------------------------------
 
-    def respond(self, path: str, headers: Any) -> tuple[int, dict[str, str], bytes, str]:
-        """(status, headers, body, kind) for a GET of ``path``."""
+    def respond(self, host: int, path: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) for a GET of ``path``: made from the URL and the clock."""
         path = path.split("?", 1)[0]
         match = FEED_PATH.match(path)
         if match and int(match[1]) < self.feeds:
             body, etag, modified = self.feed(int(match[1]), self.clock())
             validators = {"ETag": etag, "Last-Modified": modified}
-            if _not_modified(headers, etag, modified):
-                return 304, validators, b"", "feed"
-            return 200, {**validators, "Content-Type": "application/rss+xml"}, body, "feed"
+            if not_modified(headers, etag, modified):
+                return 304, validators, b""
+            return 200, {**validators, "Content-Type": "application/rss+xml"}, body
         match = ARTICLE_PATH.match(path)
         if match and int(match[2]) < self.feeds:
             body = self.page(int(match[2]), int(match[3]))
-            return 200, {"Content-Type": "text/html; charset=utf-8"}, body, "page"
-        kind = "robots" if path == "/robots.txt" else "other"
-        return 404, {"Content-Type": "text/plain"}, b"not found\n", kind
-
-    def count(self, kind: str, status: int, size: int) -> None:
-        with self._lock:
-            self.served[f"{kind} {status}"] += 1
-            self.bytes_served += size
-
-
-def _not_modified(headers: Any, etag: str, modified: str) -> bool:
-    # RFC 9110 13.2.2: If-None-Match wins; If-Modified-Since only without it.
-    match = headers.get("If-None-Match")
-    if match is not None:
-        return etag in {tag.strip() for tag in match.split(",")} or match.strip() == "*"
-    since = headers.get("If-Modified-Since")
-    if since is None:
-        return False
-    try:
-        return parsedate_to_datetime(since) >= parsedate_to_datetime(modified)
-    except (TypeError, ValueError):
-        return False
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    site: GeneratedSite
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # a client hanging up (the daemon stopping) is routine
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as real news sites serve
-    server_version = "LoopbackTimes/1.0"
-    timeout = 30  # idle keep-alive connections are dropped, so threads do not linger
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        status, headers, body, kind = self.server.site.respond(self.path, self.headers)
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if status != 304:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if status != 304:
-            self.wfile.write(body)
-        self.server.site.count(kind, status, len(body))
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, body
+        return 404, {"Content-Type": "text/plain"}, b"not found\n"
