@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import resource
 import subprocess
@@ -32,6 +33,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 POLL_SECONDS = 0.05
 PR_SET_CHILD_SUBREAPER = 36
@@ -241,3 +243,24 @@ def measure(
             cpu_by_role=cpu_by_role,
             processes_by_role=processes_by_role,
         )
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for a measured `ingest` run: no INGEST_* settings leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def json_summary(result: Measured, what: str) -> dict[str, Any]:
+    """The JSON object a measured command printed last, or exit with what went wrong."""
+    if result.returncode != 0:
+        raise SystemExit(
+            f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+            f"\n{result.stdout[-2000:]}"
+        )
+    try:
+        return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError) as exc:
+        raise SystemExit(f"{what}: no JSON summary on stdout:\n{result.stdout[-2000:]}") from exc

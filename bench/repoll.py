@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import sqlite3
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.newsroom import REPO, RSS_TYPE, LoopbackSite, Resource, rss
-from bench.proctree import Measured, measure
+from bench.proctree import clean_env, json_summary, measure
 from bench.throughput import _utc, summarise_stacks
 
 TARGET = 0.8
@@ -113,21 +112,6 @@ def write_config(path: Path, database: Path, feeds: Sequence[str], per_host: int
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _json(result: Measured, what: str) -> dict[str, Any]:
-    if result.returncode != 0:
-        raise SystemExit(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    try:
-        return dict(json.loads(result.stdout.strip().splitlines()[-1]))
-    except (ValueError, IndexError) as exc:
-        raise SystemExit(f"{what}: no JSON on stdout:\n{result.stdout[-2000:]}") from exc
-
-
 def ingest_argv(python: str, config: Path) -> list[str]:
     return [python, "-m", "ingest", "--config", str(config), "fetch", "--format", "json"]
 
@@ -146,8 +130,8 @@ def poll_phases(database: Path, started_at: float, ended_at: float) -> dict[str,
 
 def run_ingest(python: str, config: Path, feeds: int, site: LoopbackSite) -> Run:
     site.reset_counts()
-    result = measure(ingest_argv(python, config), env=_env(), cwd=config.parent)
-    summary = _json(result, "ingest fetch")
+    result = measure(ingest_argv(python, config), env=clean_env(), cwd=config.parent)
+    summary = json_summary(result, "ingest fetch")
     phases = poll_phases(
         config.parent / "archive.sqlite3", result.started_at, result.started_at + result.seconds
     )
@@ -181,8 +165,8 @@ def run_bare(
     if db is not None:
         argv += ["--db", str(db)]
     site.reset_counts()
-    result = measure(argv, env=_env(), cwd=REPO)
-    out = _json(result, "repoll_bare")
+    result = measure(argv, env=clean_env(), cwd=REPO)
+    out = json_summary(result, "repoll_bare")
     return Run(
         "bare httpx + commits" if db else "bare httpx",
         result.seconds,
@@ -200,7 +184,7 @@ def wall(argv: Sequence[str], times: int = 5) -> float:
     samples = []
     for _ in range(times):
         start = time.perf_counter()
-        subprocess.run(list(argv), env=_env(), cwd=REPO, capture_output=True, check=True)
+        subprocess.run(list(argv), env=clean_env(), cwd=REPO, capture_output=True, check=True)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 
@@ -233,7 +217,7 @@ def import_times(stderr: str) -> dict[str, dict[str, int]]:
 def startup(python: str, config: Path) -> dict[str, Any]:
     timed = subprocess.run(
         [python, "-X", "importtime", *ingest_argv(python, config)[1:]],
-        env=_env(),
+        env=clean_env(),
         cwd=config.parent,
         capture_output=True,
         text=True,
@@ -376,8 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = tmp / "ingest.toml"
             database = tmp / "archive.sqlite3"
             write_config(config, database, urls, args.per_host)
-            prime = measure(ingest_argv(python, config), env=_env(), cwd=tmp)
-            primed = _json(prime, "priming ingest fetch")
+            prime = measure(ingest_argv(python, config), env=clean_env(), cwd=tmp)
+            primed = json_summary(prime, "priming ingest fetch")
             print(
                 f"primed {primed.get('feeds')} feeds, {primed.get('articles_new')} articles "
                 f"in {prime.seconds:.1f}s",
@@ -430,7 +414,7 @@ def profile_repoll(python: str, config: Path, out: Path) -> str:
     for fmt, name in (("raw", "repoll.txt"), ("flamegraph", "repoll.svg")):
         argv = [spy, "record", "--subprocesses", "--rate", "500", "--format", fmt]
         argv += ["--output", str(out / name), "--", *ingest_argv(python, config)]
-        subprocess.run(argv, env=_env(), cwd=config.parent, capture_output=True, check=False)
+        subprocess.run(argv, env=clean_env(), cwd=config.parent, capture_output=True, check=False)
     return summarise_stacks(out / "repoll.txt")
 
 

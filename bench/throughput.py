@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.newsroom import DEFAULT_CORPUS, REPO, CorpusPage, Newsroom, load_corpus
-from bench.proctree import Measured, measure
+from bench.proctree import clean_env, json_summary, measure
 
 CORES = os.cpu_count() or 1
 TARGET_VS_LIMIT = 0.85
@@ -69,24 +69,6 @@ class Run:
     @property
     def rate(self) -> float:
         return self.pages / self.seconds if self.seconds > 0 else 0.0
-
-
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _check(result: Measured, what: str) -> dict[str, Any]:
-    if result.returncode != 0:
-        raise SystemExit(
-            f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
-            f"\n{result.stdout[-2000:]}"
-        )
-    try:
-        return dict(json.loads(result.stdout.strip().splitlines()[-1]))
-    except (ValueError, IndexError) as exc:
-        raise SystemExit(f"{what}: no JSON summary on stdout:\n{result.stdout[-2000:]}") from exc
 
 
 def write_config(path: Path, database: Path, feeds: Sequence[str], workers: int) -> None:
@@ -152,8 +134,8 @@ def run_pipeline(
     write_config(config, database, room.feed_urls, workers)
     argv = [python, "-m", "ingest", "--config", str(config), "fetch", "--format", "json"]
     room.reset_counts()
-    result = measure(argv, env=_clean_env(), cwd=folder)
-    summary = _check(result, "ingest fetch")
+    result = measure(argv, env=clean_env(), cwd=folder)
+    summary = json_summary(result, "ingest fetch")
     report = archive_report(database, result.started_at, result.started_at + result.seconds)
     ok = int(report["by_status"].get("ok", 0))
     run = Run(
@@ -181,8 +163,8 @@ def run_limit(tmp: Path, room: Newsroom, extractor: str, python: str) -> Run:
         items = [{"url": url, "path": str(page.path)} for url, page in room.pages]
         manifest.write_text(json.dumps(items), encoding="utf-8")
     argv = [python, "-m", "bench.extract_limit", str(manifest), "--extractor", extractor]
-    result = measure(argv, env=_clean_env(), cwd=REPO)
-    out = _check(result, f"extract_limit {extractor}")
+    result = measure(argv, env=clean_env(), cwd=REPO)
+    out = json_summary(result, f"extract_limit {extractor}")
     name = "limit: trafilatura" if extractor == "trafilatura" else "limit: ingest.extract"
     return Run(
         name,
@@ -200,8 +182,8 @@ def run_sequential(tmp: Path, room: Newsroom, round_no: int, python: str) -> Run
     database = tmp / f"sequential-{round_no}.sqlite3"
     argv = [python, "-m", "bench.sequential_baseline", str(database), *room.feed_urls]
     room.reset_counts()
-    result = measure(argv, env=_clean_env(), cwd=REPO)
-    out = _check(result, "sequential baseline")
+    result = measure(argv, env=clean_env(), cwd=REPO)
+    out = json_summary(result, "sequential baseline")
     return Run(
         "sequential script",
         int(out["ok"]),
@@ -234,7 +216,7 @@ def profile_pipeline(tmp: Path, room: Newsroom, workers: int, python: str, out: 
             )
         argv = [spy, "record", "--subprocesses", "--rate", "200", "--format", fmt]
         argv += ["--output", str(out / name), "--", *target]
-        subprocess.run(argv, env=_clean_env(), cwd=folder, capture_output=True, check=False)
+        subprocess.run(argv, env=clean_env(), cwd=folder, capture_output=True, check=False)
     return summarise_stacks(out / "pipeline.txt")
 
 
