@@ -375,7 +375,7 @@ def stats(obj: Context, fmt: str) -> None:
     Example:
       ingest stats --format json
     """
-    from ingest.models import utcnow
+    from ingest.records import utcnow
 
     with _errors(), obj.store() as store:
         data = store.stats(utcnow())

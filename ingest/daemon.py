@@ -26,9 +26,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ingest import metrics
 from ingest.config import Settings, load_settings
 from ingest.errors import ConfigError, StoreError
-from ingest.models import Feed, PageJob, utcnow
+from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.pipeline import Ingestor
+from ingest.records import PageJob, utcnow
 from ingest.store import Store
 from ingest.workers import ExtractorPool
 

@@ -17,7 +17,8 @@ import lxml.html
 from lxml import etree
 
 from ingest.errors import FeedError
-from ingest.models import FeedEntry, ParsedFeed
+from ingest.metadata import language_tag
+from ingest.records import FeedEntry, ParsedFeed
 
 _BLOCKS = frozenset(
     "p div h1 h2 h3 h4 h5 h6 li blockquote pre figure figcaption section article header "
@@ -86,14 +87,6 @@ def fragment_text(html: str | None) -> str | None:
 
 def _normalise_block(text: str) -> str:
     return _SPACES.sub(" ", text.replace("\n", " ")).strip()
-
-
-def language_tag(value: str | None) -> str | None:
-    """``en-US``, ``en_GB`` -> ``en``: the ISO 639 primary subtag, lower case, or None."""
-    if not value:
-        return None
-    primary = re.split(r"[-_,; ]", value.strip(), maxsplit=1)[0].lower()
-    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
 def _time(parsed: time.struct_time | None) -> datetime | None:

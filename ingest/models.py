@@ -1,4 +1,4 @@
-"""The archive's tables (SQLModel) and the small typed values that stages pass along.
+"""The archive's tables (SQLModel); the values stages pass along are in `ingest.records`.
 
 Tables: ``feeds`` (one per configured feed, with its polling state), ``articles`` (one per
 article, whatever feeds or URLs led to it), ``entries`` (which feed listed which article, under
@@ -10,7 +10,6 @@ Timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -18,10 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import JSON, Column, Field, SQLModel
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -149,87 +144,3 @@ class Capture(SQLModel, table=True):
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     body: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
     fetched_at: datetime | None = _time()
-
-
-# --- values passed between stages -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FeedEntry:
-    """One entry of a parsed feed, links absolute, times UTC."""
-
-    key: str
-    guid: str | None
-    link: str | None
-    title: str | None
-    summary: str | None
-    content: str | None  # the entry's own text (plain, paragraphs separated by blank lines)
-    authors: tuple[str, ...] = ()
-    published: datetime | None = None
-    updated: datetime | None = None
-    language: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFeed:
-    title: str | None
-    site_url: str | None
-    language: str | None
-    entries: tuple[FeedEntry, ...]
-    problem: str | None = None  # what was wrong with a malformed feed whose entries were saved
-    ttl: str | None = None  # <ttl>, minutes
-    update_period: str | None = None  # sy:updatePeriod
-    update_frequency: str | None = None  # sy:updateFrequency
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """A fetched HTTP response, body already size-checked and decompressed."""
-
-    url: str  # as requested
-    final_url: str  # after redirects
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    fetched_at: datetime
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-@dataclass(frozen=True, slots=True)
-class ExtractedArticle:
-    """The clean article extraction made of a page, with metadata merged."""
-
-    text: str
-    title: str | None = None
-    authors: tuple[str, ...] = ()
-    published: datetime | None = None
-    updated: datetime | None = None
-    language: str | None = None
-    site_name: str | None = None
-    summary: str | None = None
-    canonical_url: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Hints:
-    """What the feed said about an article: the fallback for metadata the page lacks."""
-
-    title: str | None = None
-    authors: tuple[str, ...] = ()
-    published: datetime | None = None
-    updated: datetime | None = None
-    language: str | None = None
-    summary: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PageJob:
-    """An article whose page is to be fetched."""
-
-    article_id: int
-    url: str
-    attempts: int
-    hints: Hints = field(default_factory=Hints)

@@ -32,8 +32,8 @@ from ingest.errors import (
     NetworkError,
     TooLargeError,
 )
-from ingest.models import Page, utcnow
 from ingest.polite import Hosts, host_of
+from ingest.records import Page, utcnow
 from ingest.schedule import retry_after
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

@@ -20,9 +20,10 @@ from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
 from ingest.errors import FetchError, HostBackoffError, StoreError
 from ingest.feeds import parse_feed
-from ingest.models import Feed, Page, PageJob, ParsedFeed, utcnow
+from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.polite import Robots, host_of
+from ingest.records import Page, PageJob, ParsedFeed, utcnow
 from ingest.store import Store
 from ingest.workers import ExtractorPool
 

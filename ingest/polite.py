@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from protego import Protego
 
 from ingest.errors import FetchError, HostBackoffError, HTTPStatusError
-from ingest.models import Page
+from ingest.records import Page
 
 MAX_HOSTS = 4096  # per-host state kept before idle hosts are forgotten
 ROBOTS_TTL = 24 * 3600.0  # seconds a robots.txt is trusted

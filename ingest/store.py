@@ -23,24 +23,19 @@ from sqlmodel import Session, col, select
 
 from ingest.config import FeedSettings
 from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
-from ingest.feeds import language_tag, url_key
+from ingest.feeds import url_key
+from ingest.metadata import language_tag
 from ingest.models import (
     Article,
     ArticleStatus,
     Capture,
     ContentSource,
     Entry,
-    ExtractedArticle,
     Feed,
-    FeedEntry,
-    Hints,
     Host,
-    Page,
-    PageJob,
-    ParsedFeed,
     UTCDateTime,
-    utcnow,
 )
+from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, ParsedFeed, utcnow
 
 # The migration this code was written for (the head of ingest/migrations/versions).
 SCHEMA_REVISION = "0003"

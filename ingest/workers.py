@@ -15,7 +15,7 @@ from types import TracebackType
 from pebble import ProcessExpired, ProcessPool
 
 from ingest.errors import ExtractionError
-from ingest.models import ExtractedArticle, Hints, Page
+from ingest.records import ExtractedArticle, Hints, Page
 
 RAW_LEVEL = 1  # fast: HTML still shrinks about fourfold, for a third of level 6's CPU
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain", ""})

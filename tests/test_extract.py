@@ -11,7 +11,7 @@ from ingest.cleanup import clean_paragraphs, text_key
 from ingest.errors import ExtractionError
 from ingest.extract import decode_html, extract_article
 from ingest.metadata import PageMeta, merge_hints, page_metadata, split_authors
-from ingest.models import Hints
+from ingest.records import Hints
 
 # --- split_authors --------------------------------------------------------------------------------
 

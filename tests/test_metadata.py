@@ -11,7 +11,7 @@ import pytest
 
 from bench.metadata import FIELDS, Case, all_cases, extracted_record
 from ingest.metadata import PageMeta, byline_authors, merge_hints, page_metadata, split_authors
-from ingest.models import Hints
+from ingest.records import Hints
 
 CASES = all_cases()
 

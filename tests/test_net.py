@@ -31,8 +31,8 @@ from ingest.errors import (
     NetworkError,
     TooLargeError,
 )
-from ingest.models import Page, utcnow
 from ingest.net import HttpClient, is_public_address
+from ingest.records import Page, utcnow
 
 BIG = 200_000  # bytes of the large bodies
 LIMIT = 10_000  # max_bytes used against them

@@ -16,7 +16,6 @@ import pytest
 from ingest import polite
 from ingest.config import DEFAULT_USER_AGENT
 from ingest.errors import FetchError, HostBackoffError, HTTPStatusError, NetworkError
-from ingest.models import Page
 from ingest.polite import (
     MAX_CRAWL_DELAY,
     ROBOTS_RETRY,
@@ -25,6 +24,7 @@ from ingest.polite import (
     Robots,
     RobotsError,
 )
+from ingest.records import Page
 from ingest.schedule import page_retry
 
 AGENT = "ingest/0.1.0 (news feed archiver; python-httpx)"

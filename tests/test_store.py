@@ -19,15 +19,8 @@ from ingest.errors import (
     StoreError,
 )
 from ingest.feeds import entry_key
-from ingest.models import (
-    ArticleStatus,
-    ContentSource,
-    ExtractedArticle,
-    Feed,
-    FeedEntry,
-    Page,
-    PageJob,
-)
+from ingest.models import ArticleStatus, ContentSource, Feed
+from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob
 from ingest.schedule import page_retry
 from ingest.store import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit, Store
 

@@ -1,0 +1,95 @@
+"""The small typed values the stages pass along: parsed feeds, fetched pages, extracted articles.
+
+Plain frozen dataclasses with no database import, so the extraction workers (which receive and
+return them) start without loading SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One entry of a parsed feed, links absolute, times UTC."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    title: str | None
+    summary: str | None
+    content: str | None  # the entry's own text (plain, paragraphs separated by blank lines)
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    site_url: str | None
+    language: str | None
+    entries: tuple[FeedEntry, ...]
+    problem: str | None = None  # what was wrong with a malformed feed whose entries were saved
+    ttl: str | None = None  # <ttl>, minutes
+    update_period: str | None = None  # sy:updatePeriod
+    update_frequency: str | None = None  # sy:updateFrequency
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A fetched HTTP response, body already size-checked and decompressed."""
+
+    url: str  # as requested
+    final_url: str  # after redirects
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    fetched_at: datetime
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedArticle:
+    """The clean article extraction made of a page, with metadata merged."""
+
+    text: str
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    language: str | None = None
+    site_name: str | None = None
+    summary: str | None = None
+    canonical_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the feed said about an article: the fallback for metadata the page lacks."""
+
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    language: str | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageJob:
+    """An article whose page is to be fetched."""
+
+    article_id: int
+    url: str
+    attempts: int
+    hints: Hints = field(default_factory=Hints)
