@@ -68,6 +68,11 @@ class DatabaseSettings(_Section):
         description="SQLAlchemy URL of the archive; a relative SQLite path is relative to the "
         "working directory.",
     )
+    lease: Duration = Field(
+        300.0,
+        description="How long a feed's poll or a page claimed by one worker stays its own; a "
+        "crashed worker's work returns to the others after this.",
+    )
 
     @field_validator("url")
     @classmethod

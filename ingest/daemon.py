@@ -74,6 +74,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._chore(self.reload(force=True)))
+        self.store.lease = timedelta(seconds=self.settings.database.lease)
+        self.store.release_orphans()
         self.store.sync_feeds(self.settings.feeds, exclusive=True)
         server = await self._serve() if self.settings.daemon.listen else None
         rules = self.settings.daemon
@@ -112,6 +114,7 @@ class Daemon:
                 # Leave time for the worker pool and the HTTP client to close within the bound.
                 await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
                 self.ingestor.flush()
+                self.store.release()  # what is left undone is the other workers' now
         finally:
             for task in self._chores:
                 task.cancel()
@@ -145,9 +148,13 @@ class Daemon:
         if self._stopping.is_set() or self.ingestor is None:
             return
         room = self.settings.fetch.concurrency - len(self._feeds)
+        now = self.clock()
         try:
             self.ingestor.flush()  # 304s written first, or their feeds would look due
-            due = self.store.due_feeds(self.clock(), exclude=self._feeds, limit=max(room, 0))
+            # Keep the leases on work in hand; learn of hosts that told other workers to wait.
+            self.store.renew(now, feeds=list(self._feeds), articles=list(self._pages))
+            self.ingestor.refresh_blocks()
+            due = self.store.claim_feeds(now, limit=max(room, 0))
         except StoreError as exc:
             log.error("cannot read the schedule: %s", exc, extra={"error": "store"})
             return
@@ -166,13 +173,12 @@ class Daemon:
             return
         room = self.settings.daemon.page_queue - len(self._pages)
         try:
-            jobs = self.store.due_pages(self.clock(), exclude=self._pages, limit=max(room, 0))
+            jobs = self.store.claim_pages(self.clock(), limit=max(room, 0))
             metrics.PENDING.set(self.store.pending_pages())
         except StoreError as exc:
             log.error("cannot read pending pages: %s", exc, extra={"error": "store"})
             return
-        for job in jobs:
-            self._spawn_page(job)
+        self._spawn_pages(jobs)
         self._page_backlog = room > 0 and len(jobs) == room
 
     async def reload(self, *, force: bool = False) -> None:
@@ -220,17 +226,23 @@ class Daemon:
             self._backlog = False
             self._chore(self.tick())
 
-    def _spawn_page(self, job: PageJob) -> None:
-        if job.article_id in self._pages:
-            return
-        # At most page_queue pages wait in memory, so memory does not grow with a backlog (a
-        # host holding us back while its feeds publish): the rest stay pending in the database.
-        if len(self._pages) >= self.settings.daemon.page_queue:
+    def _spawn_pages(self, jobs: list[PageJob]) -> None:
+        left: list[int] = []
+        for job in jobs:
+            if job.article_id in self._pages:
+                continue
+            # At most page_queue pages wait in memory, so memory does not grow with a backlog
+            # (a host holding us back while its feeds publish): the rest stay pending in the
+            # database, their leases given back for any worker to take.
+            if len(self._pages) >= self.settings.daemon.page_queue:
+                left.append(job.article_id)
+                continue
+            task = asyncio.get_running_loop().create_task(self._archive(job))
+            self._pages[job.article_id] = task
+            task.add_done_callback(lambda _, article_id=job.article_id: self._archived(article_id))
+        if left:
             self._page_backlog = True  # `retry` takes them up as room frees
-            return
-        task = asyncio.get_running_loop().create_task(self._archive(job))
-        self._pages[job.article_id] = task
-        task.add_done_callback(lambda _: self._archived(job.article_id))
+            self.store.release(articles=left)
 
     def _archived(self, article_id: int) -> None:
         self._pages.pop(article_id, None)
@@ -242,12 +254,12 @@ class Daemon:
         assert self.ingestor is not None
         try:
             jobs = await self.ingestor.poll(feed)
+            if self._stopping.is_set():
+                self.store.release(articles=[job.article_id for job in jobs])
+            else:
+                self._spawn_pages(jobs)
         except StoreError as exc:
             log.error("feed not recorded: %s", exc, extra={"feed_url": feed.url, "error": "store"})
-            return
-        if not self._stopping.is_set():
-            for job in jobs:
-                self._spawn_page(job)
 
     async def _archive(self, job: PageJob) -> None:
         assert self.ingestor is not None

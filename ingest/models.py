@@ -75,6 +75,9 @@ class Feed(SQLModel, table=True):
     active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     fixed_interval: float | None = None  # seconds, from the config; None: adaptive
     interval: float | None = None  # seconds, the interval the scheduler chose last
+    # The worker polling it now, until when (a crashed worker's lease runs out).
+    lease_owner: str | None = None
+    lease_until: datetime | None = _time()
 
 
 class Host(SQLModel, table=True):
@@ -87,10 +90,25 @@ class Host(SQLModel, table=True):
     blocked_until: datetime | None = _time()
     reason: str | None = None
     updated_at: datetime | None = _time()
+    # Epoch seconds before which no worker may send it another request (its delay, shared).
+    next_request_at: float | None = None
+
+
+_CLAIMABLE = sa.text("status IN ('pending', 'failed')")
 
 
 class Article(SQLModel, table=True):
     __tablename__ = "articles"
+    # The page queue: pending and failed articles, claimed oldest first.
+    __table_args__ = (
+        sa.Index(
+            "ix_articles_claim",
+            "status",
+            "id",
+            postgresql_where=_CLAIMABLE,
+            sqlite_where=_CLAIMABLE,
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Normalised link (tracking parameters and fragment dropped): the article's identity.
@@ -117,6 +135,9 @@ class Article(SQLModel, table=True):
     error_message: str | None = None
     fetched_at: datetime | None = _time()
     created_at: datetime | None = _time(index=True)
+    # The worker fetching its page now, until when (a crashed worker's lease runs out).
+    lease_owner: str | None = None
+    lease_until: datetime | None = _time()
 
 
 class Entry(SQLModel, table=True):

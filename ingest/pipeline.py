@@ -9,11 +9,12 @@ to try again, and never stops the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ingest import metrics, schedule
@@ -141,8 +142,14 @@ class Ingestor:
         self._pages = asyncio.Semaphore(settings.fetch.concurrency)
         self.closing = False
         self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
-        for host, until in store.blocked_hosts(clock()).items():
-            http.hosts.block(host, until)
+        store.lease = timedelta(seconds=settings.database.lease)
+        http.hosts.shared = store  # host delays hold across every worker of the archive
+        self.refresh_blocks()
+
+    def refresh_blocks(self) -> None:
+        """Learn the hosts that asked any worker of the archive to back off."""
+        for host, until in self.store.blocked_hosts(self.clock()).items():
+            self.http.hosts.block(host, until)
 
     async def _get_robots(self, url: str) -> Page:
         # RFC 9309: read at least 500 KiB and ignore the rest.
@@ -342,7 +349,7 @@ class Ingestor:
 
     async def run_once(self, feeds: Sequence[Feed]) -> None:
         """Poll ``feeds`` and archive their new pages, with the pages due for a retry."""
-        retries = self.store.due_pages(self.clock())
+        retries = self.store.claim_pages(self.clock())
         self.tally.add("feeds", len(feeds))
         self.tally.add("pages_retried", sum(1 for job in retries if job.attempts > 0))
         self.progress.add(len(feeds) + len(retries))
@@ -387,8 +394,16 @@ async def refresh(
     clock: Callable[[], datetime] = utcnow,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """Poll ``feeds`` once, archive every new article, retry failed pages that are due."""
+    """Poll ``feeds`` once, archive every new article, retry failed pages that are due.
+
+    Feeds another worker of the archive is polling right now are left to it.
+    """
+    store.lease = timedelta(seconds=settings.database.lease)
+    store.release_orphans()
     rows = store.sync_feeds(feeds)
+    claimed = store.claim_feeds(clock(), only=[r.id or 0 for r in rows], limit=max(len(rows), 1))
+    if len(claimed) < len(rows):
+        log.warning("%d feed(s) skipped: another worker is polling them", len(rows) - len(claimed))
     summary = RunSummary(started_at=clock())
     try:
         async with (
@@ -398,12 +413,16 @@ async def refresh(
             ingestor = Ingestor(
                 settings, store, http, pool, clock=clock, tally=summary, progress=progress
             )
-            await ingestor.run_once(rows)
+            await ingestor.run_once(claimed)
     except ExceptionGroup as group:
         # Only the database failing escapes a task (everything else is recorded): say so plainly.
         error = first_store_error(group)
         if error is not None:
             raise error from group
         raise
+    finally:
+        # Work left undone (an interrupted run) goes back to the other workers now.
+        with contextlib.suppress(StoreError):
+            store.release()
     summary.seconds = (clock() - summary.started_at).total_seconds()
     return summary

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from protego import Protego
@@ -35,6 +36,14 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+class SharedSlots(Protocol):
+    """Request slots booked in a place every worker sees (the archive database)."""
+
+    def reserve_request(
+        self, host: str, spacing: float, now: float
+    ) -> tuple[float, datetime | None]: ...
+
+
 @dataclass
 class _HostState:
     slots: asyncio.Semaphore
@@ -44,7 +53,12 @@ class _HostState:
 
 
 class Hosts:
-    """Per-host concurrency, spacing and back-off. ``clock`` is monotonic seconds."""
+    """Per-host concurrency, spacing and back-off. ``clock`` is monotonic seconds.
+
+    With ``shared`` set, the spacing between requests to a host is booked there, so that it
+    holds across every worker of an archive (``wall``: epoch seconds, for the booking); the
+    concurrency cap stays per worker.
+    """
 
     def __init__(
         self,
@@ -53,11 +67,14 @@ class Hosts:
         delay: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._per_host = per_host
         self._delay = delay
         self._clock = clock
         self._sleep = sleep
+        self._wall = wall
+        self.shared: SharedSlots | None = None
         self._state: dict[str, _HostState] = {}
         self._blocked: dict[str, datetime] = {}
 
@@ -102,13 +119,27 @@ class Hosts:
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
         """Hold one of the host's request slots, started no sooner than its delay allows."""
-        state = self._get(host_of(url))
+        host = host_of(url)
+        state = self._get(host)
         state.busy += 1
         try:
             async with state.slots:
                 spacing = max(self._delay, state.delay)
-                wait = state.next_start - self._clock()
-                state.next_start = max(state.next_start, self._clock()) + spacing
+                if self.shared is not None and spacing > 0:
+                    now = self._wall()
+                    start, blocked = self.shared.reserve_request(host, spacing, now)
+                    # Another worker was told to back off, until after our turn would come.
+                    if blocked is not None and blocked > datetime.fromtimestamp(start, UTC):
+                        self.block(host, blocked)
+                        raise HostBackoffError(
+                            f"host asked us to wait until {blocked.isoformat()}",
+                            url=url,
+                            retry_at=blocked,
+                        )
+                    wait = start - now
+                else:
+                    wait = state.next_start - self._clock()
+                    state.next_start = max(state.next_start, self._clock()) + spacing
                 if wait > 0:
                     await self._sleep(wait)
                 yield

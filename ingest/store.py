@@ -8,6 +8,9 @@ same fetch twice, or reaching one article from two feeds, stores it once.
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from ingest.models import (
 from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, ParsedFeed, utcnow
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
 # Languages PostgreSQL search stems for (ingest_ts_config, migration 0003); others: 'simple'.
@@ -89,11 +92,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _dead(owner: str) -> bool:
+    """Whether the worker process behind a lease ``owner`` of this machine is gone."""
+    try:
+        pid = int(owner.rsplit(":", 2)[1])
+    except (IndexError, ValueError):
+        return False
+    if owner in _OWNERS:
+        return False  # another store of this very process
+    if pid == os.getpid():
+        return True  # this pid under another token: this process's predecessor (a restart)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
+
+
+_OWNERS: set[str] = set()  # the lease owners of this process's stores
+
+
+def worker_name() -> str:
+    """A name for the leases a store holds: host, pid and a random suffix (a restarted
+    container's process has the same pid as its predecessor)."""
+    name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    _OWNERS.add(name)
+    return name
+
+
 class Store:
-    """The archive database. Open with `Store.open`; every method runs its own transaction."""
+    """The archive database. Open with `Store.open`; every method runs its own transaction.
+
+    Several processes may share one archive: work (a feed's poll, an article's page) is
+    claimed with a lease held by `owner` for `lease`; a crashed worker's leases run out and its
+    work returns to the others.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.owner = worker_name()
+        self.lease = timedelta(minutes=5)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, migrate: bool = True) -> Store:
@@ -246,22 +286,74 @@ class Store:
             }
             return [by_url[c.url] for c in configured]
 
-    def due_feeds(
-        self, now: datetime, *, exclude: Iterable[int] = (), limit: int = 100
+    def _free(self, model: Any, now: datetime) -> Any:
+        return col(model.lease_until).is_(None) | (col(model.lease_until) < now)
+
+    def claim_feeds(
+        self, now: datetime, *, limit: int = 100, only: Sequence[int] | None = None
     ) -> list[Feed]:
-        """Active feeds whose time has come (never polled ones first), soonest first."""
-        query = (
-            select(Feed)
-            .where(
-                col(Feed.active),
-                col(Feed.next_poll_at).is_(None) | (col(Feed.next_poll_at) <= now),
-                col(Feed.id).not_in(list(exclude)),
-            )
-            .order_by(col(Feed.next_poll_at).is_not(None), col(Feed.next_poll_at))
-            .limit(limit)
+        """Lease to this worker the active feeds whose time has come (never polled ones first,
+        then soonest first), or with ``only`` those feeds whether due or not. A feed another
+        worker holds is skipped: no feed is polled by two workers at once."""
+        pick = select(Feed.id).where(col(Feed.active), self._free(Feed, now))
+        if only is None:
+            pick = pick.where(
+                col(Feed.next_poll_at).is_(None) | (col(Feed.next_poll_at) <= now)
+            ).order_by(col(Feed.next_poll_at).is_not(None), col(Feed.next_poll_at))
+        else:
+            pick = pick.where(col(Feed.id).in_(list(only)))
+        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
+        # SQLite: the UPDATE holds the database's write lock, which serialises claims anyway.
+        pick = pick.limit(limit).with_for_update(skip_locked=True)
+        claim = (
+            sa.update(Feed)
+            .where(col(Feed.id).in_(pick.scalar_subquery()))
+            .values(lease_owner=self.owner, lease_until=now + self.lease)
+            .returning(Feed)
+            .execution_options(synchronize_session=False)
         )
         with self._session() as session:
-            return list(session.exec(query))
+            feeds = list(session.execute(claim).scalars())
+            session.commit()
+        if only is not None:
+            order = {feed_id: n for n, feed_id in enumerate(only)}
+            return sorted(feeds, key=lambda f: order[f.id or 0])
+        far = datetime.max.replace(tzinfo=UTC)
+        return sorted(feeds, key=lambda f: (f.next_poll_at is not None, f.next_poll_at or far))
+
+    def renew(
+        self, now: datetime, *, feeds: Iterable[int] = (), articles: Iterable[int] = ()
+    ) -> None:
+        """Extend this worker's leases on work it still has in hand."""
+        until = now + self.lease
+        with self._session() as session:
+            for model, ids in ((Feed, list(feeds)), (Article, list(articles))):
+                if ids:
+                    session.execute(
+                        sa.update(model)
+                        .where(col(model.lease_owner) == self.owner, col(model.id).in_(ids))
+                        .values(lease_until=until)
+                    )
+            session.commit()
+
+    def release(self, *, articles: Iterable[int] | None = None) -> None:
+        """Give back this worker's leases (``articles``: only those pages) so that other
+        workers may take the work now rather than when the lease runs out."""
+        with self._session() as session:
+            if articles is None:
+                for model in (Feed, Article):
+                    session.execute(
+                        sa.update(model)
+                        .where(col(model.lease_owner) == self.owner)
+                        .values(lease_owner=None, lease_until=None)
+                    )
+            elif ids := list(articles):
+                session.execute(
+                    sa.update(Article)
+                    .where(col(Article.lease_owner) == self.owner, col(Article.id).in_(ids))
+                    .values(lease_owner=None, lease_until=None)
+                )
+            session.commit()
 
     def feed_polled(
         self,
@@ -285,6 +377,8 @@ class Store:
             "last_polled_at": utcnow(),
             "last_status": status,
             "next_poll_at": next_poll_at,
+            "lease_owner": None,
+            "lease_until": None,
         }
         if interval is not None:
             values["interval"] = interval
@@ -319,6 +413,8 @@ class Store:
                 interval=sa.bindparam("seconds"),
                 error_count=0,
                 last_error=None,
+                lease_owner=None,
+                lease_until=None,
             )
         )
         now = utcnow()
@@ -344,6 +440,28 @@ class Store:
                 )
             )
             session.commit()
+
+    def reserve_request(
+        self, host: str, spacing: float, now: float
+    ) -> tuple[float, datetime | None]:
+        """Book ``host``'s next request slot, ``spacing`` seconds after the last one any worker
+        booked: one atomic statement, so a host's delay holds however many workers share the
+        archive. ``now`` is epoch seconds. Returns (epoch seconds the request may start, the
+        time the host asked every worker to wait until, if it did)."""
+        hosts = Host.__table__  # type: ignore[attr-defined]
+        later = sa.case((hosts.c.next_request_at > now, hosts.c.next_request_at), else_=now)
+        book = (
+            self._insert(Host)
+            .values(host=host, next_request_at=now + spacing, updated_at=utcnow())
+            .on_conflict_do_update(
+                index_elements=["host"], set_={"next_request_at": later + spacing}
+            )
+            .returning(hosts.c.next_request_at, hosts.c.blocked_until)
+        )
+        with self._session() as session:
+            booked, blocked_until = session.execute(book).one()
+            session.commit()
+        return booked - spacing, blocked_until
 
     def blocked_hosts(self, now: datetime) -> dict[str, datetime]:
         with self._session() as session:
@@ -375,12 +493,18 @@ class Store:
                     )
                 )
             )
-            for entry in entries:
+            fresh = [e for e in entries if e.key not in known]
+            keys = [url_key(e.link) if e.link else None for e in fresh]
+            if self.postgres:
+                # Two workers polling two feeds that list the same new articles would each
+                # hold some of the keys the other inserts next: locked first, in one order,
+                # they wait for each other instead of deadlocking.
+                self._lock_keys(session, [k for k in keys if k])
+            for entry, key in zip(fresh, keys, strict=True):
                 if entry.key in known:
                     continue
                 known.add(entry.key)
                 new_entries += 1
-                key = url_key(entry.link) if entry.link else None
                 article_id = self._existing_article(session, key)
                 if article_id is None:
                     article_id = self._new_article(session, feed, entry, key, now)
@@ -400,6 +524,19 @@ class Store:
                 )
             session.commit()
         return Recorded(new_entries, feed_only, jobs)
+
+    @staticmethod
+    def _lock_keys(session: Session, keys: Iterable[str]) -> None:
+        """PostgreSQL: hold a transaction lock on each article key, taken in sorted order
+        (unnest keeps the array's order)."""
+        ordered = sa.select(
+            sa.func.unnest(
+                sa.bindparam("keys", sorted(set(keys)), type_=postgresql.ARRAY(sa.Text))
+            ).label("k")
+        ).subquery()
+        session.execute(
+            sa.select(sa.func.count(sa.func.pg_advisory_xact_lock(sa.func.hashtext(ordered.c.k))))
+        )
 
     @staticmethod
     def _existing_article(session: Session, key: str | None) -> int | None:
@@ -429,47 +566,84 @@ class Store:
             "status": ArticleStatus.PENDING if entry.link else ArticleStatus.OK,
             "attempts": 0,
             "created_at": now,
+            # Its page is this worker's to fetch (the poll hands it over at once).
+            "lease_owner": self.owner if entry.link else None,
+            "lease_until": now + self.lease if entry.link else None,
         }
         statement = (
             self._insert(Article).values(**values).on_conflict_do_nothing().returning(Article.id)
         )
         return session.execute(statement).scalar()
 
-    def due_pages(
-        self, now: datetime, *, exclude: Iterable[int] = (), limit: int | None = None
-    ) -> list[PageJob]:
-        """Pages left pending by an interrupted run, and failed pages whose retry time came."""
-        query = (
-            select(Article)
+    def claim_pages(self, now: datetime, *, limit: int | None = None) -> list[PageJob]:
+        """Lease to this worker pages left pending by an interrupted run and failed pages whose
+        retry time came, oldest first; pages another worker holds are skipped."""
+        pick = (
+            select(Article.id)
             .where(
+                col(Article.status).in_([ArticleStatus.PENDING, ArticleStatus.FAILED]),
                 col(Article.url).is_not(None),
                 (col(Article.status) == ArticleStatus.PENDING)
-                | (
-                    (col(Article.status) == ArticleStatus.FAILED)
-                    & (col(Article.next_attempt_at) <= now)
-                ),
-                col(Article.id).not_in(list(exclude)),
+                | (col(Article.next_attempt_at) <= now),
+                self._free(Article, now),
             )
             .order_by(col(Article.id))
             .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            sa.update(Article)
+            .where(col(Article.id).in_(pick.scalar_subquery()))
+            .values(lease_owner=self.owner, lease_until=now + self.lease)
+            .returning(Article)
+            .execution_options(synchronize_session=False)
         )
         with self._session() as session:
-            return [
-                PageJob(
-                    a.id or 0,
-                    a.url or "",
-                    a.attempts,
-                    Hints(
-                        title=a.title,
-                        authors=tuple(a.authors),
-                        published=a.published,
-                        updated=a.updated,
-                        language=a.language,
-                        summary=a.summary,
-                    ),
+            rows = sorted(session.execute(claim).scalars(), key=lambda a: a.id or 0)
+            session.commit()
+        return [
+            PageJob(
+                a.id or 0,
+                a.url or "",
+                a.attempts,
+                Hints(
+                    title=a.title,
+                    authors=tuple(a.authors),
+                    published=a.published,
+                    updated=a.updated,
+                    language=a.language,
+                    summary=a.summary,
+                ),
+            )
+            for a in rows
+        ]
+
+    def release_orphans(self) -> int:
+        """Free the leases of dead workers of this machine (same host name, a process that
+        is gone, or this very pid under an earlier token: a restart), so that a restarted
+        worker resumes its predecessor's work at once rather than when the leases run out.
+        Returns how many owners were found dead."""
+        host = socket.gethostname()
+        with self._session() as session:
+            owners: set[str] = set()
+            for model in (Feed, Article):
+                owners.update(
+                    session.exec(
+                        select(model.lease_owner)
+                        .where(col(model.lease_owner).startswith(f"{host}:", autoescape=True))
+                        .distinct()
+                    )
                 )
-                for a in session.exec(query)
-            ]
+            dead = [o for o in owners if o and o != self.owner and _dead(o)]
+            for model in (Feed, Article):
+                if dead:
+                    session.execute(
+                        sa.update(model)
+                        .where(col(model.lease_owner).in_(dead))
+                        .values(lease_owner=None, lease_until=None)
+                    )
+            session.commit()
+        return len(dead)
 
     def pending_pages(self) -> int:
         """Article pages recorded but not fetched yet."""
@@ -494,6 +668,10 @@ class Store:
                 & (col(Article.content_source) == ContentSource.PAGE)
             )
         with self._session() as session:
+            if self.postgres:
+                # Two workers saving pages that share a URL: the second waits for the first
+                # and merges into it (keys locked in one order: no deadlock).
+                self._lock_keys(session, (k for k in keys if k))
             duplicate = session.exec(
                 select(Article.id).where(col(Article.id) != job.article_id, same)
             ).first()
@@ -506,27 +684,37 @@ class Store:
                 session.execute(sa.delete(Article).where(col(Article.id) == job.article_id))
                 session.commit()
                 return duplicate
-            row = session.get(Article, job.article_id)
-            if row is None:  # removed meanwhile (merged by another worker)
+            # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while
+            # it worked may store the same page too, and only the first one counts.
+            stored = session.execute(
+                sa.update(Article)
+                .where(col(Article.id) == job.article_id, col(Article.status) != ArticleStatus.OK)
+                .values(
+                    title=sa.func.coalesce(article.title, col(Article.title)),
+                    authors=list(article.authors),
+                    published=article.published,
+                    updated=article.updated,
+                    language=article.language,
+                    site_name=sa.func.coalesce(article.site_name, col(Article.site_name)),
+                    summary=article.summary,
+                    text=article.text,
+                    canonical_url=article.canonical_url,
+                    final_url=page.final_url,
+                    content_source=ContentSource.PAGE,
+                    content_hash=content_hash(article.text),
+                    status=ArticleStatus.OK,
+                    attempts=job.attempts + 1,
+                    next_attempt_at=None,
+                    error=None,
+                    error_message=None,
+                    fetched_at=page.fetched_at,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            if stored.rowcount == 0:  # stored meanwhile, or merged into another article
+                session.rollback()
                 return None
-            row.title = article.title or row.title
-            row.authors = list(article.authors)
-            row.published = article.published
-            row.updated = article.updated
-            row.language = article.language
-            row.site_name = article.site_name or row.site_name
-            row.summary = article.summary
-            row.text = article.text
-            row.canonical_url = article.canonical_url
-            row.final_url = page.final_url
-            row.content_source = ContentSource.PAGE
-            row.content_hash = content_hash(article.text)
-            row.status = ArticleStatus.OK
-            row.attempts = job.attempts + 1
-            row.next_attempt_at = None
-            row.error = row.error_message = None
-            row.fetched_at = page.fetched_at
-            session.add(row)
             if raw is not None:  # the page's body, zlib-compressed
                 session.add(
                     Capture(
@@ -546,15 +734,19 @@ class Store:
     ) -> None:
         """Record why a page failed and when to try it again (None: never)."""
         with self._session() as session:
-            row = session.get(Article, job.article_id)
-            if row is None:
-                return
-            row.status = ArticleStatus.FAILED
-            row.attempts = attempts
-            row.error = error.reason
-            row.error_message = str(error)
-            row.next_attempt_at = next_attempt_at
-            session.add(row)
+            session.execute(
+                sa.update(Article)
+                .where(col(Article.id) == job.article_id, col(Article.status) != ArticleStatus.OK)
+                .values(
+                    status=ArticleStatus.FAILED,
+                    attempts=attempts,
+                    error=error.reason,
+                    error_message=str(error),
+                    next_attempt_at=next_attempt_at,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
             session.commit()
 
     # --- read side -----------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def test_linkless_entry_is_stored_ok_from_the_feed_and_not_a_job(
     assert article.content_source == ContentSource.FEED
     assert article.text == "Closed on Friday for repairs."
     assert feed_url == HARBOUR.url
-    assert store.due_pages(NOW + timedelta(days=365)) == []
+    assert store.claim_pages(NOW + timedelta(days=365)) == []
 
 
 def test_new_entry_hints_carry_feed_metadata(store: Store, feeds: list[Feed]) -> None:
@@ -239,16 +239,16 @@ def test_save_failure_doubles_the_delay_then_gives_up(store: Store, feeds: list[
         article, _ = store.article(str(job.article_id))
         delays.append(article.next_attempt_at - now if article.next_attempt_at else None)
         now = article.next_attempt_at or now
-        due = store.due_pages(now)
+        due = store.claim_pages(now)
         job = due[0] if due else job
 
     assert delays == [timedelta(seconds=60), timedelta(seconds=120), None]
     article, _ = store.article(str(job.article_id))
     assert (article.status, article.attempts, article.error) == ("failed", 3, "network")
-    assert store.due_pages(NOW + timedelta(days=3650)) == []
+    assert store.claim_pages(NOW + timedelta(days=3650)) == []
 
 
-def test_due_pages_returns_pending_and_failed_only_when_due(
+def test_claim_pages_returns_pending_and_failed_only_when_due(
     store: Store, feeds: list[Feed]
 ) -> None:
     recorded = store.record_entries(
@@ -267,24 +267,29 @@ def test_due_pages_returns_pending_and_failed_only_when_due(
         first_retry=600,
         max_attempts=5,
     )
+    store.release()  # the run that recorded them was interrupted
 
-    assert [j.article_id for j in store.due_pages(NOW)] == [pending.article_id]
-    assert [j.article_id for j in store.due_pages(NOW + timedelta(seconds=599))] == [
+    assert [j.article_id for j in store.claim_pages(NOW)] == [pending.article_id]
+    assert store.claim_pages(NOW + timedelta(seconds=1)) == []  # leased: not handed out twice
+    store.release()
+    assert [j.article_id for j in store.claim_pages(NOW + timedelta(seconds=599))] == [
         pending.article_id
     ]
-    due = store.due_pages(NOW + timedelta(seconds=600))
+    store.release()
+    due = store.claim_pages(NOW + timedelta(seconds=600))
     assert [j.article_id for j in due] == [pending.article_id, failing.article_id]
     assert due[1].attempts == 1
     assert due[1].url == "https://news.example.org/b"
     assert due[1].hints.title == "Bad"
 
 
-def test_due_pages_limit(store: Store, feeds: list[Feed]) -> None:
+def test_claim_pages_limit(store: Store, feeds: list[Feed]) -> None:
     store.record_entries(
         feeds[0], [entry(f"https://news.example.org/{n}", f"Story {n}") for n in range(5)]
     )
+    store.release()
 
-    assert len(store.due_pages(NOW, limit=2)) == 2
+    assert len(store.claim_pages(NOW, limit=2)) == 2
 
 
 # --- saving articles ------------------------------------------------------------------------------
@@ -320,7 +325,7 @@ def test_save_article_stores_text_and_a_compressed_capture(
     assert isinstance(stored, bytes)
     assert stored != body
     assert zlib.decompress(stored) == body
-    assert store.due_pages(NOW + timedelta(days=1)) == []
+    assert store.claim_pages(NOW + timedelta(days=1)) == []
 
 
 def test_save_article_without_a_raw_body_stores_no_capture(
@@ -336,7 +341,7 @@ def test_save_article_without_a_raw_body_stores_no_capture(
 def test_save_article_after_failure_clears_the_error(store: Store, feeds: list[Feed]) -> None:
     job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry"))
     fail(store, job, NetworkError("reset", url=job.url), now=NOW, first_retry=60, max_attempts=5)
-    (retry,) = store.due_pages(NOW + timedelta(seconds=60))
+    (retry,) = store.claim_pages(NOW + timedelta(seconds=60))
 
     store.save_article(retry, ExtractedArticle(text="Body."), page(retry))
 

@@ -1,0 +1,253 @@
+"""Several workers on one archive: leases on feeds and pages, shared host spacing.
+
+Each test opens the same real database (SQLite file or a PostgreSQL schema) through two or
+more `Store` objects, one per worker, as separate daemons would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest.config import FeedSettings
+from ingest.feeds import entry_key
+from ingest.models import Feed
+from ingest.polite import Hosts
+from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
+from ingest.store import Store
+
+NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+FEEDS = [FeedSettings(url=f"https://news{n}.example.org/rss", name=f"f{n}") for n in range(6)]
+
+
+@pytest.fixture
+def workers(database_url: str) -> Iterator[list[Store]]:
+    stores = [Store.open(database_url) for _ in range(3)]
+    yield stores
+    for store in stores:
+        store.close()
+
+
+def entry(n: int) -> FeedEntry:
+    link = f"https://news.example.org/story-{n}"
+    return FeedEntry(
+        key=entry_key(None, link, None, None),
+        guid=None,
+        link=link,
+        title=f"Story {n}",
+        summary=None,
+        content=None,
+    )
+
+
+def page(job: PageJob) -> Page:
+    return Page(job.url, job.url, 200, {"content-type": "text/html"}, b"<p>x</p>", NOW)
+
+
+def count(store: Store, sql: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql(sql).scalar() or 0)
+
+
+def ids(feeds: list[Feed]) -> set[int]:
+    return {f.id or 0 for f in feeds}
+
+
+# --- feeds ----------------------------------------------------------------------------------------
+
+
+def test_workers_claim_disjoint_due_feeds(workers: list[Store]) -> None:
+    a, b, _ = workers
+    rows = a.sync_feeds(FEEDS)
+
+    first = a.claim_feeds(NOW, limit=4)
+    second = b.claim_feeds(NOW, limit=4)
+
+    assert len(first) == 4 and len(second) == 2
+    assert ids(first) | ids(second) == ids(rows)
+    assert not ids(first) & ids(second)
+    assert b.claim_feeds(NOW, limit=10) == []  # all held
+
+
+def test_a_polled_feed_is_released_and_not_due_again_until_its_time(
+    workers: list[Store],
+) -> None:
+    a, b, _ = workers
+    a.sync_feeds(FEEDS[:1])
+    (feed,) = a.claim_feeds(NOW)
+
+    a.feed_polled(feed.id or 0, status="ok", next_poll_at=NOW + timedelta(hours=1))
+
+    assert b.claim_feeds(NOW + timedelta(minutes=59)) == []
+    assert ids(b.claim_feeds(NOW + timedelta(hours=1))) == {feed.id}
+
+
+def test_a_crashed_workers_feeds_return_when_its_lease_runs_out(workers: list[Store]) -> None:
+    a, b, _ = workers
+    a.sync_feeds(FEEDS)
+    held = a.claim_feeds(NOW, limit=10)  # and then a dies without polling them
+
+    assert b.claim_feeds(NOW + a.lease - timedelta(seconds=1), limit=10) == []
+    assert ids(b.claim_feeds(NOW + a.lease + timedelta(seconds=1), limit=10)) == ids(held)
+
+
+def test_claiming_named_feeds_skips_those_another_worker_polls(workers: list[Store]) -> None:
+    a, b, _ = workers
+    rows = a.sync_feeds(FEEDS[:3])
+    a.claim_feeds(NOW, only=[rows[1].id or 0])
+
+    got = b.claim_feeds(NOW, only=[r.id or 0 for r in rows], limit=3)
+
+    assert [f.id for f in got] == [rows[0].id, rows[2].id]
+
+
+def test_release_gives_back_a_stopping_workers_feeds_and_pages(workers: list[Store]) -> None:
+    a, b, _ = workers
+    rows = a.sync_feeds(FEEDS[:2])
+    a.claim_feeds(NOW, limit=2)
+    jobs = a.record_entries(rows[0], [entry(1), entry(2)]).jobs
+
+    a.release()
+
+    assert ids(b.claim_feeds(NOW, limit=2)) == ids(rows)
+    assert [j.article_id for j in b.claim_pages(utcnow())] == [j.article_id for j in jobs]
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def test_new_pages_belong_to_the_worker_that_found_them(workers: list[Store]) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    jobs = a.record_entries(feed, [entry(n) for n in range(3)]).jobs
+
+    assert len(jobs) == 3
+    assert b.claim_pages(utcnow()) == []
+    late = b.claim_pages(utcnow() + a.lease + timedelta(seconds=1))
+    assert [j.article_id for j in late] == [j.article_id for j in jobs]
+
+
+def test_renewed_leases_are_kept(workers: list[Store]) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    jobs = a.record_entries(feed, [entry(1), entry(2)]).jobs
+    start = utcnow()
+
+    a.renew(start + timedelta(minutes=4), articles=[jobs[0].article_id])
+
+    after = b.claim_pages(start + timedelta(minutes=6))
+    assert [j.article_id for j in after] == [jobs[1].article_id]  # only the renewed one held
+    assert [j.article_id for j in b.claim_pages(start + timedelta(minutes=10))] == [
+        jobs[0].article_id
+    ]
+
+
+def test_many_workers_claiming_at_once_get_each_page_once(workers: list[Store]) -> None:
+    a = workers[0]
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    a.record_entries(feed, [entry(n) for n in range(120)])
+    a.release()
+    claimed: list[list[int]] = [[] for _ in workers]
+    start = threading.Barrier(len(workers))
+
+    def claim(n: int) -> None:
+        start.wait()
+        while batch := workers[n].claim_pages(utcnow(), limit=7):
+            claimed[n].extend(job.article_id for job in batch)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    every = [article_id for got in claimed for article_id in got]
+    assert len(every) == 120
+    assert len(set(every)) == 120
+
+
+def test_a_page_stored_by_two_workers_is_stored_once(workers: list[Store]) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    (job,) = a.record_entries(feed, [entry(1)]).jobs
+    # a is slow: its lease runs out and b takes the page too
+    (again,) = b.claim_pages(utcnow() + a.lease + timedelta(seconds=1))
+
+    first = b.save_article(again, ExtractedArticle(text="Body."), page(again), raw=b"raw")
+    second = a.save_article(job, ExtractedArticle(text="Body."), page(job), raw=b"raw")
+
+    assert (first, second) == (job.article_id, None)
+    assert count(a, "SELECT count(*) FROM articles") == 1
+    assert count(a, "SELECT count(*) FROM captures") == 1
+
+
+def test_a_dead_local_workers_leases_are_freed_at_once(workers: list[Store]) -> None:
+    a, b, c = workers
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    a.owner = f"{socket.gethostname()}:{int(gone.stdout)}:dead01"  # a worker that crashed
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    jobs = a.record_entries(feed, [entry(1), entry(2)]).jobs
+    c.record_entries(feed, [entry(3)])  # c is alive (a store of this very process)
+
+    assert b.release_orphans() == 1
+
+    assert [j.article_id for j in b.claim_pages(utcnow())] == [j.article_id for j in jobs]
+
+
+# --- host spacing ----------------------------------------------------------------------------
+
+
+def test_host_slots_are_spaced_across_workers(workers: list[Store]) -> None:
+    a, b, _ = workers
+
+    assert a.reserve_request("news.example.org", 2.0, 1000.0) == (1000.0, None)
+    assert b.reserve_request("news.example.org", 2.0, 1000.5) == (1002.0, None)
+    assert a.reserve_request("news.example.org", 2.0, 1001.0) == (1004.0, None)
+    assert b.reserve_request("other.example.net", 2.0, 1001.0) == (1001.0, None)
+    assert a.reserve_request("news.example.org", 2.0, 1010.0) == (1010.0, None)
+
+
+def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) -> None:
+    a, b, _ = workers
+    until = utcnow() + timedelta(minutes=10)
+    a.block_host("news.example.org", until, "rate_limited")
+
+    _, blocked = b.reserve_request("news.example.org", 1.0, 1000.0)
+
+    assert blocked is not None and abs((blocked - until).total_seconds()) < 1e-3
+
+
+def test_two_workers_hosts_wait_their_shared_turn(workers: list[Store]) -> None:
+    a, b, _ = workers
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 3))
+
+    wall = iter([500.0, 500.0, 500.0])
+    hosts = []
+    for store in (a, b, a):
+        polite = Hosts(per_host=2, delay=1.5, sleep=sleep, wall=lambda: next(wall))
+        polite.shared = store
+        hosts.append(polite)
+
+    async def three_requests() -> None:
+        for polite in hosts:
+            async with polite.slot("https://news.example.org/story"):
+                pass
+
+    asyncio.run(three_requests())
+
+    assert waits == [1.5, 3.0]  # the first goes at once, the others 1.5 s apart
