@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from tests.conftest import Ingest
 
 # Fast clocks, so a test sees several polls in a few seconds.
@@ -53,7 +55,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
 class Daemon:
     """`ingest daemon` started in the background; `stop` sends a signal and times the exit."""
 
-    def __init__(self, cli: Ingest, archive: Path, port: int) -> None:
+    def __init__(self, cli: Ingest, archive: Path | str, port: int) -> None:
+        """``archive``: an SQLite file, or a database URL (PostgreSQL)."""
         self.archive = archive
         self.port = port
         self.log = cli.cwd / f"daemon-{time.monotonic_ns()}.log"
@@ -84,12 +87,22 @@ class Daemon:
     def healthy(self) -> bool:
         return self.get("/healthz")[0] == 200
 
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read the archive while the daemon runs: SQLite read-only, or over SQLAlchemy."""
+        if isinstance(self.archive, str):
+            engine = sa.create_engine(self.archive, poolclass=sa.pool.NullPool)
+            try:
+                with engine.connect() as conn:
+                    return [tuple(row) for row in conn.execute(sa.text(sql))]
+            except (sa.exc.ProgrammingError, sa.exc.OperationalError):  # schema not made yet
+                return []
+            finally:
+                engine.dispose()
         if not self.archive.exists():
             return []
         with sqlite3.connect(f"file:{self.archive}?mode=ro", uri=True, timeout=5) as db:
             try:
-                return db.execute(sql, args).fetchall()
+                return db.execute(sql).fetchall()
             except sqlite3.OperationalError:  # the schema is still being created
                 return []
 

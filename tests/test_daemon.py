@@ -1,4 +1,5 @@
-"""`ingest daemon` as a real subprocess against the loopback newsroom and a real SQLite file."""
+"""`ingest daemon` as a real subprocess against the loopback newsroom and a real database
+(every test runs on an SQLite file and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ LATE_ITEM = (
 
 
 def config(
-    tmp_path: Path, room: Newsroom, archive: Path, port: int, feeds: Sequence[str], **extra: str
+    tmp_path: Path, room: Newsroom, archive: str, port: int, feeds: Sequence[str], **extra: str
 ) -> Ingest:
     fetch_extra = "\n".join(f"{k} = {v}" for k, v in extra.items())
     path = write_config(
@@ -44,6 +45,11 @@ def config(
         extra=f'retry_after = "1s"\n{fetch_extra}\n{FAST.format(port=port)}',
     )
     return Ingest(tmp_path, path)
+
+
+@pytest.fixture
+def archive(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture
@@ -65,7 +71,7 @@ def pending(daemon: Daemon) -> int:
 
 
 def test_daemon_ingests_on_schedule_serves_health_and_stops_on_sigterm(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     cli = config(tmp_path, newsroom, archive, port, ["World", "Notices"])
@@ -123,7 +129,7 @@ def test_daemon_ingests_on_schedule_serves_health_and_stops_on_sigterm(
 
 
 def test_sigterm_abandons_slow_work_within_the_bound_and_it_resumes_later(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     cli = config(tmp_path, newsroom, archive, port, ["World"])
@@ -149,7 +155,7 @@ def test_sigterm_abandons_slow_work_within_the_bound_and_it_resumes_later(
 
 
 def test_sigkill_mid_run_then_restart_stores_every_article_exactly_once(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     cli = config(tmp_path, newsroom, archive, port, ["World", "Tech", "Wire", "Notices"])
@@ -189,7 +195,7 @@ def test_sigkill_mid_run_then_restart_stores_every_article_exactly_once(
 
 
 def test_config_changes_are_picked_up_without_a_restart(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     cli = config(tmp_path, newsroom, archive, port, ["World"])
@@ -213,7 +219,7 @@ def test_config_changes_are_picked_up_without_a_restart(
 
 
 def test_sighup_reloads_the_config(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     cli = config(tmp_path, newsroom, archive, port, ["Notices"])
@@ -236,7 +242,7 @@ def test_sighup_reloads_the_config(
 
 
 def test_a_failing_feed_backs_off_and_stays_listed_with_its_error(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     cli = config(tmp_path, newsroom, archive, port, ["World", "Tech"])
@@ -271,7 +277,7 @@ def test_bad_config_stops_the_daemon_at_start(tmp_path: Path) -> None:
 
 
 def test_a_backlog_of_due_feeds_is_claimed_as_polls_finish_not_one_batch_per_tick(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     names = ["World", "Tech", "Wire", "Notices", "Broken", "Homepage"]
@@ -293,7 +299,7 @@ def test_a_backlog_of_due_feeds_is_claimed_as_polls_finish_not_one_batch_per_tic
 
 
 def test_pages_beyond_the_memory_queue_wait_in_the_database_and_are_all_archived(
-    tmp_path: Path, newsroom: Newsroom, archive: Path, daemons: list[Daemon]
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
 ) -> None:
     port = free_port()
     cli = config(tmp_path, newsroom, archive, port, ["World", "Tech", "Wire"])

@@ -52,6 +52,12 @@ FEED_OUTCOMES = {
 
 
 @pytest.fixture
+def archive(database_url: str) -> str:
+    """SQLite or PostgreSQL: the hostile web is met the same way on both."""
+    return database_url
+
+
+@pytest.fixture
 def web(tmp_path: Path) -> Iterator[HostileWeb]:
     # Short Retry-After values: the host is held back, then the test can see every outcome.
     with HostileWeb(
@@ -65,14 +71,14 @@ def web(tmp_path: Path) -> Iterator[HostileWeb]:
         yield server
 
 
-def hostile_config(tmp_path: Path, web: HostileWeb, archive: Path, port: int) -> Ingest:
+def hostile_config(tmp_path: Path, web: HostileWeb, archive: str, port: int) -> Ingest:
     # Feeds go through "localhost", pages through 127.0.0.1: two hosts, so the page host's
     # robots.txt Crawl-delay (2 s) does not also space out the feed polls.
     feeds = [f"http://localhost:{web.port}/feeds/hostile.rss"]
     feeds += [f"http://localhost:{web.port}{path}" for path in FEED_OUTCOMES]
     lines = [
         "[database]",
-        f'url = "sqlite:///{archive}"',
+        f'url = "{archive}"',
         "[fetch]",
         "allow_private_networks = false",
         'allowed_networks = ["127.0.0.0/8", "::1/128"]',
@@ -103,9 +109,7 @@ def outcomes(daemon: Daemon, web: HostileWeb) -> dict[str, str]:
     }
 
 
-def test_the_daemon_survives_the_hostile_web(
-    tmp_path: Path, web: HostileWeb, archive: Path
-) -> None:
+def test_the_daemon_survives_the_hostile_web(tmp_path: Path, web: HostileWeb, archive: str) -> None:
     port = free_port()
     cli = hostile_config(tmp_path, web, archive, port)
     daemon = Daemon(cli, archive, port)
