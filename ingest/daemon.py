@@ -87,6 +87,7 @@ class Daemon:
                 ) as pool,
             ):
                 self.ingestor = Ingestor(self.settings, self.store, http, pool, clock=self.clock)
+                self.ingestor.hold_new_pages = False
                 scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
                 now = datetime.now(UTC)
                 for job, every, first in (
@@ -171,15 +172,18 @@ class Daemon:
         """Resume pending pages and retry failed pages whose time has come."""
         if self._stopping.is_set() or self.ingestor is None:
             return
-        room = self.settings.daemon.page_queue - len(self._pages)
+        room = self._hand() - len(self._pages)
+        if room <= 0:
+            self._page_backlog = True  # taken up as pages in hand are done
+            return
         try:
-            jobs = self.store.claim_pages(self.clock(), limit=max(room, 0))
+            jobs = self.store.claim_pages(self.clock(), limit=room)
             metrics.PENDING.set(self.store.pending_pages())
         except StoreError as exc:
             log.error("cannot read pending pages: %s", exc, extra={"error": "store"})
             return
         self._spawn_pages(jobs)
-        self._page_backlog = room > 0 and len(jobs) == room
+        self._page_backlog = len(jobs) == room
 
     async def reload(self, *, force: bool = False) -> None:
         """Pick up feeds added to or removed from the config file."""
@@ -244,20 +248,25 @@ class Daemon:
             self._page_backlog = True  # `retry` takes them up as room frees
             self.store.release(articles=left)
 
+    def _hand(self) -> int:
+        """Pages this worker holds at once: enough to keep its fetches busy, few enough that
+        the other workers of the archive get their share."""
+        return min(self.settings.daemon.page_queue, 2 * self.settings.fetch.concurrency)
+
     def _archived(self, article_id: int) -> None:
         self._pages.pop(article_id, None)
-        if self._page_backlog and not self._stopping.is_set():
+        # Refilled by the batch (half a hand), not a database claim per page done.
+        low = len(self._pages) <= self._hand() // 2
+        if self._page_backlog and low and not self._stopping.is_set():
             self._page_backlog = False
             self._chore(self.retry())
 
     async def _poll(self, feed: Feed) -> None:
         assert self.ingestor is not None
         try:
-            jobs = await self.ingestor.poll(feed)
-            if self._stopping.is_set():
-                self.store.release(articles=[job.article_id for job in jobs])
-            else:
-                self._spawn_pages(jobs)
+            found = await self.ingestor.poll(feed)
+            if found:
+                await self.retry()  # take this worker's share of the new pages, oldest first
         except StoreError as exc:
             log.error("feed not recorded: %s", exc, extra={"feed_url": feed.url, "error": "store"})
 

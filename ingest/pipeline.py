@@ -141,6 +141,9 @@ class Ingestor:
         # Bounds the pages held in memory between fetch and store.
         self._pages = asyncio.Semaphore(settings.fetch.concurrency)
         self.closing = False
+        # A one-shot run fetches every page it finds; a daemon leaves them to be claimed by
+        # whichever worker of the archive has room (`Daemon.retry`).
+        self.hold_new_pages = True
         self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
         store.lease = timedelta(seconds=settings.database.lease)
         http.hosts.shared = store  # host delays hold across every worker of the archive
@@ -241,7 +244,7 @@ class Ingestor:
             # Recovered entries are kept, but the feed's fault is on record.
             self._fail("feed", FetchError(parsed.problem, url=feed.url, reason="malformed"))
         # Entries first: from here on nothing this feed listed can be lost.
-        recorded = self.store.record_entries(feed, parsed.entries)
+        recorded = self.store.record_entries(feed, parsed.entries, hold=self.hold_new_pages)
         next_poll_at, seconds = self._next_poll(feed, page, parsed)
         self.store.feed_polled(
             feed.id,

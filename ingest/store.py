@@ -43,6 +43,7 @@ from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, Pa
 # The migration this code was written for (the head of ingest/migrations/versions).
 SCHEMA_REVISION = "0004"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
 # Languages PostgreSQL search stems for (ingest_ts_config, migration 0003); others: 'simple'.
 SEARCH_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "sv", "da", "no", "fi")
@@ -208,6 +209,19 @@ class Store:
 
     def _migrate(self, *, create: bool) -> None:
         """Create a new archive; refuse one whose schema is not the one this code knows."""
+        if not self.postgres:
+            self._check_schema(create=create)  # SQLite's write lock serialises creation
+            return
+        # Workers starting together on an empty database: one creates the schema, the others
+        # wait for it and then find it done.
+        with self.engine.connect() as lock:
+            lock.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            try:
+                self._check_schema(create=create)
+            finally:
+                lock.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+
+    def _check_schema(self, *, create: bool) -> None:
         current = self.revision()
         if current == SCHEMA_REVISION:
             return
@@ -474,11 +488,14 @@ class Store:
 
     # --- entries and articles ------------------------------------------------------------------
 
-    def record_entries(self, feed: Feed, entries: Sequence[FeedEntry]) -> Recorded:
+    def record_entries(
+        self, feed: Feed, entries: Sequence[FeedEntry], *, hold: bool = True
+    ) -> Recorded:
         """Store the entries a feed lists, each once, and say which pages are to be fetched.
 
         An entry whose link is already archived (from another feed, or the same URL with
-        tracking parameters) is linked to that article rather than stored again.
+        tracking parameters) is linked to that article rather than stored again. With
+        ``hold`` the new pages are leased to this worker; without, any worker may claim them.
         """
         assert feed.id is not None
         now = utcnow()
@@ -507,7 +524,7 @@ class Store:
                 new_entries += 1
                 article_id = self._existing_article(session, key)
                 if article_id is None:
-                    article_id = self._new_article(session, feed, entry, key, now)
+                    article_id = self._new_article(session, feed, entry, key, now, hold=hold)
                     if article_id is not None and entry.link:
                         jobs.append(PageJob(article_id, entry.link, 0, _hints(entry)))
                     elif article_id is not None:
@@ -545,7 +562,14 @@ class Store:
         return session.exec(select(Article.id).where(Article.url_key == key)).first()
 
     def _new_article(
-        self, session: Session, feed: Feed, entry: FeedEntry, key: str | None, now: datetime
+        self,
+        session: Session,
+        feed: Feed,
+        entry: FeedEntry,
+        key: str | None,
+        now: datetime,
+        *,
+        hold: bool,
     ) -> int | None:
         values = {
             "url_key": key,
@@ -566,9 +590,8 @@ class Store:
             "status": ArticleStatus.PENDING if entry.link else ArticleStatus.OK,
             "attempts": 0,
             "created_at": now,
-            # Its page is this worker's to fetch (the poll hands it over at once).
-            "lease_owner": self.owner if entry.link else None,
-            "lease_until": now + self.lease if entry.link else None,
+            "lease_owner": self.owner if hold and entry.link else None,
+            "lease_until": now + self.lease if hold and entry.link else None,
         }
         statement = (
             self._insert(Article).values(**values).on_conflict_do_nothing().returning(Article.id)

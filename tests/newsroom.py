@@ -18,6 +18,7 @@ import hashlib
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,14 +87,17 @@ class Headers(dict[str, str]):
         return super().get(key.lower(), default)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
-    """One request as the newsroom saw it, and the status it answered."""
+    """One request as the newsroom saw it, the status it answered, and when (monotonic
+    seconds: from its arrival to the end of the answer, None while it is being answered)."""
 
     method: str
     path: str  # as requested, query string included
     headers: Headers
     status: int
+    started: float = 0.0
+    finished: float | None = None
 
     @property
     def bare_path(self) -> str:
@@ -156,11 +160,13 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         room = self.server.newsroom
+        started = time.monotonic()
         headers = Headers(self.headers.items())
         resp = room._respond(self.command, self.path, headers)
         # Record before replying: a test that reads the log right after its request
         # returns must already see it.
-        room._record(RecordedRequest(self.command, self.path, headers, resp.status))
+        record = RecordedRequest(self.command, self.path, headers, resp.status, started)
+        room._record(record)
         pause = room._delays.get(urlsplit(self.path).path, 0.0)
         if pause:
             room._stop.wait(pause)  # a slow page; cut short when the server closes
@@ -172,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body and resp.status not in NO_BODY_STATUSES:
             self.wfile.write(resp.body)
+        self.wfile.flush()
+        record.finished = time.monotonic()
 
 
 class Newsroom:
