@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,7 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ingest import __version__
-from ingest.errors import ConfigError, IngestError, NotFoundError, QueryError, StoreError
+from ingest.errors import (
+    ConfigError,
+    IngestError,
+    NotFoundError,
+    QueryError,
+    StoreError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -61,7 +69,7 @@ def _errors() -> Iterator[None]:
     """Library errors become one line on stderr and an exit status, never a traceback."""
     try:
         yield
-    except (ConfigError, QueryError) as exc:
+    except (ConfigError, QueryError, UsageError) as exc:
         status = 1 if isinstance(exc, NotFoundError) else 2
         click.echo(f"ingest: error: {exc}", err=True)
         sys.exit(status)
@@ -426,11 +434,12 @@ def _iso(value: datetime | None) -> str | None:
 
 @cli.group()
 def db() -> None:
-    """Manage the archive database's schema.
+    """Manage the archive database: bring its schema up to date, copy it elsewhere.
 
     \b
     Example:
       ingest db upgrade
+      ingest db copy --to postgresql+psycopg://ingest@db.example.org/ingest
     """
 
 
@@ -449,6 +458,85 @@ def upgrade(obj: Context) -> None:
         click.echo(f"Schema already at revision {after}.")
     else:
         click.echo(f"Schema upgraded from revision {before or '(empty)'} to {after}.")
+
+
+@db.command("copy")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="URL|PATH",
+    help="Destination: a postgresql+psycopg:// or sqlite:/// URL, or an SQLite file path.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, hidden=True)
+@click.pass_obj
+def copy_(obj: Context, to: str, fmt: str, batch_size: int) -> None:
+    """Copy the whole archive into another database: SQLite to PostgreSQL, or back.
+
+    The destination is created through the migrations; rows keep their ids; the counts of
+    every table are compared at the end. Interrupted, the same command resumes the copy.
+    A destination that holds another archive is refused.
+
+    \b
+    Example:
+      ingest db copy --to postgresql+psycopg://ingest@db.example.org/ingest
+      ingest --database postgresql+psycopg://ingest@db/ingest db copy --to archive.sqlite3
+    """
+    from ingest.dbcopy import copy_archive
+
+    with _errors():
+        url = obj.settings().database.url
+        try:
+            with _copy_progress(sys.stderr.isatty()) as report:
+                result = copy_archive(url, to, batch_size=batch_size, progress=report)
+        except KeyboardInterrupt:
+            click.echo("ingest: interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        width = max(len(t.table) for t in result.tables)
+        click.echo(f"{'table':<{width}}  {'source':>10}  {'destination':>11}  {'copied':>10}")
+        for t in result.tables:
+            click.echo(f"{t.table:<{width}}  {t.source:>10}  {t.destination:>11}  {t.copied:>10}")
+        copied = sum(t.copied for t in result.tables)
+        click.echo(f"Copied {copied} rows into {result.destination} ({result.seconds:.1f}s).")
+    if result.mismatched:
+        differing = ", ".join(
+            f"{t.table} (source {t.source}, destination {t.destination})" for t in result.mismatched
+        )
+        click.echo(f"ingest: error: row counts differ after the copy: {differing}", err=True)
+        sys.exit(1)
+
+
+@contextmanager
+def _copy_progress(terminal: bool) -> Iterator[Callable[[str, int, int, bool], None]]:
+    """A bar per table on a terminal; otherwise a line per table, and every 10 s meanwhile."""
+    if not terminal:
+        shown: dict[str, Any] = {"at": time.monotonic(), "what": None}
+
+        def line(table: str, rows: int, total: int, finished: bool) -> None:
+            due = finished or time.monotonic() - shown["at"] >= 10
+            if due and shown["what"] != (table, rows):
+                click.echo(f"copying {table}: {rows}/{total} rows", err=True)
+                shown.update(at=time.monotonic(), what=(table, rows))
+
+        yield line
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(table: str, rows: int, total: int, finished: bool) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=rows, total=total)
+
+        yield update
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ failure recorded in the database says what failed and where::
 
     IngestError
     ├── ConfigError          bad config file, key or value (CLI exit status 2)
+    ├── UsageError           a request the command refuses as given (CLI exit status 2)
     ├── StoreError           the database is unusable (CLI exit status 1)
     ├── QueryError           a malformed search query
     │   └── NotFoundError    no such article
@@ -32,6 +33,11 @@ class IngestError(Exception):
 
 class ConfigError(IngestError):
     """A config file, key or value is wrong. The message names the file and the key."""
+
+
+class UsageError(IngestError):
+    """A command was asked something it refuses as given (a bad ``--to`` URL, copying into a
+    database that holds another archive). The message says what to do instead."""
 
 
 class StoreError(IngestError):

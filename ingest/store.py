@@ -225,7 +225,9 @@ class Store:
         current = self.revision()
         if current == SCHEMA_REVISION:
             return
-        if current is None and create:
+        if current is None:
+            if not create:
+                raise StoreError("database: empty, no archive in it yet; run `ingest fetch` first")
             self.upgrade()
             return
         if current is not None and current < SCHEMA_REVISION:
