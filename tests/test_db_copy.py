@@ -21,7 +21,7 @@ from alembic.config import Config
 from ingest.config import FeedSettings
 from ingest.dbcopy import TABLES
 from ingest.feeds import entry_key
-from ingest.models import FeedEntry
+from ingest.records import FeedEntry
 from ingest.store import MIGRATIONS, Filters, Store
 from tests.conftest import Ingest, write_config
 from tests.newsroom import Newsroom
