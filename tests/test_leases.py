@@ -7,12 +7,14 @@ more `Store` objects, one per worker, as separate daemons would.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,8 @@ from ingest.models import Feed
 from ingest.polite import Hosts
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.store import Store
+from tests.conftest import Ingest, write_config
+from tests.newsroom import Newsroom
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 FEEDS = [FeedSettings(url=f"https://news{n}.example.org/rss", name=f"f{n}") for n in range(6)]
@@ -251,3 +255,31 @@ def test_two_workers_hosts_wait_their_shared_turn(workers: list[Store]) -> None:
     asyncio.run(three_requests())
 
     assert waits == [1.5, 3.0]  # the first goes at once, the others 1.5 s apart
+
+
+# --- the one-shot CLI among workers ---------------------------------------------------------------
+
+
+def test_fetch_skips_a_feed_another_worker_is_polling(
+    tmp_path: Path, newsroom: Newsroom, database_url: str
+) -> None:
+    cli = Ingest(
+        tmp_path,
+        write_config(tmp_path / "ingest.toml", newsroom, ["World", "Tech"], database=database_url),
+    )
+    other = Store.open(database_url)
+    try:
+        (world,) = other.sync_feeds(
+            [FeedSettings(url=newsroom.url("/feeds/world.rss"), name="World")]
+        )
+        other.claim_feeds(utcnow(), only=[world.id or 0])  # another daemon is polling World
+
+        result = cli("--log-format", "json", "fetch", "--format", "json")
+    finally:
+        other.close()
+
+    summary = json.loads(result.stdout)
+    assert summary["feeds"] == 1
+    assert newsroom.requests_for("/feeds/world.rss") == []
+    assert newsroom.requests_for("/feeds/tech.atom")
+    assert "another worker is polling them" in result.stderr
