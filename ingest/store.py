@@ -93,6 +93,75 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _Saving:
+    """The statements `Store.save_article` runs, built once with bound parameters."""
+
+    def __init__(self) -> None:
+        articles = Article.__table__  # type: ignore[attr-defined]
+        entries = Entry.__table__  # type: ignore[attr-defined]
+        c = articles.c
+
+        def param(name: str) -> Any:  # named apart from the columns, as UPDATE requires
+            return sa.bindparam(f"new_{name}", type_=c[name].type)
+
+        self.duplicate = (
+            sa.select(c.id)
+            .where(
+                c.id != sa.bindparam("id"),
+                c.url_key.in_(sa.bindparam("keys", expanding=True))
+                | (
+                    (c.canonical_url == sa.bindparam("canonical", type_=sa.String))
+                    & (c.content_source == ContentSource.PAGE.value)
+                ),
+            )
+            .limit(1)
+        )
+        self.move_entries = (
+            sa.update(entries)
+            .where(entries.c.article_id == sa.bindparam("from_id"))
+            .values(article_id=sa.bindparam("to_id"))
+        )
+        self.drop = sa.delete(articles).where(c.id == sa.bindparam("id"))
+        fields = ("authors", "published", "updated", "language", "summary", "text")
+        fields += ("canonical_url", "final_url", "content_hash", "attempts", "fetched_at")
+        self.store = (
+            sa.update(articles)
+            .where(c.id == sa.bindparam("article"), c.status != ArticleStatus.OK.value)
+            .values(
+                {name: param(name) for name in fields}
+                | {
+                    "title": sa.func.coalesce(param("title"), c.title),
+                    "site_name": sa.func.coalesce(param("site_name"), c.site_name),
+                    "content_source": ContentSource.PAGE.value,
+                    "status": ArticleStatus.OK.value,
+                    "next_attempt_at": None,
+                    "error": None,
+                    "error_message": None,
+                    "lease_owner": None,
+                    "lease_until": None,
+                }
+            )
+        )
+        self.capture = sa.insert(Capture.__table__)  # type: ignore[attr-defined]
+
+
+_SAVING = _Saving()
+
+
+class _Recording:
+    """The statements `Store.record_entries` runs for each entry, in the store's dialect."""
+
+    def __init__(self, dialect: Any) -> None:
+        articles = Article.__table__  # type: ignore[attr-defined]
+        self.article_by_key = sa.select(articles.c.id).where(
+            articles.c.url_key == sa.bindparam("key")
+        )
+        self.new_article = (
+            dialect.insert(articles).on_conflict_do_nothing().returning(articles.c.id)
+        )
+        self.new_entry = dialect.insert(Entry.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+
+
 def _dead(owner: str) -> bool:
     """Whether the worker process behind a lease ``owner`` of this machine is gone."""
     try:
@@ -135,6 +204,7 @@ class Store:
         self.engine = engine
         self.owner = worker_name()
         self.lease = timedelta(minutes=5)
+        self._statements = _Recording(postgresql if self.postgres else sqlite)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, migrate: bool = True) -> Store:
@@ -519,27 +589,30 @@ class Store:
                 # hold some of the keys the other inserts next: locked first, in one order,
                 # they wait for each other instead of deadlocking.
                 self._lock_keys(session, [k for k in keys if k])
+            conn = session.connection()  # Core statements built once: a poll may list hundreds
             for entry, key in zip(fresh, keys, strict=True):
                 if entry.key in known:
                     continue
                 known.add(entry.key)
                 new_entries += 1
-                article_id = self._existing_article(session, key)
+                article_id = self._existing_article(conn, key)
                 if article_id is None:
-                    article_id = self._new_article(session, feed, entry, key, now, hold=hold)
+                    article_id = self._new_article(conn, feed, entry, key, now, hold=hold)
                     if article_id is not None and entry.link:
                         jobs.append(PageJob(article_id, entry.link, 0, _hints(entry)))
                     elif article_id is not None:
                         feed_only += 1
                 if article_id is None:  # lost a race for the same key: link to the winner
-                    article_id = self._existing_article(session, key)
+                    article_id = self._existing_article(conn, key)
                 assert article_id is not None
-                session.execute(
-                    self._insert(Entry)
-                    .values(
-                        feed_id=feed.id, entry_key=entry.key, article_id=article_id, seen_at=now
-                    )
-                    .on_conflict_do_nothing()
+                conn.execute(
+                    self._statements.new_entry,
+                    {
+                        "feed_id": feed.id,
+                        "entry_key": entry.key,
+                        "article_id": article_id,
+                        "seen_at": now,
+                    },
                 )
             session.commit()
         return Recorded(new_entries, feed_only, jobs)
@@ -557,15 +630,14 @@ class Store:
             sa.select(sa.func.count(sa.func.pg_advisory_xact_lock(sa.func.hashtext(ordered.c.k))))
         )
 
-    @staticmethod
-    def _existing_article(session: Session, key: str | None) -> int | None:
+    def _existing_article(self, conn: sa.Connection, key: str | None) -> int | None:
         if key is None:
             return None
-        return session.exec(select(Article.id).where(Article.url_key == key)).first()
+        return conn.execute(self._statements.article_by_key, {"key": key}).scalar()
 
     def _new_article(
         self,
-        session: Session,
+        conn: sa.Connection,
         feed: Feed,
         entry: FeedEntry,
         key: str | None,
@@ -595,10 +667,7 @@ class Store:
             "lease_owner": self.owner if hold and entry.link else None,
             "lease_until": now + self.lease if hold and entry.link else None,
         }
-        statement = (
-            self._insert(Article).values(**values).on_conflict_do_nothing().returning(Article.id)
-        )
-        return session.execute(statement).scalar()
+        return conn.execute(self._statements.new_article, values).scalar()
 
     def claim_pages(self, now: datetime, *, limit: int | None = None) -> list[PageJob]:
         """Lease to this worker pages left pending by an interrupted run and failed pages whose
@@ -685,71 +754,59 @@ class Store:
         redirecting feed link, say) is merged into that article instead of stored twice.
         """
         keys = {url_key(page.final_url)}
-        same = col(Article.url_key).in_(keys)
         if article.canonical_url:
             keys.add(url_key(article.canonical_url))
-            same = col(Article.url_key).in_(keys) | (
-                (col(Article.canonical_url) == article.canonical_url)
-                & (col(Article.content_source) == ContentSource.PAGE)
-            )
         with self._session() as session:
             if self.postgres:
                 # Two workers saving pages that share a URL: the second waits for the first
                 # and merges into it (keys locked in one order: no deadlock).
                 self._lock_keys(session, (k for k in keys if k))
-            duplicate = session.exec(
-                select(Article.id).where(col(Article.id) != job.article_id, same)
-            ).first()
+            # Core statements built once (`_saving`): this runs for every page archived.
+            conn = session.connection()
+            duplicate = conn.execute(
+                _SAVING.duplicate,
+                {"id": job.article_id, "keys": sorted(keys), "canonical": article.canonical_url},
+            ).scalar()
             if duplicate is not None:
-                session.execute(
-                    sa.update(Entry)
-                    .where(col(Entry.article_id) == job.article_id)
-                    .values(article_id=duplicate)
-                )
-                session.execute(sa.delete(Article).where(col(Article.id) == job.article_id))
+                conn.execute(_SAVING.move_entries, {"from_id": job.article_id, "to_id": duplicate})
+                conn.execute(_SAVING.drop, {"id": job.article_id})
                 session.commit()
                 return duplicate
             # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while
             # it worked may store the same page too, and only the first one counts.
-            stored = session.execute(
-                sa.update(Article)
-                .where(col(Article.id) == job.article_id, col(Article.status) != ArticleStatus.OK)
-                .values(
-                    title=sa.func.coalesce(article.title, col(Article.title)),
-                    authors=list(article.authors),
-                    published=article.published,
-                    updated=article.updated,
-                    language=article.language,
-                    site_name=sa.func.coalesce(article.site_name, col(Article.site_name)),
-                    summary=article.summary,
-                    text=article.text,
-                    canonical_url=article.canonical_url,
-                    final_url=page.final_url,
-                    content_source=ContentSource.PAGE,
-                    content_hash=content_hash(article.text),
-                    status=ArticleStatus.OK,
-                    attempts=job.attempts + 1,
-                    next_attempt_at=None,
-                    error=None,
-                    error_message=None,
-                    fetched_at=page.fetched_at,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+            stored = conn.execute(
+                _SAVING.store,
+                {
+                    "article": job.article_id,
+                    "new_title": article.title,
+                    "new_authors": list(article.authors),
+                    "new_published": article.published,
+                    "new_updated": article.updated,
+                    "new_language": article.language,
+                    "new_site_name": article.site_name,
+                    "new_summary": article.summary,
+                    "new_text": article.text,
+                    "new_canonical_url": article.canonical_url,
+                    "new_final_url": page.final_url,
+                    "new_content_hash": content_hash(article.text),
+                    "new_attempts": job.attempts + 1,
+                    "new_fetched_at": page.fetched_at,
+                },
             )
             if stored.rowcount == 0:  # stored meanwhile, or merged into another article
                 session.rollback()
                 return None
             if raw is not None:  # the page's body, zlib-compressed
-                session.add(
-                    Capture(
-                        article_id=job.article_id,
-                        url=page.final_url,
-                        status=page.status,
-                        headers=page.headers,
-                        body=raw,
-                        fetched_at=page.fetched_at,
-                    )
+                conn.execute(
+                    _SAVING.capture,
+                    {
+                        "article_id": job.article_id,
+                        "url": page.final_url,
+                        "status": page.status,
+                        "headers": page.headers,
+                        "body": raw,
+                        "fetched_at": page.fetched_at,
+                    },
                 )
             session.commit()
             return job.article_id
