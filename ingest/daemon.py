@@ -47,6 +47,7 @@ class Daemon:
         config_path: Path | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        metrics.enable()
         self.settings = settings
         self.store = store
         self.clock = clock

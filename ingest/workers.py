@@ -11,11 +11,13 @@ import multiprocessing
 import os
 import zlib
 from types import TracebackType
-
-from pebble import ProcessExpired, ProcessPool
+from typing import TYPE_CHECKING
 
 from ingest.errors import ExtractionError
 from ingest.records import ExtractedArticle, Hints, Page
+
+if TYPE_CHECKING:  # pebble is imported when the pool starts: a re-poll never needs it
+    from pebble import ProcessPool
 
 RAW_LEVEL = 1  # fast: HTML still shrinks about fourfold, for a third of level 6's CPU
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain", ""})
@@ -59,6 +61,8 @@ class ExtractorPool:
         self._starting: asyncio.Task[ProcessPool] | None = None
 
     def _start(self) -> ProcessPool:
+        from pebble import ProcessPool
+
         # forkserver: workers fork from a clean process that has trafilatura preloaded, not
         # from our threaded, event-looped parent.
         context = multiprocessing.get_context("forkserver")
@@ -93,6 +97,8 @@ class ExtractorPool:
             args=(page.body, page.final_url, content_type, hints, keep_raw),
             timeout=self.timeout,
         )
+        from pebble import ProcessExpired  # loaded by `_start` already
+
         try:
             return await asyncio.wrap_future(future)
         except TimeoutError as exc:
