@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +106,11 @@ POSTGRES = os.environ.get(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty archive database: an SQLite file, or a PostgreSQL schema of its own that is
-    dropped afterwards. Without a reachable PostgreSQL server the PostgreSQL runs are skipped,
-    unless INGEST_REQUIRE_POSTGRES is set (as CI sets it): then they fail."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'archive.sqlite3'}"
-        return
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL for a PostgreSQL schema of its own, dropped afterwards. Without a reachable
+    server the test is skipped, unless INGEST_REQUIRE_POSTGRES is set (as CI sets it): then
+    it fails."""
     import uuid
 
     import sqlalchemy as sa
@@ -133,6 +131,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty archive database: an SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.sqlite3'}"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL archive (a schema of its own), for what only PostgreSQL does."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

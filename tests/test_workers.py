@@ -115,13 +115,6 @@ def worker_config(tmp_path: Path, room: Newsroom, database: str, n: int, port: i
     return Ingest(tmp_path, path)
 
 
-@pytest.fixture
-def postgres_url(database_url: str) -> str:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("many workers share a PostgreSQL archive")
-    return database_url
-
-
 def worker_of(user_agent: str) -> int:
     found = re.search(r"worker-(\d+)", user_agent)
     assert found, user_agent
