@@ -94,19 +94,20 @@ class Host(SQLModel, table=True):
     next_request_at: float | None = None
 
 
-_CLAIMABLE = sa.text("status IN ('pending', 'failed')")
+# Pages some worker may still fetch: pending, or failed with a retry to come. Written out
+# the same in the claim query, so that SQLite and PostgreSQL both use the partial index.
+CLAIMABLE = "status = 'pending' OR (status = 'failed' AND next_attempt_at IS NOT NULL)"
 
 
 class Article(SQLModel, table=True):
     __tablename__ = "articles"
-    # The page queue: pending and failed articles, claimed oldest first.
+    # The page queue, claimed oldest first: small, however many articles are archived.
     __table_args__ = (
         sa.Index(
             "ix_articles_claim",
-            "status",
             "id",
-            postgresql_where=_CLAIMABLE,
-            sqlite_where=_CLAIMABLE,
+            postgresql_where=sa.text(CLAIMABLE),
+            sqlite_where=sa.text(CLAIMABLE),
         ),
     )
 

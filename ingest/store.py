@@ -29,6 +29,7 @@ from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
 from ingest.feeds import url_key
 from ingest.metadata import language_tag
 from ingest.models import (
+    CLAIMABLE,
     Article,
     ArticleStatus,
     Capture,
@@ -675,7 +676,7 @@ class Store:
         pick = (
             select(Article.id)
             .where(
-                col(Article.status).in_([ArticleStatus.PENDING, ArticleStatus.FAILED]),
+                sa.text(f"({CLAIMABLE})"),  # as the partial index says it: the index is used
                 col(Article.url).is_not(None),
                 (col(Article.status) == ArticleStatus.PENDING)
                 | (col(Article.next_attempt_at) <= now),

@@ -23,11 +23,13 @@ def upgrade() -> None:
         op.add_column(table, sa.Column("lease_until", sa.DateTime))
     # Epoch seconds (not a timestamp): reserved with plain arithmetic in one portable UPDATE.
     op.add_column("hosts", sa.Column("next_request_at", sa.Float))
-    # The page queue: pending and failed articles, claimed oldest first.
+    # The page queue, claimed oldest first: pending pages and failed ones with a retry to come
+    # (written out here: a migration must not change when the models do).
+    claimable = "status = 'pending' OR (status = 'failed' AND next_attempt_at IS NOT NULL)"
     op.create_index(
         "ix_articles_claim",
         "articles",
-        ["status", "id"],
-        postgresql_where=sa.text("status IN ('pending', 'failed')"),
-        sqlite_where=sa.text("status IN ('pending', 'failed')"),
+        ["id"],
+        postgresql_where=sa.text(claimable),
+        sqlite_where=sa.text(claimable),
     )
