@@ -154,7 +154,7 @@ class Daemon:
         try:
             self.ingestor.flush()  # 304s written first, or their feeds would look due
             # Keep the leases on work in hand; learn of hosts that told other workers to wait.
-            self.store.renew(now, feeds=list(self._feeds), articles=list(self._pages))
+            self.store.renew(now)
             self.ingestor.refresh_blocks()
             due = self.store.claim_feeds(now, limit=max(room, 0))
         except StoreError as exc:

@@ -356,6 +356,7 @@ class Ingestor:
         self.tally.add("feeds", len(feeds))
         self.tally.add("pages_retried", sum(1 for job in retries if job.attempts > 0))
         self.progress.add(len(feeds) + len(retries))
+        keeping = asyncio.get_running_loop().create_task(self._keep_leases())
         try:
             async with asyncio.TaskGroup() as group:
                 for job in retries:
@@ -363,7 +364,17 @@ class Ingestor:
                 for feed in feeds:
                     group.create_task(self._poll_and_archive(feed, group))
         finally:
+            keeping.cancel()
             self.flush()
+
+    async def _keep_leases(self) -> None:
+        """A long run keeps its claims: other workers must not take pages it still has."""
+        while True:
+            await asyncio.sleep(self.settings.database.lease / 3)
+            try:
+                self.store.renew(self.clock())
+            except StoreError as exc:  # the run's own writes will say so too
+                log.error("leases not renewed: %s", exc, extra={"error": "store"})
 
     async def _poll_and_archive(self, feed: Feed, group: asyncio.TaskGroup) -> None:
         for job in await self.poll(feed):

@@ -408,19 +408,15 @@ class Store:
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(feeds, key=lambda f: (f.next_poll_at is not None, f.next_poll_at or far))
 
-    def renew(
-        self, now: datetime, *, feeds: Iterable[int] = (), articles: Iterable[int] = ()
-    ) -> None:
-        """Extend this worker's leases on work it still has in hand."""
-        until = now + self.lease
+    def renew(self, now: datetime) -> None:
+        """Extend every lease this worker holds: it holds only work in hand."""
         with self._session() as session:
-            for model, ids in ((Feed, list(feeds)), (Article, list(articles))):
-                if ids:
-                    session.execute(
-                        sa.update(model)
-                        .where(col(model.lease_owner) == self.owner, col(model.id).in_(ids))
-                        .values(lease_until=until)
-                    )
+            for model in (Feed, Article):
+                session.execute(
+                    sa.update(model)
+                    .where(col(model.lease_owner) == self.owner)
+                    .values(lease_until=now + self.lease)
+                )
             session.commit()
 
     def release(self, *, articles: Iterable[int] | None = None) -> None:

@@ -139,15 +139,16 @@ def test_new_pages_belong_to_the_worker_that_found_them(workers: list[Store]) ->
 
 
 def test_renewed_leases_are_kept(workers: list[Store]) -> None:
-    a, b, _ = workers
+    a, b, c = workers
     (feed,) = a.sync_feeds(FEEDS[:1])
-    jobs = a.record_entries(feed, [entry(1), entry(2)]).jobs
+    jobs = a.record_entries(feed, [entry(1)]).jobs
+    more = c.record_entries(feed, [entry(2)]).jobs  # another worker's, not renewed by a
     start = utcnow()
 
-    a.renew(start + timedelta(minutes=4), articles=[jobs[0].article_id])
+    a.renew(start + timedelta(minutes=4))
 
     after = b.claim_pages(start + timedelta(minutes=6))
-    assert [j.article_id for j in after] == [jobs[1].article_id]  # only the renewed one held
+    assert [j.article_id for j in after] == [more[0].article_id]  # only a's is still held
     assert [j.article_id for j in b.claim_pages(start + timedelta(minutes=10))] == [
         jobs[0].article_id
     ]
