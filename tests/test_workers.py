@@ -86,7 +86,9 @@ def room() -> Iterator[Newsroom]:
         yield newsroom
 
 
-def worker_config(tmp_path: Path, room: Newsroom, database: str, n: int, port: int) -> Ingest:
+def worker_config(
+    tmp_path: Path, room: Newsroom, database: str, n: int, port: int, *, feeds: int = FEEDS
+) -> Ingest:
     lines = [
         "[database]",
         f'url = "{database}"',
@@ -108,7 +110,7 @@ def worker_config(tmp_path: Path, room: Newsroom, database: str, n: int, port: i
         'retry_every = "0.3s"',
         'reload_every = "30s"',
     ]
-    for feed in range(FEEDS):
+    for feed in range(feeds):
         lines += ["[[feeds]]", f'url = "{room.url(f"/gen/feed-{feed}.rss")}"']
     path = tmp_path / f"worker-{n}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -193,3 +195,40 @@ def test_three_workers_store_every_article_once_and_finish_a_killed_workers_work
         spans.sort()
         for (_, end), (start, _) in pairwise(spans):
             assert start >= end, f"{path} was polled by two workers at once"
+
+
+def test_a_hosts_delay_holds_across_workers(
+    tmp_path: Path, room: Newsroom, postgres_url: str
+) -> None:
+    delay = 0.5
+    daemons: list[Daemon] = []
+    try:
+        for n in range(2):
+            port = free_port()
+            cli = worker_config(tmp_path, room, postgres_url, n, port, feeds=2)
+            text = cli.config.read_text().replace("host_delay = 0", f"host_delay = {delay}")
+            cli.config.write_text(text)
+            daemons.append(Daemon(cli, postgres_url, port))
+        articles = len({n for feed in range(2) for n in listed(feed)})
+
+        def stored() -> bool:
+            rows = daemons[0].query("SELECT count(*) FROM articles WHERE status = 'ok'")
+            return bool(rows) and rows[0][0] == articles
+
+        wait_for("every article stored", stored, timeout=90)
+        for daemon in daemons:
+            daemon.stop()
+    finally:
+        for daemon in daemons:
+            daemon.kill()
+
+    requests = sorted(room.requests, key=lambda r: r.started)
+    assert {worker_of(r.headers["User-Agent"]) for r in requests} == {0, 1}
+    # One host, two workers: still one request per `host_delay`. Arrival times jitter (a
+    # request can reach the server late behind a busy event loop), so count over windows:
+    # unshared, two workers would send five requests in about a second.
+    starts = [r.started for r in requests]
+    assert starts[-1] - starts[0] >= 0.9 * (len(starts) - 1) * delay
+    window = 4
+    spans = [later - first for first, later in zip(starts, starts[window:], strict=False)]
+    assert min(spans) >= window * delay - 0.35, sorted(spans)[:3]
