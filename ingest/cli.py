@@ -426,7 +426,7 @@ def _iso(value: datetime | None) -> str | None:
 
 @cli.group()
 def db() -> None:
-    """Manage the archive database's schema.
+    """Manage the archive database: its schema and its search index.
 
     \b
     Example:
@@ -449,6 +449,24 @@ def upgrade(obj: Context) -> None:
         click.echo(f"Schema already at revision {after}.")
     else:
         click.echo(f"Schema upgraded from revision {before or '(empty)'} to {after}.")
+
+
+@db.command()
+@click.pass_obj
+def optimize(obj: Context) -> None:
+    """Merge the SQLite search index into one piece: searches for common words get faster.
+
+    Worth running after a large import and now and then on a growing archive (it takes
+    about two minutes a million articles; a running fetch waits a moment at most).
+    Nothing to do on PostgreSQL.
+
+    \b
+    Example:
+      ingest db optimize
+    """
+    with _errors(), obj.store() as store:
+        steps = store.merge_search_index()
+    click.echo(f"Search index merged in {steps} steps." if steps else "Nothing to merge.")
 
 
 def main() -> None:

@@ -96,6 +96,12 @@ class Host(SQLModel, table=True):
 
 class Article(SQLModel, table=True):
     __tablename__ = "articles"
+    # SQLite only (migration 0004): what search filters read of each full-text match.
+    __table_args__ = (
+        sa.Index(
+            "ix_articles_search_filters", "id", "language", "published", "created_at", "authors"
+        ).ddl_if(dialect="sqlite"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Normalised link (tracking parameters and fragment dropped): the article's identity.
