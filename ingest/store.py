@@ -50,7 +50,7 @@ SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI rende
 SEARCH_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "sv", "da", "no", "fi")
 # SQLite: a query matching more articles than this ranks only its newest this many (see
 # `Store.search`); measured with bench.archive on a million articles (README, Performance).
-RANK_WINDOW = 20_000
+RANK_WINDOW = 10_000
 # SQLite: the columns search filters read, all in one covering index (migration 0004).
 _FILTER_ROWS = sa.text(
     "SELECT id, language, published, created_at, authors "
