@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -606,10 +606,12 @@ class Store:
 
     # --- read side -----------------------------------------------------------------------------
 
-    def _filtered(self, query: Any, filters: Filters, articles: Any = None) -> Any:
+    def _filtered(self, query: Any, filters: Filters, articles: Any = None, ids: Any = None) -> Any:
         """``query`` narrowed to the articles matching ``filters``; ``articles`` is where the
-        filter columns are read (default: the table itself)."""
+        filter columns are read (default: the table itself), ``ids`` the article ids (default:
+        its ``id``)."""
         articles = Article.__table__ if articles is None else articles
+        ids = articles.c.id if ids is None else ids
         when = sa.func.coalesce(articles.c.published, articles.c.created_at)
         if filters.feed:
             feed_ids = select(Feed.id).where(
@@ -618,7 +620,7 @@ class Store:
             if self.postgres:
                 query = query.where(
                     sa.exists().where(
-                        col(Entry.article_id) == articles.c.id, col(Entry.feed_id).in_(feed_ids)
+                        col(Entry.article_id) == ids, col(Entry.feed_id).in_(feed_ids)
                     )
                 )
             else:
@@ -627,7 +629,7 @@ class Store:
                 # "+ 0" keeps those ids from driving a search: FTS5 would then run the query
                 # again for each id, recounting every word's matches for bm25 each time.
                 listed = select(Entry.article_id).where(col(Entry.feed_id).in_(feed_ids))
-                query = query.where((articles.c.id + 0).in_(listed))
+                query = query.where((ids + 0).in_(listed))
         if filters.since:
             query = query.where(when >= filters.since)
         if filters.until:
@@ -674,12 +676,14 @@ class Store:
         match = sa.literal_column("articles_fts").op("MATCH")(text)
         rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
         matches = select(fts.c.rowid.label("id"), rank.label("rank")).select_from(fts).where(match)
-        if filters != Filters():
+        if replace(filters, feed=None) != Filters():
             # From the covering index, not the table: a row holds the text (6 KB on average),
             # and without ANALYZE statistics SQLite would read it by rowid.
             columns = _FILTER_ROWS.subquery("filter_rows")
             matches = matches.join(columns, columns.c.id == fts.c.rowid)
             matches = self._filtered(matches, filters, columns)
+        elif filters.feed:  # the match's id is all it needs: no lookup per match
+            matches = self._filtered(matches, filters, ids=fts.c.rowid)
         if rank_window is not None:
             # BM25 costs about as much per match as the rest of the search: two common words
             # match a third of a million articles, and ranking them all took 0.3-0.8 s. FTS5
