@@ -189,12 +189,12 @@ class Store:
         """SQLite: merge the full-text index's segments into one; returns the steps that
         merged something.
 
-        FTS5 adds a segment per write and merges them by levels, so a grown archive keeps
-        a few dozen: a common word's matches are then read from each one and merged, and
-        BM25 counts them for every search (a third of a common+rare search on a million
-        articles). One segment halves that. Each step (about ``pages`` pages of 4 KB) is its
-        own transaction: a running fetch waits for one step at most. PostgreSQL: nothing to
-        merge (0).
+        FTS5 adds a segment per transaction and merges them by levels, so a grown archive
+        keeps a few dozen: a common word's matches are then read from each one and merged,
+        and BM25 counts them on every search that has the word (most of a common+rare
+        search's time on a million articles: 46 ms, 19-30 ms from one segment). Each step
+        (about ``pages`` pages of 4 KB) is its own transaction: a running fetch waits for one
+        step at most. PostgreSQL: nothing to merge (0).
         """
         if self.postgres:
             return 0
@@ -685,12 +685,13 @@ class Store:
         elif filters.feed:  # the match's id is all it needs: no lookup per match
             matches = self._filtered(matches, filters, ids=fts.c.rowid)
         if rank_window is not None:
-            # BM25 costs about as much per match as the rest of the search: two common words
-            # match a third of a million articles, and ranking them all took 0.3-0.8 s. FTS5
-            # walks matches in rowid order, which is arrival order (ids grow with time), so
-            # the newest matches come cheap: those are ranked, best first. Matched by fewer
-            # articles than the window, a query is ranked exactly as without it; above it,
-            # an older article comes up only with a narrower query or --until.
+            # BM25 is paid per match: two common words match a third of a million articles,
+            # and ranking them all took 0.3-1.1 s (search p99 990 ms). FTS5 walks matches in
+            # rowid order, which is arrival order (ids grow with time), so the newest matches
+            # come cheap: those are ranked, best first. Matched by fewer articles than the
+            # window, a query is ranked exactly as without it; above it, an older article
+            # comes up only with a narrower query or --until (README, Performance: what it
+            # changes, measured).
             matches = matches.order_by(fts.c.rowid.desc()).limit(max(rank_window, limit))
         best = matches.subquery()
         # Equal ranks: newest first, as the window prefers.
