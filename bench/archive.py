@@ -4,6 +4,7 @@
     python -m bench.archive --articles 100000      # quick run
     python -m bench.archive --dir /big/disk --keep --json /tmp/archive.json
     python -m bench.archive --dir /big/disk --reuse --phases export,cli   # measure it again
+    python -m bench.archive --dir /big/disk --reuse --phases search --optimize
 
 1. Build: `Store.open` creates the schema through the migrations; feeds, articles and entries
    (`bench.archive_corpus`: generated words, realistic lengths) are then inserted with raw
@@ -22,6 +23,8 @@
    (b) the whole ``python -m ingest --database URL search "w1 w2" --format json`` process on
    30 queries, next to ``python -c pass`` and ``python -m ingest --help``.
    (c) diagnosis: the SQL `Store.search` runs, its query plan, and the time of its parts.
+   (d) what ranking only the newest matches (`Store.search`'s rank window) changes: how many
+   of the 20 best by BM25 over every match it still returns, per class.
 3. Export: ``python -m ingest export --format jsonl|csv --out FILE`` at N/10 and N: wall
    time, articles/s, peak RSS (``bench.proctree``: /proc every 50 ms). Constant memory means
    peak RSS does not grow with N.
@@ -395,28 +398,28 @@ def _importtime(stderr: str) -> dict[str, float]:
 # --- diagnosis -----------------------------------------------------------------------------------
 
 
-def captured_sql(store: Any, query: str, filters: Any) -> tuple[str, tuple[Any, ...]]:
-    """The SQL and parameters `Store.search` sends (caught on the engine, nothing edited)."""
+def captured_sql(store: Any, query: str, filters: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """The SQL and parameters `Store.search` sends (caught on the engine, nothing edited):
+    the ranking step, then the rows and snippets of the best ids."""
     from sqlalchemy import event
 
     seen: list[tuple[str, Any]] = []
 
     def hook(_conn: Any, _cursor: Any, statement: str, params: Any, *_args: Any) -> None:
         if "articles_fts" in statement:
-            seen.append((statement, params))
+            seen.append((statement, tuple(params)))
 
     event.listen(store.engine, "before_cursor_execute", hook)
     try:
         store.search(query, filters, limit=20)
     finally:
         event.remove(store.engine, "before_cursor_execute", hook)
-    statement, params = seen[-1]
-    return statement, tuple(params)
+    return seen
 
 
 TOP_BM25 = (
     "SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? "
-    "ORDER BY bm25(articles_fts, 4.0, 1.0) LIMIT 20"
+    "ORDER BY bm25(articles_fts, 4.0, 1.0), rowid DESC LIMIT 20"
 )
 DIAGNOSIS_SQL = {
     # the ranking alone, as the code orders: SQLite keeps only the best 20 while sorting
@@ -443,7 +446,7 @@ ROWS_OF = (
 TOP_BM25_LANG = (
     "SELECT articles_fts.rowid FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid "
     "WHERE articles_fts MATCH ? AND a.language = ? "
-    "ORDER BY bm25(articles_fts, 4.0, 1.0) LIMIT 20"
+    "ORDER BY bm25(articles_fts, 4.0, 1.0), articles_fts.rowid DESC LIMIT 20"
 )
 
 
@@ -462,9 +465,16 @@ def diagnose(path: Path, store: Any, queries: Sequence[Query]) -> dict[str, Any]
     Variants run interleaved, query by query, so that the machine's noise hits them alike."""
     from ingest.store import Filters
 
-    statement, params = captured_sql(store, queries[0].text, Filters())
+    steps = captured_sql(store, queries[0].text, Filters())
+    statement, params = steps[-1]
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+    plan = [
+        row[-1] for sql, args in steps for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)
+    ]
+    (filtered_sql, filtered_args), *_ = captured_sql(store, queries[0].text, Filters(author="a"))
+    filtered_plan = [
+        row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {filtered_sql}", filtered_args)
+    ]
     without_snippet = statement.replace(
         "snippet(articles_fts, ?, ?, ?, ?, ?) AS snippet_1", "'' AS snippet_1"
     )
@@ -480,6 +490,9 @@ def diagnose(path: Path, store: Any, queries: Sequence[Query]) -> dict[str, Any]
     english = Filters(language="en")
     variants: dict[str, Callable[[Query], Any]] = {
         "Store.search": lambda q: store.search(q.text, Filters(), limit=20),
+        "Store.search, every match ranked": lambda q: store.search(
+            q.text, Filters(), limit=20, rank_window=None
+        ),
         "Store.search SQL, raw sqlite3": as_store(statement, 0),
         "  ... without snippet()": as_store(without_snippet, 5),  # its 5 parameters gone
     }
@@ -498,22 +511,48 @@ def diagnose(path: Path, store: Any, queries: Sequence[Query]) -> dict[str, Any]
             start = time.perf_counter()
             run(query)
             times[name][query.kind].append((time.perf_counter() - start) * 1000)
-    # the proposed search must return the same articles, in the same order, as Store.search
+    # Store.search ranking every match must return what BM25 over every match gives
     same = 0
     for query in queries:
-        expected = [h.article.id for h in store.search(query.text, Filters(), limit=20)]
+        exact = [
+            h.article.id for h in store.search(query.text, Filters(), limit=20, rank_window=None)
+        ]
         got = [row[0] for row in proposed(conn, query.text, TOP_BM25)]
-        expected_en = [h.article.id for h in store.search(query.text, english, limit=20)]
+        exact_en = [
+            h.article.id for h in store.search(query.text, english, limit=20, rank_window=None)
+        ]
         got_en = [row[0] for row in proposed(conn, query.text, TOP_BM25_LANG, "en")]
-        same += expected == got and expected_en == got_en
+        same += exact == got and exact_en == got_en
     conn.close()
     return {
-        "sql": statement,
+        "sql": [sql for sql, _ in steps],
         "plan": plan,
+        "filtered_plan": filtered_plan,
         "variants": {
             name: {k: asdict(Latency.of(v)) for k, v in per.items()} for name, per in times.items()
         },
         "proposed_same_results": f"{same}/{len(queries)}",
+    }
+
+
+def window_quality(store: Any, queries: Sequence[Query]) -> dict[str, dict[str, float]]:
+    """What the rank window changes: per class, the share of the 20 best by BM25 over every
+    match (of all matches, when fewer) that `Store.search` also returns, and how often it
+    returns the same list."""
+    from ingest.store import Filters
+
+    kept: dict[str, list[float]] = {kind: [] for kind in CLASSES}
+    same: dict[str, int] = dict.fromkeys(CLASSES, 0)
+    for query in queries:
+        exact = [h.article.id for h in store.search(query.text, Filters(), rank_window=None)]
+        window = [h.article.id for h in store.search(query.text, Filters())]
+        kept[query.kind].append(len(set(exact) & set(window)) / len(exact) if exact else 1.0)
+        same[query.kind] += exact == window
+    return {
+        kind: {"queries": len(k), "kept_mean": sum(k) / len(k), "kept_min": min(k)}
+        | {"same_list": same[kind]}
+        for kind, k in kept.items()
+        if k
     }
 
 
@@ -588,6 +627,7 @@ def full_search(
             "--lang en": Filters(language="en"),
             "--since (last year)": Filters(since=end - timedelta(days=365)),
             f"--author {author}": Filters(author=author),
+            f"--feed {corpus.feeds()[0][2]!r}": Filters(feed=str(corpus.feeds()[0][2])),
         }
         log(f"search with filters: {len(subset)} queries x {len(filtered)}")
         out["filters"] = {
@@ -596,6 +636,8 @@ def full_search(
         }
         log("diagnosis of Store.search")
         out["diagnosis"] = diagnose(path, store, by_class(queries, 5))
+        log("rank window against ranking every match")
+        out["window_quality"] = window_quality(store, by_class(queries, 20))
         # last: evicting the file's pages would make whatever runs next pay for disk reads
         times: dict[str, list[float]] = {kind: [] for kind in CLASSES}
         for query in by_class(queries, 3):
@@ -693,6 +735,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["table_bytes"] = sizes(path)
             report["dbstat_seconds"] = time.perf_counter() - start
         report["capture_estimate"] = capture_estimate(CORPUS_HTML)
+        if args.optimize:
+            log("ingest db optimize (merges the search index's segments)")
+            argv = [sys.executable, "-m", "ingest", "--database", url, "db", "optimize"]
+            ms, done = run_cli(argv, REPO)
+            report["optimize"] = {
+                "seconds": ms / 1000,
+                "returncode": done.returncode,
+                "output": (done.stdout + done.stderr).strip()[-300:],
+            }
+            log(f"  {ms / 1000:.0f}s: {report['optimize']['output']}")
         cli_queries = args.cli_queries if "cli" in PHASES else 0
         if "search" in PHASES or cli_queries:
             report["search"] = full_search(path, url, corpus, queries, cli_queries)
@@ -744,6 +796,9 @@ def summary(report: dict[str, Any]) -> list[str]:
             f"median {cap['compressed_median_bytes']:,.0f}) -> ~{per:,.0f} bytes/article, "
             f"~{per * n / 1e9:.1f} GB"
         )
+    opt = report.get("optimize")
+    if opt:
+        lines.append(f"  ingest db optimize: {opt['seconds']:.0f}s, {opt['output']}")
     search = report.get("search", {})
     inproc = search.get("in_process")
     if inproc:
@@ -839,16 +894,28 @@ def _search_lines(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
                 lines.append(f"    {kind:<12} {_lat(lat)}")
     lines.append("  with filters (10 queries per class):")
     for name, runs in search["filters"].items():
-        lines.append(f"    {name:<22} {_lat(runs['latency'])}")
+        lines.append(f"    {name[:30]:<30} {_lat(runs['latency'])}")
     lines.append(f"  cold page cache: {_lat(search['cold_cache']['latency'])}")
     diag = search["diagnosis"]
-    lines.append("  query plan of Store.search:")
+    lines.append("  query plan of Store.search (ranking, then rows and snippets):")
     lines += [f"    {step}" for step in diag["plan"]]
+    lines.append("  ranking step with a filter (--author):")
+    lines += [f"    {step}" for step in diag.get("filtered_plan", [])]
     lines.append(f"  parts, 5 queries per class, p50 ms: {'  '.join(f'{k:>13}' for k in CLASSES)}")
     for name, per_class in diag["variants"].items():
         cells = "  ".join(f"{per_class[k]['p50']:13.1f}" for k in CLASSES if k in per_class)
         lines.append(f"    {name:<46} {cells}")
-    lines.append(f"    proposed query gives the same results: {diag['proposed_same_results']}")
+    lines.append(
+        f"    Store.search ranking every match gives BM25's top 20: {diag['proposed_same_results']}"
+    )
+    quality = search.get("window_quality") or {}
+    if quality:
+        lines.append("  rank window: share of BM25's top 20 over every match still returned:")
+    for kind, q in quality.items():
+        lines.append(
+            f"    {kind:<14} mean {q['kept_mean']:4.0%}  min {q['kept_min']:4.0%}  "
+            f"same list {q['same_list']}/{q['queries']}"
+        )
     return lines
 
 
@@ -877,6 +944,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--phases", default="export,search,cli", help="of export, search (in process), cli"
+    )
+    parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="run `ingest db optimize` before measuring (timed; it changes the archive)",
     )
     args = parser.parse_args(argv)
     PHASES.intersection_update(args.phases.split(","))

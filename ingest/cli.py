@@ -434,7 +434,7 @@ def _iso(value: datetime | None) -> str | None:
 
 @cli.group()
 def db() -> None:
-    """Manage the archive database: bring its schema up to date, copy it elsewhere.
+    """Manage the archive database: its schema, its search index, copies elsewhere.
 
     \b
     Example:
@@ -537,6 +537,24 @@ def _copy_progress(terminal: bool) -> Iterator[Callable[[str, int, int, bool], N
             bar.update(tasks[table], completed=rows, total=total)
 
         yield update
+
+
+@db.command()
+@click.pass_obj
+def optimize(obj: Context) -> None:
+    """Merge the SQLite search index into one piece: searches for common words get faster.
+
+    Worth running after a large import and now and then on a growing archive (it takes
+    about two minutes a million articles; a running fetch waits a moment at most).
+    Nothing to do on PostgreSQL.
+
+    \b
+    Example:
+      ingest db optimize
+    """
+    with _errors(), obj.store() as store:
+        steps = store.merge_search_index()
+    click.echo(f"Search index merged in {steps} steps." if steps else "Nothing to merge.")
 
 
 def main() -> None:

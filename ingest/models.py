@@ -101,14 +101,18 @@ CLAIMABLE = "status = 'pending' OR (status = 'failed' AND next_attempt_at IS NOT
 
 class Article(SQLModel, table=True):
     __tablename__ = "articles"
-    # The page queue, claimed oldest first: small, however many articles are archived.
     __table_args__ = (
+        # The page queue, claimed oldest first: small, however many articles are archived.
         sa.Index(
             "ix_articles_claim",
             "id",
             postgresql_where=sa.text(CLAIMABLE),
             sqlite_where=sa.text(CLAIMABLE),
         ),
+        # SQLite only (migration 0005): what search filters read of each full-text match.
+        sa.Index(
+            "ix_articles_search_filters", "id", "language", "published", "created_at", "authors"
+        ).ddl_if(dialect="sqlite"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -13,7 +13,7 @@ import secrets
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,12 +42,26 @@ from ingest.models import (
 from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, ParsedFeed, utcnow
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
 # Languages PostgreSQL search stems for (ingest_ts_config, migration 0003); others: 'simple'.
 SEARCH_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "sv", "da", "no", "fi")
+# SQLite: a query matching more articles than this ranks only its newest this many (see
+# `Store.search`); measured with bench.archive on a million articles (README, Performance).
+RANK_WINDOW = 10_000
+# SQLite: the columns search filters read, all in one covering index (migration 0005).
+_FILTER_ROWS = sa.text(
+    "SELECT id, language, published, created_at, authors "
+    "FROM articles INDEXED BY ix_articles_search_filters"
+).columns(
+    sa.column("id", sa.Integer),
+    sa.column("language", sa.String),
+    sa.column("published", UTCDateTime()),
+    sa.column("created_at", UTCDateTime()),
+    sa.column("authors", sa.JSON),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +291,34 @@ class Store:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
         return before, self.revision() or ""
+
+    def merge_search_index(self, *, pages: int = 2000) -> int:
+        """SQLite: merge the full-text index's segments into one; returns the steps that
+        merged something.
+
+        FTS5 adds a segment per transaction and merges them by levels, so a grown archive
+        keeps a few dozen: a common word's matches are then read from each one and merged,
+        and BM25 counts them on every search that has the word (most of a common+rare
+        search's time on a million articles: 46 ms, 19-30 ms from one segment). Each step
+        (about ``pages`` pages of 4 KB) is its own transaction: a running fetch waits for one
+        step at most. PostgreSQL: nothing to merge (0).
+        """
+        if self.postgres:
+            return 0
+        steps = 0
+        with self.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            while True:
+                before = dbapi.total_changes
+                with conn.begin():
+                    conn.exec_driver_sql(
+                        "INSERT INTO articles_fts(articles_fts, rank) VALUES ('merge', ?)",
+                        (-pages,),
+                    )
+                # FTS5's documented test: fewer than two changes means nothing was left to do.
+                if dbapi.total_changes - before < 2:
+                    return steps
+                steps += 1
 
     def _migrate(self, *, create: bool) -> None:
         """Create a new archive; refuse one whose schema is not the one this code knows."""
@@ -830,55 +872,101 @@ class Store:
 
     # --- read side -----------------------------------------------------------------------------
 
-    def _filtered(self, query: Any, filters: Filters) -> Any:
-        when = sa.func.coalesce(col(Article.published), col(Article.created_at))
+    def _filtered(self, query: Any, filters: Filters, articles: Any = None, ids: Any = None) -> Any:
+        """``query`` narrowed to the articles matching ``filters``; ``articles`` is where the
+        filter columns are read (default: the table itself), ``ids`` the article ids (default:
+        its ``id``)."""
+        articles = Article.__table__ if articles is None else articles
+        ids = articles.c.id if ids is None else ids
+        when = sa.func.coalesce(articles.c.published, articles.c.created_at)
         if filters.feed:
             feed_ids = select(Feed.id).where(
                 (col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed)
             )
-            query = query.where(
-                sa.exists().where(
-                    col(Entry.article_id) == col(Article.id), col(Entry.feed_id).in_(feed_ids)
+            if self.postgres:
+                query = query.where(
+                    sa.exists().where(
+                        col(Entry.article_id) == ids, col(Entry.feed_id).in_(feed_ids)
+                    )
                 )
-            )
+            else:
+                # SQLite collects the feed's article ids once into a temporary index, where
+                # a correlated EXISTS would search `entries` once per candidate article. The
+                # "+ 0" keeps those ids from driving a search: FTS5 would then run the query
+                # again for each id, recounting every word's matches for bm25 each time.
+                listed = select(Entry.article_id).where(col(Entry.feed_id).in_(feed_ids))
+                query = query.where((ids + 0).in_(listed))
         if filters.since:
             query = query.where(when >= filters.since)
         if filters.until:
             query = query.where(when < filters.until)
         if filters.language:
-            query = query.where(col(Article.language) == filters.language.lower())
+            query = query.where(articles.c.language == filters.language.lower())
         if filters.author:
             elements = sa.func.json_array_elements_text if self.postgres else sa.func.json_each
-            authors = elements(col(Article.authors)).table_valued("value")
+            authors = elements(articles.c.authors).table_valued("value")
+            if not self.postgres and _verbatim_in_json(filters.author):
+                # A cheap test of the JSON text first (SQLite's LIKE ignores ASCII case, as
+                # ILIKE here does); json_each, which costs more, only for the rows it lets by.
+                as_text = sa.type_coerce(articles.c.authors, sa.String)
+                query = query.where(as_text.like(f"%{filters.author}%"))
             query = query.where(
-                sa.exists().where(authors.c.value.ilike(f"%{filters.author}%")).correlate(Article)
+                sa.exists().where(authors.c.value.ilike(f"%{filters.author}%")).correlate(articles)
             )
         return query
 
-    def search(self, text: str, filters: Filters, *, limit: int = 20) -> list[SearchHit]:
+    def search(
+        self,
+        text: str,
+        filters: Filters,
+        *,
+        limit: int = 20,
+        rank_window: int | None = RANK_WINDOW,
+    ) -> list[SearchHit]:
         """Full-text search over title and text, best first, title matches weighing more.
 
-        SQLite: FTS5 syntax, BM25. PostgreSQL: web-search syntax (words, "phrases", OR, -not)
-        in every language the archive indexes, ``ts_rank_cd``, ``ts_headline`` snippets.
+        SQLite: FTS5 syntax, BM25 (a title occurrence counts as four in the text). A query
+        matching more than ``rank_window`` articles (after filters) is ranked among its
+        newest ``rank_window`` matches only; None ranks every match. PostgreSQL: web-search
+        syntax (words, "phrases", OR, -not) in every language the archive indexes,
+        ``ts_rank_cd``, ``ts_headline`` snippets, every match ranked.
         """
         if self.postgres:
             return self._search_postgres(text, filters, limit)
-        # Two steps: the ids of the best matches from the index alone (joining articles only
-        # for filters), then rows and snippets of those only. In one statement SQLite loads
-        # every matching article, text and snippet included, before sorting: 3x slower on a
-        # million articles for common words. No bm25() in step two: with `rowid IN` FTS5
-        # would recount the word statistics once per id.
+        # Two steps: the ids of the best matches from the index alone (joining the filter
+        # columns only for filters), then rows and snippets of those only. In one statement
+        # SQLite loads every matching article, text and snippet included, before sorting: 3x
+        # slower on a million articles for common words. No bm25() in step two: with `rowid
+        # IN` FTS5 would recount the word statistics once per id.
         fts = sa.table("articles_fts", sa.column("rowid"), sa.column("articles_fts"))
         match = sa.literal_column("articles_fts").op("MATCH")(text)
         rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
-        top = select(fts.c.rowid, rank).select_from(fts).where(match)
-        if filters != Filters():
-            top = self._filtered(top.join(Article, col(Article.id) == fts.c.rowid), filters)
+        matches = select(fts.c.rowid.label("id"), rank.label("rank")).select_from(fts).where(match)
+        if replace(filters, feed=None) != Filters():
+            # From the covering index, not the table: a row holds the text (6 KB on average),
+            # and without ANALYZE statistics SQLite would read it by rowid.
+            columns = _FILTER_ROWS.subquery("filter_rows")
+            matches = matches.join(columns, columns.c.id == fts.c.rowid)
+            matches = self._filtered(matches, filters, columns)
+        elif filters.feed:  # the match's id is all it needs: no lookup per match
+            matches = self._filtered(matches, filters, ids=fts.c.rowid)
+        if rank_window is not None:
+            # BM25 is paid per match: two common words match a third of a million articles,
+            # and ranking them all took 0.3-1.1 s (search p99 990 ms). FTS5 walks matches in
+            # rowid order, which is arrival order (ids grow with time), so the newest matches
+            # come cheap: those are ranked, best first. Matched by fewer articles than the
+            # window, a query is ranked exactly as without it; above it, an older article
+            # comes up only with a narrower query or --until (README, Performance: what it
+            # changes, measured).
+            matches = matches.order_by(fts.c.rowid.desc()).limit(max(rank_window, limit))
+        best = matches.subquery()
+        # Equal ranks: newest first, as the window prefers.
+        top = select(best.c.id, best.c.rank).order_by(best.c.rank, best.c.id.desc()).limit(limit)
         snippet = sa.func.snippet(
             sa.literal_column("articles_fts"), -1, SNIPPET_OPEN, SNIPPET_CLOSE, "…", 24
         )
         with self._session(query=text) as session:
-            ranked = session.execute(top.order_by(rank).limit(limit)).all()
+            ranked = session.execute(top).all()
             if not ranked:
                 return []
             rows = session.exec(
@@ -1025,6 +1113,12 @@ class Store:
                 "last_poll": last_poll.isoformat() if last_poll else None,
             },
         }
+
+
+def _verbatim_in_json(text: str) -> bool:
+    """Whether ``text`` appears as is in the JSON of any string containing it: printable
+    ASCII that JSON does not escape, and no LIKE wildcard."""
+    return text.isascii() and text.isprintable() and not set(text) & set('"\\%_')
 
 
 def _hints(entry: FeedEntry) -> Hints:

@@ -539,6 +539,85 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
+def test_search_filter_by_author_escaped_in_json(store: Store, feeds: list[Feed]) -> None:
+    # Authors are stored as JSON: "Zoë" as "Zo\u00eb", a quote as \". A filter that is not
+    # verbatim in that text must still find them (SQLite tries the JSON text first).
+    store.record_entries(
+        feeds[0],
+        [
+            entry(None, "Ferry fares", content="Fares rise.", authors=("Zoë Smith",)),
+            entry(None, "Ferry crews", content="Crews strike.", authors=('Dan "Ace" Lee',)),
+        ],
+    )
+
+    for author in ("smith", "oë sm", "zo%smith", "o_ s", "dan", '"ace"'):
+        found = titles(store.search("ferry", Filters(author=author)))
+        assert len(found) == 1, author
+    assert store.search("ferry", Filters(author="zoe")) == []
+
+
+@pytest.fixture
+def ferries(store: Store, feeds: list[Feed]) -> list[int]:
+    """Five articles matching "ferry", oldest first (ids grow with arrival): the oldest has
+    it in its title, the others in their text, the newest three times; the last two are in
+    French."""
+    texts = [
+        ("Ferry service resumes", "The crossing reopens on Monday.", "en"),
+        ("Harbour news", "A ferry was late again.", "en"),
+        ("Harbour notes", "The ferry timetable changes.", "en"),
+        ("Nouvelles du port", "Le ferry part à midi.", "fr"),
+        ("Port", "Ferry, ferry, ferry: trois départs par jour.", "fr"),
+    ]
+    recorded = store.record_entries(
+        feeds[0], [entry(None, title, content=text, language=lang) for title, text, lang in texts]
+    )
+    assert recorded.feed_only == 5
+    return [h.article.id or 0 for h in sorted(store.search("ferry", Filters()), key=by_id)]
+
+
+def by_id(hit: SearchHit) -> int:
+    return hit.article.id or 0
+
+
+@SQLITE_ONLY  # the rank window is SQLite's: PostgreSQL ranks every match
+def test_search_ranks_only_the_newest_matches_beyond_the_window(
+    store: Store, ferries: list[int]
+) -> None:
+    oldest, _, third, fourth, newest = ferries
+
+    everything = store.search("ferry", Filters(), limit=2, rank_window=None)
+    window = store.search("ferry", Filters(), limit=2, rank_window=2)
+    wide = store.search("ferry", Filters(), limit=2, rank_window=5)
+
+    # Ranked over all five: the title match first. Within the two newest: those two, the
+    # one saying "ferry" three times first. A window holding every match changes nothing.
+    assert [h.article.id for h in everything] == [oldest, newest]
+    assert [h.article.id for h in window] == [newest, fourth]
+    assert [(h.article.id, h.rank) for h in wide] == [(h.article.id, h.rank) for h in everything]
+    assert window[0].rank < window[1].rank  # BM25: lower is better
+    assert f"{SNIPPET_OPEN}Ferry{SNIPPET_CLOSE}" in window[0].snippet
+    assert third not in {h.article.id for h in window}
+
+
+@SQLITE_ONLY
+def test_search_window_counts_filtered_matches_only(store: Store, ferries: list[int]) -> None:
+    oldest, second, third, _, _ = ferries
+
+    english = store.search("ferry", Filters(language="en"), limit=2, rank_window=2)
+
+    # The two French articles are newer but filtered out: the window is the newest two
+    # English matches, the title match of the oldest is beyond it.
+    assert {h.article.id for h in english} == {second, third}
+    assert oldest not in {h.article.id for h in english}
+
+
+@SQLITE_ONLY
+def test_search_window_is_at_least_the_limit(store: Store, ferries: list[int]) -> None:
+    hits = store.search("ferry", Filters(), limit=5, rank_window=1)
+
+    assert sorted(h.article.id or 0 for h in hits) == ferries
+
+
 @SQLITE_ONLY  # FTS5 query syntax
 def test_search_column_filter(archive: Store) -> None:
     assert titles(archive.search("title:lighthouse", Filters())) == ["Lighthouse keeper retires"]
@@ -595,6 +674,29 @@ def test_language_filter_matches_feed_only_article_with_region_subtag(
     )
 
     assert titles(store.search("tide", Filters(language="en"))) == ["Tide tables"]
+
+
+def test_merge_search_index_leaves_one_segment_and_search_works(
+    store: Store, feeds: list[Feed], database_url: str
+) -> None:
+    for n in range(5):  # a transaction each: FTS5 writes a segment each
+        store.record_entries(feeds[0], [entry(None, f"Ferry {n}", content="Crossing news.")])
+
+    segments = "SELECT count(DISTINCT segid) FROM articles_fts_idx"
+    sqlite = database_url.startswith("sqlite")
+    before = rows(store, segments) if sqlite else None
+
+    merged = store.merge_search_index(pages=1)
+    again = store.merge_search_index()
+
+    assert len(store.search("ferry crossing", Filters())) == 5
+    if not sqlite:
+        assert (merged, again) == (0, 0)
+        return
+    assert before == [(5,)]
+    assert merged >= 1
+    assert again == 0
+    assert rows(store, "SELECT count(DISTINCT segid) FROM articles_fts_idx") == [(1,)]
 
 
 # --- reading articles -----------------------------------------------------------------------------
