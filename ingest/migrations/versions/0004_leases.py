@@ -31,4 +31,3 @@ def upgrade() -> None:
         postgresql_where=sa.text("status IN ('pending', 'failed')"),
         sqlite_where=sa.text("status IN ('pending', 'failed')"),
     )
-
