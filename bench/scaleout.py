@@ -47,6 +47,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -119,7 +120,7 @@ class Archive:
     def __enter__(self) -> Archive:
         if self.backend == "sqlite":
             path = self.folder / "archive.sqlite3"
-            path.touch()  # `ingest db upgrade` makes the schema in an empty file, not a file
+            path.touch()  # `ingest db upgrade` refuses a missing file, migrates an empty one
             self.url = reader = f"sqlite:///{path}"
         else:
             self._admin = sa.create_engine(self.postgres, pool_size=1)
@@ -241,7 +242,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(path: Path, url: str, feeds: Sequence[str], port: int, args: Any) -> None:
+def write_config(
+    path: Path, url: str, feeds: Sequence[str], port: int, args: argparse.Namespace
+) -> None:
     lines = [
         "[database]",
         f'url = "{url}"',
@@ -674,8 +677,6 @@ def _workdir(keep: bool) -> Iterator[Path]:
         if keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
 
 
