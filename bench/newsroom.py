@@ -1,6 +1,7 @@
 """A loopback newsroom for the performance benchmarks: real corpus pages behind RSS and Atom feeds.
 
     python -m bench.newsroom [--corpus PATH]   # serve it until Ctrl-C, print the feed URLs
+    python -m bench.newsroom --page-delay 0.2  # each article page answers after 200 ms
 
     with Newsroom(load_corpus(DEFAULT_CORPUS)) as room:     # 108 pages, 6 feeds, 4 hosts
         room.feed_urls                                       # what a config lists
@@ -12,6 +13,8 @@ by (host, path), HTTP/1.1 keep-alive, with ``ETag`` / ``Last-Modified`` and 304 
 matching ``If-None-Match`` / ``If-Modified-Since``, gzip when the client accepts it (compressed
 once, up front, so serving costs the server little CPU), and 404 for anything else
 (robots.txt included: no rules). Other benchmarks build their own sites on it (`bench.repoll`).
+A site can hold back the responses of a kind of path (`latency`: a distant server's round
+trips, which loopback lacks) and log every request with its start and end (`requests`).
 
 The corpus pages are read from the shared corpus at run time and never copied into the repo.
 """
@@ -68,6 +71,18 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Request:
+    """One request a site answered: server-side times (``time.monotonic()``), from the
+    request's arrival to its response's last byte written."""
+
+    host: int
+    path: str
+    status: int
+    started: float
+    ended: float
+
+
+@dataclass(frozen=True)
 class CorpusPage:
     page_id: str
     original_url: str  # where the page was captured (its canonical URL, usually)
@@ -104,8 +119,10 @@ class LoopbackSite:
 
     Resources are added after the servers start (their ports are only known then) with `add`;
     `origin` gives a host's ``http://address:port``. `served` counts responses by
-    ``"<kind> <status>"`` (kind: the path's first segment). The servers run as threads of the
-    caller's process: a benchmark's own CPU time includes what serving cost.
+    ``"<kind> <status>"`` (kind: the path's first segment). ``latency[kind]`` holds back each
+    response of that kind for so many seconds; with ``requests`` set to a list, every request
+    is appended to it. The servers run as threads of the caller's process: a benchmark's own
+    CPU time includes what serving cost.
     """
 
     def __init__(self, hosts: int, *, first: int = 2) -> None:
@@ -116,6 +133,8 @@ class LoopbackSite:
         self.routes: dict[tuple[int, str], Resource] = {}
         self.served: Counter[str] = Counter()
         self.bytes_served = 0
+        self.latency: dict[str, float] = {}
+        self.requests: list[Request] | None = None
         self._lock = threading.Lock()
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
@@ -190,10 +209,19 @@ class LoopbackSite:
         return 200, out, body
 
     def count(self, path: str, status: int, size: int) -> None:
-        kind = path.lstrip("/").split("/", 1)[0] or "root"
         with self._lock:
-            self.served[f"{kind} {status}"] += 1
+            self.served[f"{path_kind(path)} {status}"] += 1
             self.bytes_served += size
+
+    def record(self, request: Request) -> None:
+        log = self.requests
+        if log is not None:
+            log.append(request)  # list.append is atomic: no lock for the server threads
+
+
+def path_kind(path: str) -> str:
+    """A path's first segment ("news", "feeds"), "root" for "/"."""
+    return path.lstrip("/").split("/", 1)[0] or "root"
 
 
 def accepts_gzip(value: str | None) -> bool:
@@ -241,9 +269,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        status, headers, body = self.server.site.respond(
-            self.server.host_index, self.path, self.headers
-        )
+        site = self.server.site
+        started = time.monotonic()
+        # Sleeping holds only this connection's thread: other requests are served meanwhile,
+        # as by a distant server with many connections.
+        delay = site.latency.get(path_kind(self.path))
+        if delay:
+            time.sleep(delay)
+        status, headers, body = site.respond(self.server.host_index, self.path, self.headers)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -252,7 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if status != 304:
             self.wfile.write(body)
-        self.server.site.count(self.path, status, len(body))
+        site.count(self.path, status, len(body))
+        site.record(Request(self.server.host_index, self.path, status, started, time.monotonic()))
 
 
 # --- the newsroom ----------------------------------------------------------------------------
@@ -298,10 +332,15 @@ def _iso(when: float) -> str:
 class Newsroom(LoopbackSite):
     """The corpus pages behind ``feeds`` feeds (RSS 2.0 and Atom alternately) on ``hosts``
     loopback addresses. Feed ``j`` lists an equal slice of the pages; page ``i`` is served by
-    host ``i % hosts``, so every feed links to pages on every host."""
+    host ``i % hosts``, so every feed links to pages on every host. ``page_delay`` holds back
+    each article page's response for so many seconds."""
 
-    def __init__(self, pages: list[CorpusPage], *, feeds: int = 6, hosts: int = 4) -> None:
+    def __init__(
+        self, pages: list[CorpusPage], *, feeds: int = 6, hosts: int = 4, page_delay: float = 0.0
+    ) -> None:
         super().__init__(hosts)
+        if page_delay:
+            self.latency["news"] = page_delay
         if not 1 <= feeds <= len(pages):
             raise ValueError(f"feeds must be within 1..{len(pages)}")
         self.corpus = pages
@@ -362,8 +401,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--feeds", type=int, default=6)
     parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument(
+        "--page-delay", type=float, default=0.0, help="seconds each article page waits (0)"
+    )
     args = parser.parse_args(argv)
-    with Newsroom(load_corpus(args.corpus), feeds=args.feeds, hosts=args.hosts) as room:
+    room = Newsroom(
+        load_corpus(args.corpus), feeds=args.feeds, hosts=args.hosts, page_delay=args.page_delay
+    )
+    with room:
         print("\n".join(room.feed_urls), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

@@ -137,7 +137,10 @@ def rss_kb(pid: int) -> int:
         return 0  # exited meanwhile
 
 
-class _Sampler(threading.Thread):
+class TreeSampler(threading.Thread):
+    """Polls a process tree every `POLL_SECONDS` until ``stop`` is set: peak RSS, peak
+    process count, and each process's last CPU seconds (`by_role`, `cpu_total`)."""
+
     def __init__(self, pid: int) -> None:
         super().__init__(name="rss-sampler", daemon=True)
         self.pid = pid
@@ -163,6 +166,10 @@ class _Sampler(threading.Thread):
             if self.stop.wait(POLL_SECONDS):
                 return
 
+    def cpu_total(self) -> float:
+        """CPU seconds of every process seen in the tree (a lower bound, as `by_role`)."""
+        return sum(self.cpu.values())
+
     def by_role(self) -> tuple[dict[str, float], dict[str, int]]:
         cpu: dict[str, float] = {}
         count: dict[str, int] = {}
@@ -173,7 +180,7 @@ class _Sampler(threading.Thread):
         return cpu, count
 
 
-def _reap_orphans(deadline: float) -> int:
+def reap_orphans(deadline: float) -> int:
     """Wait for re-parented descendants (a forkserver and its workers) to exit; returns how
     many are still alive at ``deadline``."""
     while True:
@@ -209,7 +216,7 @@ def measure(
         process = subprocess.Popen(
             list(argv), env=dict(env) if env is not None else None, cwd=cwd, stdout=out, stderr=err
         )
-        sampler = _Sampler(process.pid)
+        sampler = TreeSampler(process.pid)
         sampler.start()
         try:
             returncode = process.wait(timeout=timeout)
@@ -221,7 +228,7 @@ def measure(
         seconds = time.perf_counter() - start
         sampler.stop.set()
         sampler.join()
-        unreaped = _reap_orphans(time.monotonic() + reap_timeout)
+        unreaped = reap_orphans(time.monotonic() + reap_timeout)
         after = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
         self_cpu = time.process_time() - self_before
         out.seek(0)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -423,22 +424,41 @@ def format_pipeline_detail(rounds: list[dict[str, Run]]) -> str:
     return "\n".join(lines)
 
 
+# The URLs a page declares as its own besides the one it was captured at: the archive merges
+# pages that share one, so copies must not.
+OWN_URL = re.compile(
+    rb"""<(?:link[^>]*\brel=["']?canonical\b[^>]*\bhref|meta[^>]*\bproperty=["']?og:url\b"""
+    rb"""[^>]*\bcontent)=["']?([^"'\s>]+)""",
+    re.IGNORECASE,
+)
+
+
 def copies(pages: list[CorpusPage], count: int) -> list[CorpusPage]:
     """Each page ``count`` times, as distinct articles: a bigger newsroom, so that fixed costs
     (start-up, the pool's start, the last pages' extraction) weigh less than steady work. A
-    copy's own URL, wherever the page names it (canonical link, og:url, JSON-LD), gets a query
-    parameter, so the archive does not merge the copies as one article."""
+    copy's own URLs, wherever the page names them (the captured URL, the canonical link and
+    og:url, which may differ from it, and JSON-LD), get a query parameter, so the archive does
+    not merge the copies as one article."""
     if count <= 1:
         return pages
     out = []
-    for number in range(count):
-        for page in pages:
-            own = f"{page.original_url}{'&' if '?' in page.original_url else '?'}copy={number}"
-            html = page.html.replace(page.original_url.encode(), own.encode())
+    for page in pages:
+        urls = {page.original_url.encode(), *OWN_URL.findall(page.html[:400_000])}
+        # Longest first, in one pass: a URL that is a prefix of another is not rewritten twice.
+        names = re.compile(b"|".join(re.escape(u) for u in sorted(urls, key=len, reverse=True)))
+        for number in range(count):
+            html = names.sub(lambda m, n=number: _copy_url(m[0], n), page.html)
+            own = _copy_url(page.original_url.encode(), number).decode()
             out.append(
                 replace(page, page_id=f"{number:02d}{page.page_id}", original_url=own, html=html)
             )
-    return out
+    # Copy by copy, as before: copy 0 of every page, then copy 1, ...
+    return sorted(out, key=lambda p: p.page_id[:2])
+
+
+def _copy_url(url: bytes, number: int) -> bytes:
+    base, hash_, fragment = url.partition(b"#")
+    return base + (b"&" if b"?" in base else b"?") + b"copy=%d" % number + hash_ + fragment
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
