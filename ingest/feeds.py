@@ -11,13 +11,11 @@ from html import unescape
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import courlan
 import feedparser
 import lxml.html
 from lxml import etree
 
 from ingest.errors import FeedError
-from ingest.metadata import language_tag
 from ingest.records import FeedEntry, ParsedFeed
 
 _BLOCKS = frozenset(
@@ -34,6 +32,8 @@ def url_key(url: str) -> str:
     Two links that differ only by ``utm_*``, ``fbclid`` and the like, by host case, default
     port or parameter order give the same key.
     """
+    import courlan  # here, not at the top: a re-poll of unchanged feeds never needs it
+
     try:
         normal = courlan.normalize_url(url)
     except (ValueError, TypeError):
@@ -87,6 +87,14 @@ def fragment_text(html: str | None) -> str | None:
 
 def _normalise_block(text: str) -> str:
     return _SPACES.sub(" ", text.replace("\n", " ")).strip()
+
+
+def language_tag(value: str | None) -> str | None:
+    """``en-US``, ``en_GB`` -> ``en``: the ISO 639 primary subtag, lower case, or None."""
+    if not value:
+        return None
+    primary = re.split(r"[-_,; ]", value.strip(), maxsplit=1)[0].lower()
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
 def _time(parsed: time.struct_time | None) -> datetime | None:

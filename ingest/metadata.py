@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from courlan.clean import TRACKERS_RE
 from dateutil import parser as dateparser
 
+from ingest.feeds import language_tag
 from ingest.records import ExtractedArticle, Hints
 
 ARTICLE_TYPES = frozenset(
@@ -190,14 +191,6 @@ class PageMeta:
     site_name: str | None = None
     description: str | None = None
     canonical_url: str | None = None
-
-
-def language_tag(value: str | None) -> str | None:
-    """``en-US``, ``en_GB`` -> ``en``: the ISO 639 primary subtag, lower case, or None."""
-    if not value:
-        return None
-    primary = re.split(r"[-_,; ]", value.strip(), maxsplit=1)[0].lower()
-    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
 def clean_text(value: Any) -> str | None:

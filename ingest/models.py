@@ -109,6 +109,13 @@ class Article(SQLModel, table=True):
             postgresql_where=sa.text(CLAIMABLE),
             sqlite_where=sa.text(CLAIMABLE),
         ),
+        # The leases a worker holds, renewed every tick: found without reading every article.
+        sa.Index(
+            "ix_articles_lease",
+            "lease_owner",
+            postgresql_where=sa.text("lease_owner IS NOT NULL"),
+            sqlite_where=sa.text("lease_owner IS NOT NULL"),
+        ),
         # SQLite only (migration 0005): what search filters read of each full-text match.
         sa.Index(
             "ix_articles_search_filters", "id", "language", "published", "created_at", "authors"

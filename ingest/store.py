@@ -26,8 +26,7 @@ from sqlmodel import Session, col, select
 
 from ingest.config import FeedSettings
 from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
-from ingest.feeds import url_key
-from ingest.metadata import language_tag
+from ingest.feeds import language_tag, url_key
 from ingest.models import (
     CLAIMABLE,
     Article,
@@ -386,34 +385,38 @@ class Store:
                 "active": True,
             },
         )
-        rows = [
-            {
-                "url": item.url,
-                "name": item.name,
-                "fixed_interval": item.interval,
-                "active": True,
-                "created_at": now,
-                "error_count": 0,
-            }
-            for item in configured
-        ]
+        wanted = [c.url for c in configured]
         with self._session() as session:
+            known = {f.url: f for f in session.exec(select(Feed).where(col(Feed.url).in_(wanted)))}
+            # Only new or changed feeds are written: `ingest fetch` reads a config of a
+            # thousand feeds at every start, and they rarely change.
+            rows = [
+                {
+                    "url": item.url,
+                    "name": item.name,
+                    "fixed_interval": item.interval,
+                    "active": True,
+                    "created_at": now,
+                    "error_count": 0,
+                }
+                for item in configured
+                if (feed := known.get(item.url)) is None
+                or (feed.name, feed.fixed_interval, feed.active) != (item.name, item.interval, True)
+            ]
             if rows:
-                session.execute(upsert, rows)
+                session.execute(upsert, rows)  # one statement (executemany)
             if exclusive:
                 session.execute(
                     sa.update(Feed)
-                    .where(col(Feed.url).not_in([c.url for c in configured]))
+                    .where(col(Feed.url).not_in(wanted), col(Feed.active))
                     .values(active=False)
                 )
             session.commit()
-            by_url = {
-                f.url: f
-                for f in session.exec(
-                    select(Feed).where(col(Feed.url).in_([c.url for c in configured]))
-                )
-            }
-            return [by_url[c.url] for c in configured]
+            if rows:
+                session.expire_all()  # the rows read above are stale now
+                fresh = session.exec(select(Feed).where(col(Feed.url).in_(wanted)))
+                known = {f.url: f for f in fresh}
+            return [known[c.url] for c in configured]
 
     def _free(self, model: Any, now: datetime) -> Any:
         return col(model.lease_until).is_(None) | (col(model.lease_until) < now)
@@ -763,7 +766,10 @@ class Store:
                 owners.update(
                     session.exec(
                         select(model.lease_owner)
-                        .where(col(model.lease_owner).startswith(f"{host}:", autoescape=True))
+                        .where(
+                            col(model.lease_owner).is_not(None),  # the partial index
+                            col(model.lease_owner).startswith(f"{host}:", autoescape=True),
+                        )
                         .distinct()
                     )
                 )

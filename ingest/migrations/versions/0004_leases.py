@@ -23,6 +23,14 @@ def upgrade() -> None:
         op.add_column(table, sa.Column("lease_until", sa.DateTime))
     # Epoch seconds (not a timestamp): reserved with plain arithmetic in one portable UPDATE.
     op.add_column("hosts", sa.Column("next_request_at", sa.Float))
+    # The leases a worker holds, renewed every tick: found without reading every article.
+    op.create_index(
+        "ix_articles_lease",
+        "articles",
+        ["lease_owner"],
+        postgresql_where=sa.text("lease_owner IS NOT NULL"),
+        sqlite_where=sa.text("lease_owner IS NOT NULL"),
+    )
     # The page queue, claimed oldest first: pending pages and failed ones with a retry to come
     # (written out here: a migration must not change when the models do).
     claimable = "status = 'pending' OR (status = 'failed' AND next_attempt_at IS NOT NULL)"
