@@ -463,7 +463,7 @@ def proposed(conn: sqlite3.Connection, text: str, top_sql: str, *args: Any) -> l
 def diagnose(path: Path, store: Any, queries: Sequence[Query]) -> dict[str, Any]:
     """Where a search's time goes: the plan of `Store.search`'s SQL and its parts, timed.
     Variants run interleaved, query by query, so that the machine's noise hits them alike."""
-    from ingest.store import Filters
+    from ingest.search import Filters
 
     steps = captured_sql(store, queries[0].text, Filters())
     statement, params = steps[-1]
@@ -539,7 +539,7 @@ def window_quality(store: Any, queries: Sequence[Query]) -> dict[str, dict[str, 
     """What the rank window changes: per class, the share of the 20 best by BM25 over every
     match (of all matches, when fewer) that `Store.search` also returns, and how often it
     returns the same list."""
-    from ingest.store import Filters
+    from ingest.search import Filters
 
     kept: dict[str, list[float]] = {kind: [] for kind in CLASSES}
     same: dict[str, int] = dict.fromkeys(CLASSES, 0)
@@ -588,7 +588,8 @@ def export_run(url: str, out_dir: Path, fmt: str, articles: int) -> dict[str, An
 
 
 def stage_search(path: Path, url: str, queries: Sequence[Query]) -> dict[str, Any]:
-    from ingest.store import Filters, Store
+    from ingest.search import Filters
+    from ingest.store import Store
 
     store = Store.open(url, create=False)
     try:
@@ -605,7 +606,8 @@ def stage_search(path: Path, url: str, queries: Sequence[Query]) -> dict[str, An
 def full_search(
     path: Path, url: str, corpus: Corpus, queries: Sequence[Query], cli_queries: int
 ) -> dict[str, Any]:
-    from ingest.store import Filters, Store
+    from ingest.search import Filters
+    from ingest.store import Store
 
     out: dict[str, Any] = {}
     if cli_queries and "search" not in PHASES:

@@ -31,7 +31,8 @@ from ingest.errors import (
 
 if TYPE_CHECKING:
     from ingest.config import Settings
-    from ingest.store import Filters, Store
+    from ingest.search import Filters
+    from ingest.store import Store
 
 # Commands import what they use when they run: `--help` and a re-poll stay quick to start.
 
@@ -114,7 +115,7 @@ def _filters(
     author: str | None = None,
     lang: str | None = None,
 ) -> Filters:
-    from ingest.store import Filters
+    from ingest.search import Filters
 
     return Filters(feed=feed, since=since, until=until, author=author, language=lang)
 

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ingest.models import Article
-from ingest.store import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit, Store
+from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
+from ingest.store import Store
 
 RECORD_FIELDS = (
     "id",

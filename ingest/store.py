@@ -1,4 +1,5 @@
-"""The only module that speaks SQL: the archive's schema, writes that are idempotent, searches.
+"""The archive database: its schema, writes that are idempotent, claims, reads (the search
+queries themselves are in `ingest.search`).
 
 Identity lives in the schema: ``articles.url_key`` (the normalised link) and
 ``entries (feed_id, entry_key)`` are unique, and every insert is insert-if-new, so running the
@@ -13,7 +14,7 @@ import secrets
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,36 +40,19 @@ from ingest.models import (
     UTCDateTime,
 )
 from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, ParsedFeed, utcnow
+from ingest.search import (
+    RANK_WINDOW,
+    Filters,
+    SearchHit,
+    filtered,
+    postgres_search,
+    sqlite_search,
+)
 
 # The migration this code was written for (the head of ingest/migrations/versions).
 SCHEMA_REVISION = "0005"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
-SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
-# Languages PostgreSQL search stems for (ingest_ts_config, migration 0003); others: 'simple'.
-SEARCH_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "sv", "da", "no", "fi")
-# SQLite: a query matching more articles than this ranks only its newest this many (see
-# `Store.search`); measured with bench.archive on a million articles (README, Performance).
-RANK_WINDOW = 10_000
-# SQLite: the columns search filters read, all in one covering index (migration 0005).
-_FILTER_ROWS = sa.text(
-    "SELECT id, language, published, created_at, authors "
-    "FROM articles INDEXED BY ix_articles_search_filters"
-).columns(
-    sa.column("id", sa.Integer),
-    sa.column("language", sa.String),
-    sa.column("published", UTCDateTime()),
-    sa.column("created_at", UTCDateTime()),
-    sa.column("authors", sa.JSON),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    article: Article
-    feed_url: str
-    snippet: str
-    rank: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +62,6 @@ class Recorded:
     new_entries: int  # entries this feed had not listed before
     feed_only: int  # new articles without a link: the feed's content is the article
     jobs: list[PageJob]  # new articles whose page is to be fetched
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Read-side filters shared by search and export."""
-
-    feed: str | None = None  # name or URL
-    since: datetime | None = None
-    until: datetime | None = None
-    author: str | None = None
-    language: str | None = None
 
 
 def content_hash(text: str | None) -> str | None:
@@ -878,49 +851,6 @@ class Store:
 
     # --- read side -----------------------------------------------------------------------------
 
-    def _filtered(self, query: Any, filters: Filters, articles: Any = None, ids: Any = None) -> Any:
-        """``query`` narrowed to the articles matching ``filters``; ``articles`` is where the
-        filter columns are read (default: the table itself), ``ids`` the article ids (default:
-        its ``id``)."""
-        articles = Article.__table__ if articles is None else articles
-        ids = articles.c.id if ids is None else ids
-        when = sa.func.coalesce(articles.c.published, articles.c.created_at)
-        if filters.feed:
-            feed_ids = select(Feed.id).where(
-                (col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed)
-            )
-            if self.postgres:
-                query = query.where(
-                    sa.exists().where(
-                        col(Entry.article_id) == ids, col(Entry.feed_id).in_(feed_ids)
-                    )
-                )
-            else:
-                # SQLite collects the feed's article ids once into a temporary index, where
-                # a correlated EXISTS would search `entries` once per candidate article. The
-                # "+ 0" keeps those ids from driving a search: FTS5 would then run the query
-                # again for each id, recounting every word's matches for bm25 each time.
-                listed = select(Entry.article_id).where(col(Entry.feed_id).in_(feed_ids))
-                query = query.where((ids + 0).in_(listed))
-        if filters.since:
-            query = query.where(when >= filters.since)
-        if filters.until:
-            query = query.where(when < filters.until)
-        if filters.language:
-            query = query.where(articles.c.language == filters.language.lower())
-        if filters.author:
-            elements = sa.func.json_array_elements_text if self.postgres else sa.func.json_each
-            authors = elements(articles.c.authors).table_valued("value")
-            if not self.postgres and _verbatim_in_json(filters.author):
-                # A cheap test of the JSON text first (SQLite's LIKE ignores ASCII case, as
-                # ILIKE here does); json_each, which costs more, only for the rows it lets by.
-                as_text = sa.type_coerce(articles.c.authors, sa.String)
-                query = query.where(as_text.like(f"%{filters.author}%"))
-            query = query.where(
-                sa.exists().where(authors.c.value.ilike(f"%{filters.author}%")).correlate(articles)
-            )
-        return query
-
     def search(
         self,
         text: str,
@@ -937,103 +867,10 @@ class Store:
         syntax (words, "phrases", OR, -not) in every language the archive indexes,
         ``ts_rank_cd``, ``ts_headline`` snippets, every match ranked.
         """
-        if self.postgres:
-            return self._search_postgres(text, filters, limit)
-        # Two steps: the ids of the best matches from the index alone (joining the filter
-        # columns only for filters), then rows and snippets of those only. In one statement
-        # SQLite loads every matching article, text and snippet included, before sorting: 3x
-        # slower on a million articles for common words. No bm25() in step two: with `rowid
-        # IN` FTS5 would recount the word statistics once per id.
-        fts = sa.table("articles_fts", sa.column("rowid"), sa.column("articles_fts"))
-        match = sa.literal_column("articles_fts").op("MATCH")(text)
-        rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
-        matches = select(fts.c.rowid.label("id"), rank.label("rank")).select_from(fts).where(match)
-        if replace(filters, feed=None) != Filters():
-            # From the covering index, not the table: a row holds the text (6 KB on average),
-            # and without ANALYZE statistics SQLite would read it by rowid.
-            columns = _FILTER_ROWS.subquery("filter_rows")
-            matches = matches.join(columns, columns.c.id == fts.c.rowid)
-            matches = self._filtered(matches, filters, columns)
-        elif filters.feed:  # the match's id is all it needs: no lookup per match
-            matches = self._filtered(matches, filters, ids=fts.c.rowid)
-        if rank_window is not None:
-            # BM25 is paid per match: two common words match a third of a million articles,
-            # and ranking them all took 0.3-1.1 s (search p99 990 ms). FTS5 walks matches in
-            # rowid order, which is arrival order (ids grow with time), so the newest matches
-            # come cheap: those are ranked, best first. Matched by fewer articles than the
-            # window, a query is ranked exactly as without it; above it, an older article
-            # comes up only with a narrower query or --until (README, Performance: what it
-            # changes, measured).
-            matches = matches.order_by(fts.c.rowid.desc()).limit(max(rank_window, limit))
-        best = matches.subquery()
-        # Equal ranks: newest first, as the window prefers.
-        top = select(best.c.id, best.c.rank).order_by(best.c.rank, best.c.id.desc()).limit(limit)
-        snippet = sa.func.snippet(
-            sa.literal_column("articles_fts"), -1, SNIPPET_OPEN, SNIPPET_CLOSE, "…", 24
-        )
         with self._session(query=text) as session:
-            ranked = session.execute(top).all()
-            if not ranked:
-                return []
-            rows = session.exec(
-                select(Article, col(Feed.url), snippet)
-                .join(fts, fts.c.rowid == col(Article.id))
-                .join(Feed, col(Feed.id) == col(Article.feed_id))
-                .where(match, fts.c.rowid.in_([article_id for article_id, _ in ranked]))
-            ).all()
-        found = {a.id: (a, feed_url, snip or "") for a, feed_url, snip in rows}
-        return [SearchHit(*found[i], float(r)) for i, r in ranked if i in found]
-
-    def _search_postgres(self, text: str, filters: Filters, limit: int) -> list[SearchHit]:
-        # Each article is indexed in its own language's configuration, so it is matched with
-        # the query parsed in that configuration: "elections" finds "election" in English,
-        # "Wahlen" finds "Wahl" in German. One branch per language keeps every branch on the
-        # GIN index (and "-word" means the same thing as in the article's language).
-        language = sa.func.coalesce(col(Article.language), "")
-        search = sa.literal_column("articles.search")
-        wanted = filters.language.lower() if filters.language else None
-        branches: list[tuple[Any, Any]] = []  # (which articles, the query for them)
-        for code in SEARCH_LANGUAGES:
-            if wanted in (None, code):
-                query = sa.func.websearch_to_tsquery(sa.func.ingest_ts_config(code), text)
-                branches.append((language == code, query))
-        if wanted is None or wanted not in SEARCH_LANGUAGES:
-            others = sa.func.websearch_to_tsquery(sa.func.ingest_ts_config(wanted), text)
-            branches.append((language.not_in(SEARCH_LANGUAGES), others))
-        tsquery = sa.case(*branches, else_=branches[-1][1])
-        matches = sa.or_(*(which & search.op("@@")(query) for which, query in branches))
-        rank = sa.func.ts_rank_cd(search, tsquery)
-        best = (
-            self._filtered(select(col(Article.id), rank.label("rank")), filters)
-            .where(matches)
-            .order_by(rank.desc())
-            .limit(limit)
-            .subquery()
-        )
-        options = (
-            f"StartSel={SNIPPET_OPEN}, StopSel={SNIPPET_CLOSE}, MaxWords=24, MinWords=8, "
-            'MaxFragments=2, FragmentDelimiter=" … "'
-        )
-        # Highlight any of the query's words: the text alone may not hold all of them (some
-        # can be in the title), and ts_headline would then highlight nothing.
-        any_word = sa.func.to_tsquery(
-            "simple", sa.func.replace(sa.cast(tsquery, sa.Text), "&", "|")
-        )
-        snippet = sa.func.ts_headline(
-            sa.func.ingest_ts_config(col(Article.language)),
-            sa.func.coalesce(col(Article.text), ""),
-            any_word,
-            options,
-        )
-        query = (
-            select(Article, col(Feed.url), snippet, best.c.rank)
-            .join(best, best.c.id == col(Article.id))
-            .join(Feed, col(Feed.id) == col(Article.feed_id))
-            .order_by(best.c.rank.desc())
-        )
-        with self._session(query=text) as session:
-            rows = session.exec(query).all()
-        return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]
+            if self.postgres:
+                return postgres_search(session, text, filters, limit)
+            return sqlite_search(session, text, filters, limit, rank_window)
 
     def article(self, ref: str) -> tuple[Article, str]:
         """One article by id or URL (as fetched, final or canonical), with its feed's URL."""
@@ -1062,7 +899,8 @@ class Store:
                 .join(Feed, col(Feed.id) == col(Article.feed_id))
                 .where(col(Article.id) > last)
             )
-            query = self._filtered(query, filters).order_by(col(Article.id)).limit(batch)
+            query = filtered(query, filters, postgres=self.postgres)
+            query = query.order_by(col(Article.id)).limit(batch)
             with self._session() as session:
                 rows = session.exec(query).all()
             if not rows:
@@ -1119,12 +957,6 @@ class Store:
                 "last_poll": last_poll.isoformat() if last_poll else None,
             },
         }
-
-
-def _verbatim_in_json(text: str) -> bool:
-    """Whether ``text`` appears as is in the JSON of any string containing it: printable
-    ASCII that JSON does not escape, and no LIKE wildcard."""
-    return text.isascii() and text.isprintable() and not set(text) & set('"\\%_')
 
 
 def _hints(entry: FeedEntry) -> Hints:

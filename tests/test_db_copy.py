@@ -22,7 +22,8 @@ from ingest.config import FeedSettings
 from ingest.dbcopy import TABLES
 from ingest.feeds import entry_key
 from ingest.records import FeedEntry
-from ingest.store import MIGRATIONS, Filters, Store
+from ingest.search import Filters
+from ingest.store import MIGRATIONS, Store
 from tests.conftest import Ingest, write_config
 from tests.newsroom import Newsroom
 

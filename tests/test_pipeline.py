@@ -17,7 +17,8 @@ from ingest.config import FeedSettings, Settings, load_settings
 from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.pipeline import Ingestor, RunSummary
-from ingest.store import Filters, Store
+from ingest.search import Filters
+from ingest.store import Store
 from ingest.workers import ExtractorPool
 from tests.conftest import write_config
 from tests.newsroom import Newsroom

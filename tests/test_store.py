@@ -22,7 +22,8 @@ from ingest.feeds import entry_key
 from ingest.models import ArticleStatus, ContentSource, Feed
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob
 from ingest.schedule import page_retry
-from ingest.store import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit, Store
+from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
+from ingest.store import Store
 
 HARBOUR = FeedSettings(url="https://news.example.org/rss", name="Harbour")
 VALLEY = FeedSettings(url="https://valley.example.net/feed.atom", name="Valley")
