@@ -75,7 +75,6 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._chore(self.reload(force=True)))
-        self.store.lease = timedelta(seconds=self.settings.database.lease)
         self.store.release_orphans()
         self.store.sync_feeds(self.settings.feeds, exclusive=True)
         server = await self._serve() if self.settings.daemon.listen else None
