@@ -7,6 +7,7 @@ extraction pool); only the clock that decides *when* is injected, and nothing sl
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,3 +229,42 @@ def test_failed_pages_are_retried_when_due_and_given_up_after_max_attempts(
     missing = next(a for a, _ in store.iter_articles(Filters()) if a.url and "/status/404" in a.url)
     assert (missing.status, missing.attempts, missing.next_attempt_at) == ("failed", 3, None)
     assert missing.error == "http_404"
+
+
+def test_a_long_run_keeps_its_pages_from_other_workers(
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
+) -> None:
+    # Leases of 0.3 s and pages that take 1 s to answer: only renewal keeps them this run's.
+    loaded = settings_for(tmp_path, newsroom, archive, "World")
+    settings = loaded.model_copy(
+        update={"database": loaded.database.model_copy(update={"lease": 0.3})}
+    )
+    for path in ("/news/nbc-style.html", "/news/great-lakes-shipping.html"):
+        newsroom.delay(path, 1.0)
+    other = Store.open(archive)  # another worker, claiming all along
+    taken: list[int] = []
+    done = threading.Event()
+
+    def claim() -> None:
+        while not done.wait(0.05):
+            taken.extend(job.article_id for job in other.claim_pages(datetime.now(UTC)))
+
+    claimer = threading.Thread(target=claim)
+    claimer.start()
+    try:
+
+        async def go() -> RunSummary:
+            summary = RunSummary()
+            async with HttpClient(settings.fetch) as http, ExtractorPool(1) as pool:
+                ingestor = Ingestor(settings, store, http, pool, tally=summary)
+                await ingestor.run_once(store.sync_feeds(settings.feeds))
+            return summary
+
+        summary = asyncio.run(go())
+    finally:
+        done.set()
+        claimer.join()
+        other.close()
+
+    assert summary.articles_new >= 2
+    assert taken == []
