@@ -11,10 +11,6 @@ from html import unescape
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import feedparser
-import lxml.html
-from lxml import etree
-
 from ingest.errors import FeedError
 from ingest.records import FeedEntry, ParsedFeed
 
@@ -49,6 +45,9 @@ def fragment_text(html: str | None) -> str | None:
         return None
     if "<" not in html:
         return _normalise_block(unescape(html)) or None
+    import lxml.html  # here and in `parse_feed`: a re-poll of unchanged feeds needs neither
+    from lxml import etree
+
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (etree.ParserError, ValueError):
@@ -151,6 +150,8 @@ def _entry(raw: Any, language: str | None) -> FeedEntry | None:
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse RSS 0.9x/1.0/2.0 or Atom bytes; relative links resolve against ``url``."""
+    import feedparser
+
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -181,6 +182,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
 
 def _fatal(parsed: Any) -> bool:
+    import feedparser
+
     error = parsed.get("bozo_exception")
     harmless = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
     return bool(parsed.get("bozo")) and not isinstance(error, harmless)
