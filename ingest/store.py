@@ -12,7 +12,7 @@ import hashlib
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -138,15 +138,13 @@ _SAVING = _Saving()
 class _Recording:
     """The statements `Store.record_entries` runs for each entry, in the store's dialect."""
 
-    def __init__(self, dialect: Any) -> None:
+    def __init__(self, insert: Callable[[Any], Any]) -> None:
         articles = Article.__table__  # type: ignore[attr-defined]
         self.article_by_key = sa.select(articles.c.id).where(
             articles.c.url_key == sa.bindparam("key")
         )
-        self.new_article = (
-            dialect.insert(articles).on_conflict_do_nothing().returning(articles.c.id)
-        )
-        self.new_entry = dialect.insert(Entry.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+        self.new_article = insert(articles).on_conflict_do_nothing().returning(articles.c.id)
+        self.new_entry = insert(Entry.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
 
 
 def _dead(owner: str) -> bool:
@@ -191,7 +189,7 @@ class Store:
         self.engine = engine
         self.owner = worker_name()
         self.lease = timedelta(minutes=5)
-        self._statements = _Recording(postgresql if self.postgres else sqlite)
+        self._statements = _Recording(self._insert)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, migrate: bool = True) -> Store:
@@ -391,8 +389,24 @@ class Store:
                 known = {f.url: f for f in fresh}
             return [known[c.url] for c in configured]
 
-    def _free(self, model: Any, now: datetime) -> Any:
-        return col(model.lease_until).is_(None) | (col(model.lease_until) < now)
+    def _claim(self, model: Any, pick: Any, now: datetime) -> list[Any]:
+        """Lease to this worker the rows of ``model`` that ``pick`` (a SELECT of their ids)
+        finds and no live lease holds, in one statement; returns them."""
+        free = col(model.lease_until).is_(None) | (col(model.lease_until) < now)
+        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
+        # SQLite: the UPDATE holds the database's write lock, which serialises claims anyway.
+        pick = pick.where(free).with_for_update(skip_locked=True)
+        claim = (
+            sa.update(model)
+            .where(col(model.id).in_(pick.scalar_subquery()))
+            .values(lease_owner=self.owner, lease_until=now + self.lease)
+            .returning(model)
+            .execution_options(synchronize_session=False)
+        )
+        with self._session() as session:
+            rows = list(session.execute(claim).scalars())
+            session.commit()
+        return rows
 
     def claim_feeds(
         self, now: datetime, *, limit: int = 100, only: Sequence[int] | None = None
@@ -400,26 +414,14 @@ class Store:
         """Lease to this worker the active feeds whose time has come (never polled ones first,
         then soonest first), or with ``only`` those feeds whether due or not. A feed another
         worker holds is skipped: no feed is polled by two workers at once."""
-        pick = select(Feed.id).where(col(Feed.active), self._free(Feed, now))
+        pick = select(Feed.id).where(col(Feed.active))
         if only is None:
             pick = pick.where(
                 col(Feed.next_poll_at).is_(None) | (col(Feed.next_poll_at) <= now)
             ).order_by(col(Feed.next_poll_at).is_not(None), col(Feed.next_poll_at))
         else:
             pick = pick.where(col(Feed.id).in_(list(only)))
-        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
-        # SQLite: the UPDATE holds the database's write lock, which serialises claims anyway.
-        pick = pick.limit(limit).with_for_update(skip_locked=True)
-        claim = (
-            sa.update(Feed)
-            .where(col(Feed.id).in_(pick.scalar_subquery()))
-            .values(lease_owner=self.owner, lease_until=now + self.lease)
-            .returning(Feed)
-            .execution_options(synchronize_session=False)
-        )
-        with self._session() as session:
-            feeds = list(session.execute(claim).scalars())
-            session.commit()
+        feeds: list[Feed] = self._claim(Feed, pick.limit(limit), now)
         if only is not None:
             order = {feed_id: n for n, feed_id in enumerate(only)}
             return sorted(feeds, key=lambda f: order[f.id or 0])
@@ -694,22 +696,11 @@ class Store:
                 col(Article.url).is_not(None),
                 (col(Article.status) == ArticleStatus.PENDING)
                 | (col(Article.next_attempt_at) <= now),
-                self._free(Article, now),
             )
             .order_by(col(Article.id))
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        claim = (
-            sa.update(Article)
-            .where(col(Article.id).in_(pick.scalar_subquery()))
-            .values(lease_owner=self.owner, lease_until=now + self.lease)
-            .returning(Article)
-            .execution_options(synchronize_session=False)
-        )
-        with self._session() as session:
-            rows = sorted(session.execute(claim).scalars(), key=lambda a: a.id or 0)
-            session.commit()
+        rows = sorted(self._claim(Article, pick, now), key=lambda a: a.id or 0)
         return [
             PageJob(
                 a.id or 0,
