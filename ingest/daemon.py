@@ -54,7 +54,8 @@ class Daemon:
         self._config_path = config_path
         self._config_stamp = self._stamp()
         self._feeds: dict[int, asyncio.Task[None]] = {}
-        self._pages: dict[int, asyncio.Task[None]] = {}
+        # Pages held are in the ingestor's frontier; these are the ones being worked on.
+        self._running: dict[int, asyncio.Task[None]] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._started = time.monotonic()
@@ -88,6 +89,7 @@ class Daemon:
             ):
                 self.ingestor = Ingestor(self.settings, self.store, http, pool, clock=self.clock)
                 self.ingestor.hold_new_pages = False
+                dispatch = loop.create_task(self.ingestor.dispatch(self._start_page))
                 scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
                 now = datetime.now(UTC)
                 for job, every, first in (
@@ -111,7 +113,9 @@ class Daemon:
                 )
                 await self._stopping.wait()
                 scheduler.shutdown(wait=False)
+                dispatch.cancel()
                 self.ingestor.closing = True  # queued pages stay pending; running ones finish
+                self.ingestor.frontier.take_queued()  # released below, for any worker
                 # Leave time for the worker pool and the HTTP client to close within the bound.
                 await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
                 self.ingestor.flush()
@@ -127,7 +131,7 @@ class Daemon:
     async def _drain(self, grace: float) -> None:
         """Let work in flight finish for ``grace`` seconds, then cancel it: a cancelled page is
         still pending in the database and is resumed at the next start."""
-        tasks = [*self._feeds.values(), *self._pages.values()]
+        tasks = [*self._feeds.values(), *self._running.values()]
         if not tasks:
             return
         _, late = await asyncio.wait(tasks, timeout=grace)
@@ -166,13 +170,13 @@ class Daemon:
         self._backlog = room > 0 and len(due) == room
         self._last_tick = time.monotonic()
         metrics.QUEUE.labels(kind="feed").set(len(self._feeds))
-        metrics.QUEUE.labels(kind="page").set(len(self._pages))
+        metrics.QUEUE.labels(kind="page").set(len(self.ingestor.frontier))
 
     async def retry(self) -> None:
         """Resume pending pages and retry failed pages whose time has come."""
         if self._stopping.is_set() or self.ingestor is None:
             return
-        room = self._hand() - len(self._pages)
+        room = self._hand() - len(self.ingestor.frontier)
         if room <= 0:
             self._page_backlog = True  # taken up as pages in hand are done
             return
@@ -231,22 +235,23 @@ class Daemon:
             self._chore(self.tick())
 
     def _spawn_pages(self, jobs: list[PageJob]) -> None:
-        left: list[int] = []
-        for job in jobs:
-            if job.article_id in self._pages:
-                continue
-            # At most page_queue pages wait in memory, so memory does not grow with a backlog
-            # (a host holding us back while its feeds publish): the rest stay pending in the
-            # database, their leases given back for any worker to take.
-            if len(self._pages) >= self.settings.daemon.page_queue:
-                left.append(job.article_id)
-                continue
-            task = asyncio.get_running_loop().create_task(self._archive(job))
-            self._pages[job.article_id] = task
-            task.add_done_callback(lambda _, article_id=job.article_id: self._archived(article_id))
-        if left:
+        assert self.ingestor is not None
+        frontier = self.ingestor.frontier
+        # At most page_queue pages wait in memory, so memory does not grow with a backlog
+        # (a host holding us back while its feeds publish): the rest stay pending in the
+        # database, their leases given back for any worker to take.
+        room = max(self.settings.daemon.page_queue - len(frontier), 0)
+        fresh = [job for job in jobs if job.article_id not in frontier]
+        frontier.add(fresh[:room])
+        if left := [job.article_id for job in fresh[room:]]:
             self._page_backlog = True  # `retry` takes them up as room frees
             self.store.release(articles=left)
+
+    def _start_page(self, job: PageJob) -> None:
+        """Work on a page the frontier handed out."""
+        task = asyncio.get_running_loop().create_task(self._archive(job))
+        self._running[job.article_id] = task
+        task.add_done_callback(lambda _, article_id=job.article_id: self._archived(article_id))
 
     def _hand(self) -> int:
         """Pages this worker holds at once: enough to keep its fetches busy, few enough that
@@ -254,9 +259,10 @@ class Daemon:
         return min(self.settings.daemon.page_queue, 2 * self.settings.fetch.concurrency)
 
     def _archived(self, article_id: int) -> None:
-        self._pages.pop(article_id, None)
+        self._running.pop(article_id, None)
         # Refilled by the batch (half a hand), not a database claim per page done.
-        low = len(self._pages) <= self._hand() // 2
+        assert self.ingestor is not None
+        low = len(self.ingestor.frontier) <= self._hand() // 2
         if self._page_backlog and low and not self._stopping.is_set():
             self._page_backlog = False
             self._chore(self.retry())
@@ -289,7 +295,8 @@ class Daemon:
             "uptime_seconds": round(now - self._started, 1),
             "seconds_since_tick": round(since, 1),
             "feeds_in_flight": len(self._feeds),
-            "pages_in_flight": len(self._pages),
+            "pages_in_flight": len(self._running),
+            "pages_queued": self.ingestor.frontier.queued if self.ingestor else 0,
         }
 
     async def _serve(self) -> asyncio.Server:

@@ -11,6 +11,7 @@ amount of state, so a daemon's memory stays flat however many hosts it meets.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ ROBOTS_TTL = 24 * 3600.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 600.0  # seconds before an unreachable robots.txt is asked again
 ROBOTS_MAX_BYTES = 500_000  # RFC 9309 asks crawlers to read at least 500 KiB
 MAX_CRAWL_DELAY = 60.0  # a longer Crawl-delay would starve the host's feeds
+LATE = 0.02  # seconds a request may start after its booked turn before other workers are told
 
 
 def host_of(url: str) -> str:
@@ -43,12 +45,16 @@ class SharedSlots(Protocol):
         self, host: str, spacing: float, now: float
     ) -> tuple[float, datetime | None]: ...
 
+    def defer_requests(self, host: str, until: float) -> None: ...
+
 
 @dataclass
 class _HostState:
     slots: asyncio.Semaphore
     busy: int = 0  # requests holding or waiting for a slot: 0 means the state may go
     next_start: float = 0.0  # monotonic time before which no request may start
+    reserved: float = -math.inf  # monotonic time of the latest turn a request took
+    last_start: float = -math.inf  # monotonic time the last request really started
     delay: float = 0.0  # Crawl-delay, when longer than the default delay (re-applied by Robots)
 
 
@@ -89,7 +95,7 @@ class Hosts:
     def _forget_idle(self) -> None:
         now = self._clock()
         for host, state in list(self._state.items()):
-            if state.busy == 0 and state.next_start <= now:
+            if state.busy == 0 and self._turn(state) <= now:
                 del self._state[host]
         wall = datetime.now(UTC)
         for host, until in list(self._blocked.items()):
@@ -98,6 +104,29 @@ class Hosts:
 
     def set_crawl_delay(self, host: str, seconds: float) -> None:
         self._get(host).delay = min(max(seconds, 0.0), MAX_CRAWL_DELAY)
+
+    def spacing(self, host: str) -> float:
+        """Seconds between two requests to ``host``: the delay, or its longer Crawl-delay."""
+        state = self._state.get(host)
+        return max(self._delay, state.delay if state else 0.0)
+
+    def _turn(self, state: _HostState) -> float:
+        return max(state.next_start, state.last_start + max(self._delay, state.delay))
+
+    def turn_at(self, host: str) -> float:
+        """The monotonic time at which ``host``'s next request may start, as far as this
+        worker knows (other workers' turns are learnt when a request books its own)."""
+        state = self._state.get(host)
+        return self._turn(state) if state is not None else 0.0
+
+    def blocked_for(self, host: str) -> float:
+        """Seconds until ``host`` may be asked again, if it asked us to wait (Retry-After);
+        meanwhile a request to it fails at once, unsent."""
+        if host not in self._blocked:
+            return 0.0
+        now = datetime.now(UTC)
+        until = self.blocked_until(host, now)
+        return (until - now).total_seconds() if until is not None else 0.0
 
     def block(self, host: str, until: datetime) -> None:
         """No request to ``host`` before ``until`` (an aware time)."""
@@ -125,6 +154,7 @@ class Hosts:
         try:
             async with state.slots:
                 spacing = max(self._delay, state.delay)
+                booked = None  # the turn the shared booking gave, if there is one
                 if self.shared is not None and spacing > 0:
                     now = self._wall()
                     start, blocked = self.shared.reserve_request(host, spacing, now)
@@ -136,12 +166,22 @@ class Hosts:
                             url=url,
                             retry_at=blocked,
                         )
-                    wait = start - now
+                    turn = booked = self._clock() + start - now
                 else:
-                    wait = state.next_start - self._clock()
-                    state.next_start = max(state.next_start, self._clock()) + spacing
-                if wait > 0:
+                    turn = max(state.next_start, self._clock())
+                # Our own turns count too (the shared booking skips a zero delay, as before a
+                # Crawl-delay is known), and the delay counts from when each request really
+                # starts: one that started late (a busy event loop) pushes the next back.
+                turn = max(turn, state.reserved + spacing)
+                state.reserved = turn
+                state.next_start = max(state.next_start, turn + spacing)
+                while (wait := max(turn, state.last_start + spacing) - self._clock()) > 0:
                     await self._sleep(wait)
+                state.last_start = self._clock()
+                if booked is not None and state.last_start - booked > LATE:
+                    # Later than the shared booking says: the other workers' turns on this
+                    # host must count from now.
+                    self.shared.defer_requests(host, self._wall() + spacing)  # type: ignore[union-attr]
                 yield
         finally:
             state.busy -= 1

@@ -39,6 +39,7 @@ from ingest.models import (
     Host,
     UTCDateTime,
 )
+from ingest.polite import host_of
 from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, ParsedFeed, utcnow
 from ingest.search import (
     RANK_WINDOW,
@@ -50,7 +51,7 @@ from ingest.search import (
 )
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 
@@ -566,6 +567,21 @@ class Store:
             session.commit()
         return booked - spacing, blocked_until
 
+    def defer_requests(self, host: str, until: float) -> None:
+        """No worker's next request to ``host`` before ``until`` (epoch seconds): a request
+        that started late pushes the host's next turn back."""
+        hosts = Host.__table__  # type: ignore[attr-defined]
+        with self._session() as session:
+            session.execute(
+                sa.update(hosts)
+                .where(
+                    hosts.c.host == host,
+                    hosts.c.next_request_at.is_(None) | (hosts.c.next_request_at < until),
+                )
+                .values(next_request_at=until)
+            )
+            session.commit()
+
     def blocked_hosts(self, now: datetime) -> dict[str, datetime]:
         with self._session() as session:
             rows = session.exec(select(Host).where(col(Host.blocked_until) > now))
@@ -681,25 +697,36 @@ class Store:
             "status": ArticleStatus.PENDING if entry.link else ArticleStatus.OK,
             "attempts": 0,
             "created_at": now,
+            "host": host_of(entry.link) if entry.link else None,
             "lease_owner": self.owner if hold and entry.link else None,
             "lease_until": now + self.lease if hold and entry.link else None,
         }
         return conn.execute(self._statements.new_article, values).scalar()
 
     def claim_pages(self, now: datetime, *, limit: int | None = None) -> list[PageJob]:
-        """Lease to this worker pages left pending by an interrupted run and failed pages whose
-        retry time came, oldest first; pages another worker holds are skipped."""
-        pick = (
-            select(Article.id)
+        """Lease to this worker pages to fetch (pending, or failed with their retry time come),
+        a host at a time in turn: each host's oldest page, then each host's second, and so on,
+        so that ``limit`` pages spread over every host with work. Pages another worker holds,
+        and hosts that asked every worker to wait (Retry-After), are skipped."""
+        free = col(Article.lease_until).is_(None) | (col(Article.lease_until) < now)
+        blocked = select(Host.host).where(col(Host.blocked_until) > now)
+        turn = sa.func.row_number().over(partition_by=col(Article.host), order_by=col(Article.id))
+        queue = (
+            select(col(Article.id).label("id"), turn.label("turn"))
             .where(
                 sa.text(f"({CLAIMABLE})"),  # as the partial index says it: the index is used
                 col(Article.url).is_not(None),
                 (col(Article.status) == ArticleStatus.PENDING)
                 | (col(Article.next_attempt_at) <= now),
+                free,
+                col(Article.host).is_(None) | col(Article.host).not_in(blocked),
             )
-            .order_by(col(Article.id))
-            .limit(limit)
+            .subquery()
         )
+        # The window is computed apart from the locking SELECT (PostgreSQL refuses FOR UPDATE
+        # beside a window function); `_claim` locks what it picks, skipping rows being claimed.
+        turns = select(queue.c.id).order_by(queue.c.turn, queue.c.id).limit(limit)
+        pick = select(Article.id).where(col(Article.id).in_(turns.scalar_subquery()))
         rows = sorted(self._claim(Article, pick, now), key=lambda a: a.id or 0)
         return [
             PageJob(

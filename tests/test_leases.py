@@ -26,6 +26,7 @@ from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.store import Store
 from tests.conftest import Ingest, write_config
 from tests.newsroom import Newsroom
+from tests.virtual_clock import VirtualClock
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 FEEDS = [FeedSettings(url=f"https://news{n}.example.org/rss", name=f"f{n}") for n in range(6)]
@@ -236,15 +237,13 @@ def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) 
 
 def test_two_workers_hosts_wait_their_shared_turn(workers: list[Store]) -> None:
     a, b, _ = workers
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(round(seconds, 3))
-
+    clock = VirtualClock()
     wall = iter([500.0, 500.0, 500.0])
     hosts = []
     for store in (a, b, a):
-        polite = Hosts(per_host=2, delay=1.5, sleep=sleep, wall=lambda: next(wall))
+        polite = Hosts(
+            per_host=2, delay=1.5, clock=clock, sleep=clock.sleep, wall=lambda: next(wall)
+        )
         polite.shared = store
         hosts.append(polite)
 
@@ -255,7 +254,7 @@ def test_two_workers_hosts_wait_their_shared_turn(workers: list[Store]) -> None:
 
     asyncio.run(three_requests())
 
-    assert waits == [1.5, 3.0]  # the first goes at once, the others 1.5 s apart
+    assert clock.waits == [1.5, 3.0]  # the first goes at once, the others 1.5 s apart
 
 
 # --- the one-shot CLI among workers ---------------------------------------------------------------
