@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable, Coroutine
@@ -34,6 +35,8 @@ from ingest.store import Store
 from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.daemon")
+
+CLAIM_HORIZON = 4.0  # seconds of each host's turns that one claim of pages covers
 
 
 class Daemon:
@@ -61,7 +64,8 @@ class Daemon:
         self._started = time.monotonic()
         self._last_tick: float | None = None
         self._backlog = False  # the last tick claimed all it could: more feeds may be due
-        self._page_backlog = False  # pages were left in the database for lack of room
+        self._page_backlog = False  # the last claim found pages: there may be more
+        self._claimed_hosts = 0  # hosts with pages queued after the last claim
         self.ingestor: Ingestor | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -176,18 +180,20 @@ class Daemon:
         """Resume pending pages and retry failed pages whose time has come."""
         if self._stopping.is_set() or self.ingestor is None:
             return
-        room = self._hand() - len(self.ingestor.frontier)
+        frontier = self.ingestor.frontier
+        room = self.settings.daemon.page_queue - len(frontier)
         if room <= 0:
             self._page_backlog = True  # taken up as pages in hand are done
             return
         try:
-            jobs = self.store.claim_pages(self.clock(), limit=room)
+            jobs = self.store.claim_pages(self.clock(), limit=room, per_host=self._per_host())
             metrics.PENDING.set(self.store.pending_pages())
         except StoreError as exc:
             log.error("cannot read pending pages: %s", exc, extra={"error": "store"})
             return
         self._spawn_pages(jobs)
-        self._page_backlog = len(jobs) == room
+        self._page_backlog = bool(jobs)
+        self._claimed_hosts = frontier.hosts
 
     async def reload(self, *, force: bool = False) -> None:
         """Pick up feeds added to or removed from the config file."""
@@ -253,17 +259,22 @@ class Daemon:
         self._running[job.article_id] = task
         task.add_done_callback(lambda _, article_id=job.article_id: self._archived(article_id))
 
-    def _hand(self) -> int:
-        """Pages this worker holds at once: enough to keep its fetches busy, few enough that
-        the other workers of the archive get their share."""
-        return min(self.settings.daemon.page_queue, 2 * self.settings.fetch.concurrency)
+    def _per_host(self) -> int | None:
+        """Pages of one host taken in one claim: what its delay lets it serve within
+        `CLAIM_HORIZON`, so that one claim covers every host with work and no host's pages
+        crowd the others out of the hand (`daemon.page_queue`)."""
+        delay = self.settings.fetch.host_delay
+        return max(1, math.ceil(CLAIM_HORIZON / delay)) if delay > 0 else None
 
     def _archived(self, article_id: int) -> None:
         self._running.pop(article_id, None)
-        # Refilled by the batch (half a hand), not a database claim per page done.
         assert self.ingestor is not None
-        low = len(self.ingestor.frontier) <= self._hand() // 2
-        if self._page_backlog and low and not self._stopping.is_set():
+        frontier = self.ingestor.frontier
+        # Claimed again when half the hand is done, or when a host has run out of pages while
+        # more may wait in the database: never a claim per page done.
+        low = len(frontier) <= self.settings.daemon.page_queue // 2
+        dry = frontier.hosts < self._claimed_hosts
+        if self._page_backlog and (low or dry) and not self._stopping.is_set():
             self._page_backlog = False
             self._chore(self.retry())
 

@@ -76,6 +76,11 @@ class Frontier:
     def queued(self) -> int:
         return len(self._held) - self._running
 
+    @property
+    def hosts(self) -> int:
+        """Hosts with pages queued."""
+        return len(self._queues)
+
     def held(self) -> list[int]:
         """The article ids of every page held."""
         return list(self._held)

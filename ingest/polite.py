@@ -31,7 +31,7 @@ ROBOTS_TTL = 24 * 3600.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 600.0  # seconds before an unreachable robots.txt is asked again
 ROBOTS_MAX_BYTES = 500_000  # RFC 9309 asks crawlers to read at least 500 KiB
 MAX_CRAWL_DELAY = 60.0  # a longer Crawl-delay would starve the host's feeds
-LATE = 0.02  # seconds a request may start after its booked turn before other workers are told
+LATE = 0.02  # seconds an answer may take before the other workers' next turns are pushed back
 
 
 def host_of(url: str) -> str:
@@ -41,9 +41,9 @@ def host_of(url: str) -> str:
 class SharedSlots(Protocol):
     """Request slots booked in a place every worker sees (the archive database)."""
 
-    def reserve_request(
+    def take_turn(
         self, host: str, spacing: float, now: float
-    ) -> tuple[float, datetime | None]: ...
+    ) -> tuple[float | None, datetime | None]: ...
 
     def defer_requests(self, host: str, until: float) -> None: ...
 
@@ -55,6 +55,7 @@ class _HostState:
     next_start: float = 0.0  # monotonic time before which no request may start
     reserved: float = -math.inf  # monotonic time of the latest turn a request took
     last_start: float = -math.inf  # monotonic time the last request really started
+    answered: float = -math.inf  # monotonic time the last response began to arrive
     delay: float = 0.0  # Crawl-delay, when longer than the default delay (re-applied by Robots)
 
 
@@ -111,13 +112,30 @@ class Hosts:
         return max(self._delay, state.delay if state else 0.0)
 
     def _turn(self, state: _HostState) -> float:
-        return max(state.next_start, state.last_start + max(self._delay, state.delay))
+        return max(state.next_start, self._after_last(state))
+
+    def _after_last(self, state: _HostState) -> float:
+        """The delay after the last request started, and after its answer began to arrive."""
+        return max(state.last_start, state.answered) + max(self._delay, state.delay)
 
     def turn_at(self, host: str) -> float:
         """The monotonic time at which ``host``'s next request may start, as far as this
         worker knows (other workers' turns are learnt when a request books its own)."""
         state = self._state.get(host)
         return self._turn(state) if state is not None else 0.0
+
+    def answered(self, url: str) -> None:
+        """The response to a request for ``url`` began to arrive: the host's next request
+        waits the delay from now. Counted from the answer as well as from the start, the delay
+        holds as the server sees it, whatever held a request up on its way there."""
+        host = host_of(url)
+        state = self._state.get(host)
+        if state is None:
+            return
+        state.answered = self._clock()
+        spacing = max(self._delay, state.delay)
+        if self.shared is not None and spacing > 0 and state.answered - state.last_start > LATE:
+            self.shared.defer_requests(host, self._wall() + spacing)
 
     def blocked_for(self, host: str) -> float:
         """Seconds until ``host`` may be asked again, if it asked us to wait (Retry-After);
@@ -154,34 +172,30 @@ class Hosts:
         try:
             async with state.slots:
                 spacing = max(self._delay, state.delay)
-                booked = None  # the turn the shared booking gave, if there is one
-                if self.shared is not None and spacing > 0:
+                # Our own turns count too, and the delay counts from when each request really
+                # started and from when its answer began to arrive.
+                turn = max(state.next_start, state.reserved + spacing, self._clock())
+                while True:
+                    state.reserved = turn
+                    state.next_start = max(state.next_start, turn + spacing)
+                    while (wait := max(turn, self._after_last(state)) - self._clock()) > 0:
+                        await self._sleep(wait)
+                    if self.shared is None or spacing <= 0:
+                        break
+                    # Taken in the archive just before sending: other workers see our turn.
                     now = self._wall()
-                    start, blocked = self.shared.reserve_request(host, spacing, now)
-                    # Another worker was told to back off, until after our turn would come.
-                    if blocked is not None and blocked > datetime.fromtimestamp(start, UTC):
-                        self.block(host, blocked)
+                    held, blocked = self.shared.take_turn(host, spacing, now)
+                    if blocked is not None and blocked > datetime.fromtimestamp(now, UTC):
+                        self.block(host, blocked)  # it told another worker to wait
                         raise HostBackoffError(
                             f"host asked us to wait until {blocked.isoformat()}",
                             url=url,
                             retry_at=blocked,
                         )
-                    turn = booked = self._clock() + start - now
-                else:
-                    turn = max(state.next_start, self._clock())
-                # Our own turns count too (the shared booking skips a zero delay, as before a
-                # Crawl-delay is known), and the delay counts from when each request really
-                # starts: one that started late (a busy event loop) pushes the next back.
-                turn = max(turn, state.reserved + spacing)
-                state.reserved = turn
-                state.next_start = max(state.next_start, turn + spacing)
-                while (wait := max(turn, state.last_start + spacing) - self._clock()) > 0:
-                    await self._sleep(wait)
+                    if held is None:
+                        break
+                    turn = self._clock() + held - now  # another worker's request holds it
                 state.last_start = self._clock()
-                if booked is not None and state.last_start - booked > LATE:
-                    # Later than the shared booking says: the other workers' turns on this
-                    # host must count from now.
-                    self.shared.defer_requests(host, self._wall() + spacing)  # type: ignore[union-attr]
                 yield
         finally:
             state.busy -= 1

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -215,14 +216,18 @@ def test_a_dead_local_workers_leases_are_freed_at_once(workers: list[Store]) -> 
 # --- host spacing ----------------------------------------------------------------------------
 
 
-def test_host_slots_are_spaced_across_workers(workers: list[Store]) -> None:
+def test_host_turns_are_spaced_across_workers(workers: list[Store]) -> None:
     a, b, _ = workers
+    host = "news.example.org"
 
-    assert a.reserve_request("news.example.org", 2.0, 1000.0) == (1000.0, None)
-    assert b.reserve_request("news.example.org", 2.0, 1000.5) == (1002.0, None)
-    assert a.reserve_request("news.example.org", 2.0, 1001.0) == (1004.0, None)
-    assert b.reserve_request("other.example.net", 2.0, 1001.0) == (1001.0, None)
-    assert a.reserve_request("news.example.org", 2.0, 1010.0) == (1010.0, None)
+    assert a.take_turn(host, 2.0, 1000.0) == (None, None)  # a sends now
+    assert b.take_turn(host, 2.0, 1000.5) == (1002.0, None)  # a's turn holds until 1002
+    assert b.take_turn(host, 2.0, 1002.0) == (None, None)
+    assert a.take_turn(host, 2.0, 1003.0) == (1004.0, None)
+    assert b.take_turn("other.example.net", 2.0, 1003.0) == (None, None)  # hosts apart
+    a.defer_requests(host, 1010.0)  # a's answer came late: every worker waits from then
+    assert b.take_turn(host, 2.0, 1005.0) == (1010.0, None)
+    assert b.take_turn(host, 2.0, 1010.0) == (None, None)
 
 
 def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) -> None:
@@ -230,7 +235,7 @@ def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) 
     until = utcnow() + timedelta(minutes=10)
     a.block_host("news.example.org", until, "rate_limited")
 
-    _, blocked = b.reserve_request("news.example.org", 1.0, 1000.0)
+    _, blocked = b.take_turn("news.example.org", 1.0, 1000.0)
 
     assert blocked is not None and abs((blocked - until).total_seconds()) < 1e-3
 
@@ -238,11 +243,11 @@ def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) 
 def test_two_workers_hosts_wait_their_shared_turn(workers: list[Store]) -> None:
     a, b, _ = workers
     clock = VirtualClock()
-    wall = iter([500.0, 500.0, 500.0])
+    starts: list[float] = []
     hosts = []
     for store in (a, b, a):
         polite = Hosts(
-            per_host=2, delay=1.5, clock=clock, sleep=clock.sleep, wall=lambda: next(wall)
+            per_host=2, delay=1.5, clock=clock, sleep=clock.sleep, wall=lambda: clock() + 1e9
         )
         polite.shared = store
         hosts.append(polite)
@@ -250,11 +255,12 @@ def test_two_workers_hosts_wait_their_shared_turn(workers: list[Store]) -> None:
     async def three_requests() -> None:
         for polite in hosts:
             async with polite.slot("https://news.example.org/story"):
-                pass
+                starts.append(clock())
 
     asyncio.run(three_requests())
 
-    assert clock.waits == [1.5, 3.0]  # the first goes at once, the others 1.5 s apart
+    # Each worker finds the host's turn taken by the last request and waits for it to pass.
+    assert [b - a for a, b in pairwise(starts)] == [1.5, 1.5]
 
 
 # --- the one-shot CLI among workers ---------------------------------------------------------------
