@@ -142,7 +142,7 @@ class Hosts:
         meanwhile a request to it fails at once, unsent."""
         if host not in self._blocked:
             return 0.0
-        now = datetime.now(UTC)
+        now = datetime.fromtimestamp(self._wall(), UTC)
         until = self.blocked_until(host, now)
         return (until - now).total_seconds() if until is not None else 0.0
 

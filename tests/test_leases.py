@@ -180,6 +180,51 @@ def test_many_workers_claiming_at_once_get_each_page_once(workers: list[Store]) 
     assert len(set(every)) == 120
 
 
+def on(host: str, n: int) -> FeedEntry:
+    link = f"https://{host}/story-{n}"
+    return FeedEntry(entry_key(None, link, None, None), None, link, f"Story {n}", None, None)
+
+
+def hosts_of(jobs: list[PageJob]) -> list[str]:
+    return [job.url.split("/")[2] for job in jobs]
+
+
+def test_pages_are_claimed_a_host_at_a_time_in_turn(workers: list[Store]) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    # One feed's many pages are found first, as a poll finds them; then two other hosts'.
+    a.record_entries(feed, [on("busy.example", n) for n in range(6)], hold=False)
+    a.record_entries(
+        feed, [on(h, n) for h in ("b.example", "c.example") for n in range(2)], hold=False
+    )
+
+    first = b.claim_pages(utcnow(), limit=3)
+    second = b.claim_pages(utcnow(), limit=4, per_host=1)
+
+    assert sorted(hosts_of(first)) == ["b.example", "busy.example", "c.example"]
+    assert sorted(hosts_of(second)) == ["b.example", "busy.example", "c.example"]
+    assert sorted(hosts_of(b.claim_pages(utcnow()))) == ["busy.example"] * 4  # the rest
+
+
+def test_idle_hosts_come_first_and_hosts_that_asked_to_wait_not_at_all(
+    workers: list[Store],
+) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    hosts = ("busy.example", "idle.example", "waiting.example")
+    a.record_entries(feed, [on(h, n) for h in hosts for n in range(2)], hold=False)
+    a.take_turn("busy.example", 60.0, utcnow().timestamp())  # it was just asked something
+    a.block_host("waiting.example", utcnow() + timedelta(minutes=2), "http_429")
+
+    first = b.claim_pages(utcnow(), limit=1)
+    rest = b.claim_pages(utcnow())
+
+    assert hosts_of(first) == ["idle.example"]
+    assert sorted(hosts_of(rest)) == ["busy.example", "busy.example", "idle.example"]
+    later = b.claim_pages(utcnow() + timedelta(minutes=3))  # its time is up, leases hold
+    assert hosts_of(later) == ["waiting.example"] * 2
+
+
 def test_a_page_stored_by_two_workers_is_stored_once(workers: list[Store]) -> None:
     a, b, _ = workers
     (feed,) = a.sync_feeds(FEEDS[:1])
