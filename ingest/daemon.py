@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable, Coroutine
@@ -35,6 +36,8 @@ from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.daemon")
 
+CLAIM_HORIZON = 4.0  # seconds of each host's turns that one claim of pages covers
+
 
 class Daemon:
     """Runs until `stop` (or a signal); `run` returns when everything is shut down."""
@@ -54,13 +57,15 @@ class Daemon:
         self._config_path = config_path
         self._config_stamp = self._stamp()
         self._feeds: dict[int, asyncio.Task[None]] = {}
-        self._pages: dict[int, asyncio.Task[None]] = {}
+        # Pages held are in the ingestor's frontier; these are the ones being worked on.
+        self._running: dict[int, asyncio.Task[None]] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._started = time.monotonic()
         self._last_tick: float | None = None
         self._backlog = False  # the last tick claimed all it could: more feeds may be due
-        self._page_backlog = False  # pages were left in the database for lack of room
+        self._page_backlog = False  # the last claim found pages: there may be more
+        self._claimed_hosts = 0  # hosts with pages queued after the last claim
         self.ingestor: Ingestor | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -88,6 +93,7 @@ class Daemon:
             ):
                 self.ingestor = Ingestor(self.settings, self.store, http, pool, clock=self.clock)
                 self.ingestor.hold_new_pages = False
+                dispatch = loop.create_task(self.ingestor.dispatch(self._start_page))
                 scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
                 now = datetime.now(UTC)
                 for job, every, first in (
@@ -111,7 +117,9 @@ class Daemon:
                 )
                 await self._stopping.wait()
                 scheduler.shutdown(wait=False)
+                dispatch.cancel()
                 self.ingestor.closing = True  # queued pages stay pending; running ones finish
+                self.ingestor.frontier.take_queued()  # released below, for any worker
                 # Leave time for the worker pool and the HTTP client to close within the bound.
                 await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
                 self.ingestor.flush()
@@ -127,7 +135,7 @@ class Daemon:
     async def _drain(self, grace: float) -> None:
         """Let work in flight finish for ``grace`` seconds, then cancel it: a cancelled page is
         still pending in the database and is resumed at the next start."""
-        tasks = [*self._feeds.values(), *self._pages.values()]
+        tasks = [*self._feeds.values(), *self._running.values()]
         if not tasks:
             return
         _, late = await asyncio.wait(tasks, timeout=grace)
@@ -166,24 +174,26 @@ class Daemon:
         self._backlog = room > 0 and len(due) == room
         self._last_tick = time.monotonic()
         metrics.QUEUE.labels(kind="feed").set(len(self._feeds))
-        metrics.QUEUE.labels(kind="page").set(len(self._pages))
+        metrics.QUEUE.labels(kind="page").set(len(self.ingestor.frontier))
 
     async def retry(self) -> None:
         """Resume pending pages and retry failed pages whose time has come."""
         if self._stopping.is_set() or self.ingestor is None:
             return
-        room = self._hand() - len(self._pages)
+        frontier = self.ingestor.frontier
+        room = self.settings.daemon.page_queue - len(frontier)
         if room <= 0:
             self._page_backlog = True  # taken up as pages in hand are done
             return
         try:
-            jobs = self.store.claim_pages(self.clock(), limit=room)
+            jobs = self.store.claim_pages(self.clock(), limit=room, per_host=self._per_host())
             metrics.PENDING.set(self.store.pending_pages())
         except StoreError as exc:
             log.error("cannot read pending pages: %s", exc, extra={"error": "store"})
             return
         self._spawn_pages(jobs)
-        self._page_backlog = len(jobs) == room
+        self._page_backlog = bool(jobs)
+        self._claimed_hosts = frontier.hosts
 
     async def reload(self, *, force: bool = False) -> None:
         """Pick up feeds added to or removed from the config file."""
@@ -231,33 +241,40 @@ class Daemon:
             self._chore(self.tick())
 
     def _spawn_pages(self, jobs: list[PageJob]) -> None:
-        left: list[int] = []
-        for job in jobs:
-            if job.article_id in self._pages:
-                continue
-            # At most page_queue pages wait in memory, so memory does not grow with a backlog
-            # (a host holding us back while its feeds publish): the rest stay pending in the
-            # database, their leases given back for any worker to take.
-            if len(self._pages) >= self.settings.daemon.page_queue:
-                left.append(job.article_id)
-                continue
-            task = asyncio.get_running_loop().create_task(self._archive(job))
-            self._pages[job.article_id] = task
-            task.add_done_callback(lambda _, article_id=job.article_id: self._archived(article_id))
-        if left:
+        assert self.ingestor is not None
+        frontier = self.ingestor.frontier
+        # At most page_queue pages wait in memory, so memory does not grow with a backlog
+        # (a host holding us back while its feeds publish): the rest stay pending in the
+        # database, their leases given back for any worker to take.
+        room = max(self.settings.daemon.page_queue - len(frontier), 0)
+        fresh = [job for job in jobs if job.article_id not in frontier]
+        frontier.add(fresh[:room])
+        if left := [job.article_id for job in fresh[room:]]:
             self._page_backlog = True  # `retry` takes them up as room frees
             self.store.release(articles=left)
 
-    def _hand(self) -> int:
-        """Pages this worker holds at once: enough to keep its fetches busy, few enough that
-        the other workers of the archive get their share."""
-        return min(self.settings.daemon.page_queue, 2 * self.settings.fetch.concurrency)
+    def _start_page(self, job: PageJob) -> None:
+        """Work on a page the frontier handed out."""
+        task = asyncio.get_running_loop().create_task(self._archive(job))
+        self._running[job.article_id] = task
+        task.add_done_callback(lambda _, article_id=job.article_id: self._archived(article_id))
+
+    def _per_host(self) -> int | None:
+        """Pages of one host taken in one claim: what its delay lets it serve within
+        `CLAIM_HORIZON`, so that one claim covers every host with work and no host's pages
+        crowd the others out of the hand (`daemon.page_queue`)."""
+        delay = self.settings.fetch.host_delay
+        return max(1, math.ceil(CLAIM_HORIZON / delay)) if delay > 0 else None
 
     def _archived(self, article_id: int) -> None:
-        self._pages.pop(article_id, None)
-        # Refilled by the batch (half a hand), not a database claim per page done.
-        low = len(self._pages) <= self._hand() // 2
-        if self._page_backlog and low and not self._stopping.is_set():
+        self._running.pop(article_id, None)
+        assert self.ingestor is not None
+        frontier = self.ingestor.frontier
+        # Claimed again when half the hand is done, or when a host has run out of pages while
+        # more may wait in the database: never a claim per page done.
+        low = len(frontier) <= self.settings.daemon.page_queue // 2
+        dry = frontier.hosts < self._claimed_hosts
+        if self._page_backlog and (low or dry) and not self._stopping.is_set():
             self._page_backlog = False
             self._chore(self.retry())
 
@@ -289,7 +306,8 @@ class Daemon:
             "uptime_seconds": round(now - self._started, 1),
             "seconds_since_tick": round(since, 1),
             "feeds_in_flight": len(self._feeds),
-            "pages_in_flight": len(self._pages),
+            "pages_in_flight": len(self._running),
+            "pages_queued": self.ingestor.frontier.queued if self.ingestor else 0,
         }
 
     async def _serve(self) -> asyncio.Server:

@@ -102,9 +102,11 @@ CLAIMABLE = "status = 'pending' OR (status = 'failed' AND next_attempt_at IS NOT
 class Article(SQLModel, table=True):
     __tablename__ = "articles"
     __table_args__ = (
-        # The page queue, claimed oldest first: small, however many articles are archived.
+        # The page queue, claimed a host at a time in turn: small, however many articles
+        # are archived.
         sa.Index(
             "ix_articles_claim",
+            "host",
             "id",
             postgresql_where=sa.text(CLAIMABLE),
             sqlite_where=sa.text(CLAIMABLE),
@@ -126,6 +128,7 @@ class Article(SQLModel, table=True):
     # Normalised link (tracking parameters and fragment dropped): the article's identity.
     url_key: str | None = Field(default=None, unique=True)
     url: str | None = None
+    host: str | None = None  # the host of `url`: the frontier's per-host queues
     final_url: str | None = None
     canonical_url: str | None = Field(default=None, index=True)
     feed_id: int = Field(foreign_key="feeds.id", index=True)

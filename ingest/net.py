@@ -237,6 +237,7 @@ class HttpClient:
     ) -> Page:
         try:
             async with self._client.stream("GET", current, headers=headers) as response:
+                self.hosts.answered(current)
                 status = response.status_code
                 if status >= 400:
                     raise self._status_error(url, current, response)

@@ -21,6 +21,7 @@ from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
 from ingest.errors import FetchError, HostBackoffError, StoreError
 from ingest.feeds import parse_feed
+from ingest.frontier import Frontier
 from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.polite import Robots, host_of
@@ -138,8 +139,13 @@ class Ingestor:
         self.tally: Tally = tally or NoTally()
         self.progress = progress or _NoProgress()
         self.robots = Robots(self._get_robots, http.hosts, user_agent=settings.fetch.user_agent)
-        # Bounds the pages held in memory between fetch and store.
-        self._pages = asyncio.Semaphore(settings.fetch.concurrency)
+        # Pages to fetch, a queue per host; it also bounds the pages held between fetch and
+        # store to `fetch.concurrency`.
+        self.frontier = Frontier(
+            http.hosts,
+            concurrency=settings.fetch.concurrency,
+            per_host=settings.fetch.per_host,
+        )
         self.closing = False
         # A one-shot run fetches every page it finds; a daemon leaves them to be claimed by
         # whichever worker of the archive has room (`Daemon.retry`).
@@ -300,41 +306,56 @@ class Ingestor:
 
     # --- pages ---------------------------------------------------------------------------------
 
+    async def dispatch(self, start: Callable[[PageJob], object]) -> None:
+        """Hand each page of the frontier to ``start`` (which runs `archive` on it) as its
+        host's turn comes, until the frontier is closed and empty."""
+        while (job := await self.frontier.next()) is not None:
+            start(job)
+
     async def archive(self, job: PageJob) -> None:
-        """Fetch, extract and store one article page; a failure is recorded with its retry."""
-        async with self._pages:
-            if self.closing:
-                return  # shutting down: the page stays pending for the next start
+        """Fetch, extract and store one article page the frontier handed out; a failure is
+        recorded with its retry."""
+        try:
+            await self._archive(job)
+        finally:
+            self.frontier.done(job)
+
+    async def _archive(self, job: PageJob) -> None:
+        if self.closing:
+            return  # shutting down: the page stays pending for the next start
+        try:
+            started = time.monotonic()
             try:
-                started = time.monotonic()
                 if self.settings.fetch.robots:
                     await self.robots.check(job.url)
                 page = await self.http.get(
                     job.url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
                 )
-                metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
-                started = time.monotonic()
-                article, raw = await self.pool.extract(
-                    page, job.hints, keep_raw=self.settings.extract.keep_raw
-                )
-                metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
-            except FetchError as error:
-                self._page_failed(job, error)
-                return
-            except Exception as exc:  # a bug must not stop the other pages
-                log.exception("page crashed", extra={"url": job.url})
-                error = FetchError(f"internal error: {exc!r}", url=job.url, reason="bug")
-                self._page_failed(job, error)
-                return
             finally:
-                self.progress.done()
-            stored = self.store.save_article(job, article, page, raw=raw)
-            if stored == job.article_id:
-                self.tally.add("articles_new")
-                metrics.ARTICLES.inc()
-            else:
-                self.tally.add("articles_duplicate")
-            log.info("article stored", extra={"url": job.url, "article_id": stored})
+                self.frontier.fetched(job)  # the host may take its next turn
+            metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
+            started = time.monotonic()
+            article, raw = await self.pool.extract(
+                page, job.hints, keep_raw=self.settings.extract.keep_raw
+            )
+            metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
+        except FetchError as error:
+            self._page_failed(job, error)
+            return
+        except Exception as exc:  # a bug must not stop the other pages
+            log.exception("page crashed", extra={"url": job.url})
+            error = FetchError(f"internal error: {exc!r}", url=job.url, reason="bug")
+            self._page_failed(job, error)
+            return
+        finally:
+            self.progress.done()
+        stored = self.store.save_article(job, article, page, raw=raw)
+        if stored == job.article_id:
+            self.tally.add("articles_new")
+            metrics.ARTICLES.inc()
+        else:
+            self.tally.add("articles_duplicate")
+        log.info("article stored", extra={"url": job.url, "article_id": stored})
 
     def _page_failed(self, job: PageJob, error: FetchError) -> None:
         self.tally.add("articles_failed")
@@ -356,13 +377,13 @@ class Ingestor:
         self.tally.add("feeds", len(feeds))
         self.tally.add("pages_retried", sum(1 for job in retries if job.attempts > 0))
         self.progress.add(len(feeds) + len(retries))
+        self.frontier.add(retries)
         keeping = asyncio.get_running_loop().create_task(self._keep_leases())
         try:
             async with asyncio.TaskGroup() as group:
-                for job in retries:
-                    group.create_task(self.archive(job))
-                for feed in feeds:
-                    group.create_task(self._poll_and_archive(feed, group))
+                polls = [group.create_task(self._poll_into_frontier(feed)) for feed in feeds]
+                group.create_task(self._close_frontier_after(polls))
+                group.create_task(self.dispatch(lambda job: group.create_task(self.archive(job))))
         finally:
             keeping.cancel()
             self.flush()
@@ -376,9 +397,15 @@ class Ingestor:
             except StoreError as exc:  # the run's own writes will say so too
                 log.error("leases not renewed: %s", exc, extra={"error": "store"})
 
-    async def _poll_and_archive(self, feed: Feed, group: asyncio.TaskGroup) -> None:
-        for job in await self.poll(feed):
-            group.create_task(self.archive(job))
+    async def _poll_into_frontier(self, feed: Feed) -> None:
+        self.frontier.add(await self.poll(feed))
+
+    async def _close_frontier_after(self, polls: Sequence[asyncio.Task[None]]) -> None:
+        """Once every feed is polled no page is added: the run ends when the frontier is
+        empty."""
+        if polls:
+            await asyncio.wait(polls)
+        self.frontier.close()
 
 
 def select_feeds(settings: Settings, wanted: Sequence[str] = ()) -> list[FeedSettings]:

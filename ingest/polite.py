@@ -11,6 +11,7 @@ amount of state, so a daemon's memory stays flat however many hosts it meets.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ ROBOTS_TTL = 24 * 3600.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 600.0  # seconds before an unreachable robots.txt is asked again
 ROBOTS_MAX_BYTES = 500_000  # RFC 9309 asks crawlers to read at least 500 KiB
 MAX_CRAWL_DELAY = 60.0  # a longer Crawl-delay would starve the host's feeds
+LATE = 0.02  # seconds an answer may take before the other workers' next turns are pushed back
 
 
 def host_of(url: str) -> str:
@@ -39,9 +41,11 @@ def host_of(url: str) -> str:
 class SharedSlots(Protocol):
     """Request slots booked in a place every worker sees (the archive database)."""
 
-    def reserve_request(
+    def take_turn(
         self, host: str, spacing: float, now: float
-    ) -> tuple[float, datetime | None]: ...
+    ) -> tuple[float | None, datetime | None]: ...
+
+    def defer_requests(self, host: str, until: float) -> None: ...
 
 
 @dataclass
@@ -49,6 +53,9 @@ class _HostState:
     slots: asyncio.Semaphore
     busy: int = 0  # requests holding or waiting for a slot: 0 means the state may go
     next_start: float = 0.0  # monotonic time before which no request may start
+    reserved: float = -math.inf  # monotonic time of the latest turn a request took
+    last_start: float = -math.inf  # monotonic time the last request really started
+    answered: float = -math.inf  # monotonic time the last response began to arrive
     delay: float = 0.0  # Crawl-delay, when longer than the default delay (re-applied by Robots)
 
 
@@ -89,7 +96,7 @@ class Hosts:
     def _forget_idle(self) -> None:
         now = self._clock()
         for host, state in list(self._state.items()):
-            if state.busy == 0 and state.next_start <= now:
+            if state.busy == 0 and self._turn(state) <= now:
                 del self._state[host]
         wall = datetime.now(UTC)
         for host, until in list(self._blocked.items()):
@@ -98,6 +105,46 @@ class Hosts:
 
     def set_crawl_delay(self, host: str, seconds: float) -> None:
         self._get(host).delay = min(max(seconds, 0.0), MAX_CRAWL_DELAY)
+
+    def spacing(self, host: str) -> float:
+        """Seconds between two requests to ``host``: the delay, or its longer Crawl-delay."""
+        state = self._state.get(host)
+        return max(self._delay, state.delay if state else 0.0)
+
+    def _turn(self, state: _HostState) -> float:
+        return max(state.next_start, self._after_last(state))
+
+    def _after_last(self, state: _HostState) -> float:
+        """The delay after the last request started, and after its answer began to arrive."""
+        return max(state.last_start, state.answered) + max(self._delay, state.delay)
+
+    def turn_at(self, host: str) -> float:
+        """The monotonic time at which ``host``'s next request may start, as far as this
+        worker knows (other workers' turns are learnt when a request books its own)."""
+        state = self._state.get(host)
+        return self._turn(state) if state is not None else 0.0
+
+    def answered(self, url: str) -> None:
+        """The response to a request for ``url`` began to arrive: the host's next request
+        waits the delay from now. Counted from the answer as well as from the start, the delay
+        holds as the server sees it, whatever held a request up on its way there."""
+        host = host_of(url)
+        state = self._state.get(host)
+        if state is None:
+            return
+        state.answered = self._clock()
+        spacing = max(self._delay, state.delay)
+        if self.shared is not None and spacing > 0 and state.answered - state.last_start > LATE:
+            self.shared.defer_requests(host, self._wall() + spacing)
+
+    def blocked_for(self, host: str) -> float:
+        """Seconds until ``host`` may be asked again, if it asked us to wait (Retry-After);
+        meanwhile a request to it fails at once, unsent."""
+        if host not in self._blocked:
+            return 0.0
+        now = datetime.fromtimestamp(self._wall(), UTC)
+        until = self.blocked_until(host, now)
+        return (until - now).total_seconds() if until is not None else 0.0
 
     def block(self, host: str, until: datetime) -> None:
         """No request to ``host`` before ``until`` (an aware time)."""
@@ -125,23 +172,30 @@ class Hosts:
         try:
             async with state.slots:
                 spacing = max(self._delay, state.delay)
-                if self.shared is not None and spacing > 0:
+                # Our own turns count too, and the delay counts from when each request really
+                # started and from when its answer began to arrive.
+                turn = max(state.next_start, state.reserved + spacing, self._clock())
+                while True:
+                    state.reserved = turn
+                    state.next_start = max(state.next_start, turn + spacing)
+                    while (wait := max(turn, self._after_last(state)) - self._clock()) > 0:
+                        await self._sleep(wait)
+                    if self.shared is None or spacing <= 0:
+                        break
+                    # Taken in the archive just before sending: other workers see our turn.
                     now = self._wall()
-                    start, blocked = self.shared.reserve_request(host, spacing, now)
-                    # Another worker was told to back off, until after our turn would come.
-                    if blocked is not None and blocked > datetime.fromtimestamp(start, UTC):
-                        self.block(host, blocked)
+                    held, blocked = self.shared.take_turn(host, spacing, now)
+                    if blocked is not None and blocked > datetime.fromtimestamp(now, UTC):
+                        self.block(host, blocked)  # it told another worker to wait
                         raise HostBackoffError(
                             f"host asked us to wait until {blocked.isoformat()}",
                             url=url,
                             retry_at=blocked,
                         )
-                    wait = start - now
-                else:
-                    wait = state.next_start - self._clock()
-                    state.next_start = max(state.next_start, self._clock()) + spacing
-                if wait > 0:
-                    await self._sleep(wait)
+                    if held is None:
+                        break
+                    turn = self._clock() + held - now  # another worker's request holds it
+                state.last_start = self._clock()
                 yield
         finally:
             state.busy -= 1

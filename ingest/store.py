@@ -39,6 +39,7 @@ from ingest.models import (
     Host,
     UTCDateTime,
 )
+from ingest.polite import host_of
 from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, ParsedFeed, utcnow
 from ingest.search import (
     RANK_WINDOW,
@@ -50,7 +51,7 @@ from ingest.search import (
 )
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 
@@ -544,27 +545,54 @@ class Store:
             )
             session.commit()
 
-    def reserve_request(
+    def take_turn(
         self, host: str, spacing: float, now: float
-    ) -> tuple[float, datetime | None]:
-        """Book ``host``'s next request slot, ``spacing`` seconds after the last one any worker
-        booked: one atomic statement, so a host's delay holds however many workers share the
-        archive. ``now`` is epoch seconds. Returns (epoch seconds the request may start, the
-        time the host asked every worker to wait until, if it did)."""
+    ) -> tuple[float | None, datetime | None]:
+        """Take ``host``'s request turn at ``now`` (epoch seconds), unless a request or an
+        answer of any worker on it was less than ``spacing`` seconds ago: one atomic
+        statement, taken just before the request is sent, so that a host's delay holds
+        however many workers share the archive and however late a request really starts.
+
+        Returns (None when the turn is ours, else the epoch seconds before which no request
+        may start; the time the host asked every worker to wait until, if it did).
+        """
         hosts = Host.__table__  # type: ignore[attr-defined]
-        later = sa.case((hosts.c.next_request_at > now, hosts.c.next_request_at), else_=now)
-        book = (
+        due = hosts.c.next_request_at.is_(None) | (hosts.c.next_request_at <= now)
+        take = (
             self._insert(Host)
             .values(host=host, next_request_at=now + spacing, updated_at=utcnow())
             .on_conflict_do_update(
-                index_elements=["host"], set_={"next_request_at": later + spacing}
+                index_elements=["host"], set_={"next_request_at": now + spacing}, where=due
             )
-            .returning(hosts.c.next_request_at, hosts.c.blocked_until)
+            .returning(hosts.c.blocked_until)
         )
         with self._session() as session:
-            booked, blocked_until = session.execute(book).one()
+            taken = session.execute(take).first()
+            if taken is not None:
+                session.commit()
+                return None, taken[0]
+            held = session.execute(
+                sa.select(hosts.c.next_request_at, hosts.c.blocked_until).where(
+                    hosts.c.host == host
+                )
+            ).one()
             session.commit()
-        return booked - spacing, blocked_until
+            return held[0], held[1]
+
+    def defer_requests(self, host: str, until: float) -> None:
+        """No worker's next request to ``host`` before ``until`` (epoch seconds): an answer
+        that began to arrive late pushes the host's next turn back."""
+        hosts = Host.__table__  # type: ignore[attr-defined]
+        with self._session() as session:
+            session.execute(
+                sa.update(hosts)
+                .where(
+                    hosts.c.host == host,
+                    hosts.c.next_request_at.is_(None) | (hosts.c.next_request_at < until),
+                )
+                .values(next_request_at=until)
+            )
+            session.commit()
 
     def blocked_hosts(self, now: datetime) -> dict[str, datetime]:
         with self._session() as session:
@@ -681,25 +709,48 @@ class Store:
             "status": ArticleStatus.PENDING if entry.link else ArticleStatus.OK,
             "attempts": 0,
             "created_at": now,
+            "host": host_of(entry.link) if entry.link else None,
             "lease_owner": self.owner if hold and entry.link else None,
             "lease_until": now + self.lease if hold and entry.link else None,
         }
         return conn.execute(self._statements.new_article, values).scalar()
 
-    def claim_pages(self, now: datetime, *, limit: int | None = None) -> list[PageJob]:
-        """Lease to this worker pages left pending by an interrupted run and failed pages whose
-        retry time came, oldest first; pages another worker holds are skipped."""
-        pick = (
-            select(Article.id)
+    def claim_pages(
+        self, now: datetime, *, limit: int | None = None, per_host: int | None = None
+    ) -> list[PageJob]:
+        """Lease to this worker pages to fetch (pending, or failed with their retry time come),
+        a host at a time in turn: each host's oldest page, then each host's second, and so on
+        (up to ``per_host`` of each), so that ``limit`` pages spread over every host with work.
+        Pages another worker holds, and hosts that asked every worker to wait (Retry-After),
+        are skipped."""
+        free = col(Article.lease_until).is_(None) | (col(Article.lease_until) < now)
+        blocked = select(Host.host).where(col(Host.blocked_until) > now)
+        turn = sa.func.row_number().over(partition_by=col(Article.host), order_by=col(Article.id))
+        queue = (
+            select(
+                col(Article.id).label("id"),
+                turn.label("turn"),
+                # Within a turn, hosts whose next request slot comes soonest (idle ones first).
+                sa.func.coalesce(col(Host.next_request_at), 0.0).label("slot"),
+            )
+            .select_from(Article)
+            .outerjoin(Host, col(Host.host) == col(Article.host))
             .where(
                 sa.text(f"({CLAIMABLE})"),  # as the partial index says it: the index is used
                 col(Article.url).is_not(None),
                 (col(Article.status) == ArticleStatus.PENDING)
                 | (col(Article.next_attempt_at) <= now),
+                free,
+                col(Article.host).is_(None) | col(Article.host).not_in(blocked),
             )
-            .order_by(col(Article.id))
-            .limit(limit)
+            .subquery()
         )
+        # The window is computed apart from the locking SELECT (PostgreSQL refuses FOR UPDATE
+        # beside a window function); `_claim` locks what it picks, skipping rows being claimed.
+        turns = select(queue.c.id).order_by(queue.c.turn, queue.c.slot, queue.c.id).limit(limit)
+        if per_host is not None:
+            turns = turns.where(queue.c.turn <= per_host)
+        pick = select(Article.id).where(col(Article.id).in_(turns.scalar_subquery()))
         rows = sorted(self._claim(Article, pick, now), key=lambda a: a.id or 0)
         return [
             PageJob(

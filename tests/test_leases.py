@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.store import Store
 from tests.conftest import Ingest, write_config
 from tests.newsroom import Newsroom
+from tests.virtual_clock import VirtualClock
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 FEEDS = [FeedSettings(url=f"https://news{n}.example.org/rss", name=f"f{n}") for n in range(6)]
@@ -178,6 +180,51 @@ def test_many_workers_claiming_at_once_get_each_page_once(workers: list[Store]) 
     assert len(set(every)) == 120
 
 
+def on(host: str, n: int) -> FeedEntry:
+    link = f"https://{host}/story-{n}"
+    return FeedEntry(entry_key(None, link, None, None), None, link, f"Story {n}", None, None)
+
+
+def hosts_of(jobs: list[PageJob]) -> list[str]:
+    return [job.url.split("/")[2] for job in jobs]
+
+
+def test_pages_are_claimed_a_host_at_a_time_in_turn(workers: list[Store]) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    # One feed's many pages are found first, as a poll finds them; then two other hosts'.
+    a.record_entries(feed, [on("busy.example", n) for n in range(6)], hold=False)
+    a.record_entries(
+        feed, [on(h, n) for h in ("b.example", "c.example") for n in range(2)], hold=False
+    )
+
+    first = b.claim_pages(utcnow(), limit=3)
+    second = b.claim_pages(utcnow(), limit=4, per_host=1)
+
+    assert sorted(hosts_of(first)) == ["b.example", "busy.example", "c.example"]
+    assert sorted(hosts_of(second)) == ["b.example", "busy.example", "c.example"]
+    assert sorted(hosts_of(b.claim_pages(utcnow()))) == ["busy.example"] * 4  # the rest
+
+
+def test_idle_hosts_come_first_and_hosts_that_asked_to_wait_not_at_all(
+    workers: list[Store],
+) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    hosts = ("busy.example", "idle.example", "waiting.example")
+    a.record_entries(feed, [on(h, n) for h in hosts for n in range(2)], hold=False)
+    a.take_turn("busy.example", 60.0, utcnow().timestamp())  # it was just asked something
+    a.block_host("waiting.example", utcnow() + timedelta(minutes=2), "http_429")
+
+    first = b.claim_pages(utcnow(), limit=1)
+    rest = b.claim_pages(utcnow())
+
+    assert hosts_of(first) == ["idle.example"]
+    assert sorted(hosts_of(rest)) == ["busy.example", "busy.example", "idle.example"]
+    later = b.claim_pages(utcnow() + timedelta(minutes=3))  # its time is up, leases hold
+    assert hosts_of(later) == ["waiting.example"] * 2
+
+
 def test_a_page_stored_by_two_workers_is_stored_once(workers: list[Store]) -> None:
     a, b, _ = workers
     (feed,) = a.sync_feeds(FEEDS[:1])
@@ -214,14 +261,18 @@ def test_a_dead_local_workers_leases_are_freed_at_once(workers: list[Store]) -> 
 # --- host spacing ----------------------------------------------------------------------------
 
 
-def test_host_slots_are_spaced_across_workers(workers: list[Store]) -> None:
+def test_host_turns_are_spaced_across_workers(workers: list[Store]) -> None:
     a, b, _ = workers
+    host = "news.example.org"
 
-    assert a.reserve_request("news.example.org", 2.0, 1000.0) == (1000.0, None)
-    assert b.reserve_request("news.example.org", 2.0, 1000.5) == (1002.0, None)
-    assert a.reserve_request("news.example.org", 2.0, 1001.0) == (1004.0, None)
-    assert b.reserve_request("other.example.net", 2.0, 1001.0) == (1001.0, None)
-    assert a.reserve_request("news.example.org", 2.0, 1010.0) == (1010.0, None)
+    assert a.take_turn(host, 2.0, 1000.0) == (None, None)  # a sends now
+    assert b.take_turn(host, 2.0, 1000.5) == (1002.0, None)  # a's turn holds until 1002
+    assert b.take_turn(host, 2.0, 1002.0) == (None, None)
+    assert a.take_turn(host, 2.0, 1003.0) == (1004.0, None)
+    assert b.take_turn("other.example.net", 2.0, 1003.0) == (None, None)  # hosts apart
+    a.defer_requests(host, 1010.0)  # a's answer came late: every worker waits from then
+    assert b.take_turn(host, 2.0, 1005.0) == (1010.0, None)
+    assert b.take_turn(host, 2.0, 1010.0) == (None, None)
 
 
 def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) -> None:
@@ -229,33 +280,32 @@ def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) 
     until = utcnow() + timedelta(minutes=10)
     a.block_host("news.example.org", until, "rate_limited")
 
-    _, blocked = b.reserve_request("news.example.org", 1.0, 1000.0)
+    _, blocked = b.take_turn("news.example.org", 1.0, 1000.0)
 
     assert blocked is not None and abs((blocked - until).total_seconds()) < 1e-3
 
 
 def test_two_workers_hosts_wait_their_shared_turn(workers: list[Store]) -> None:
     a, b, _ = workers
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(round(seconds, 3))
-
-    wall = iter([500.0, 500.0, 500.0])
+    clock = VirtualClock()
+    starts: list[float] = []
     hosts = []
     for store in (a, b, a):
-        polite = Hosts(per_host=2, delay=1.5, sleep=sleep, wall=lambda: next(wall))
+        polite = Hosts(
+            per_host=2, delay=1.5, clock=clock, sleep=clock.sleep, wall=lambda: clock() + 1e9
+        )
         polite.shared = store
         hosts.append(polite)
 
     async def three_requests() -> None:
         for polite in hosts:
             async with polite.slot("https://news.example.org/story"):
-                pass
+                starts.append(clock())
 
     asyncio.run(three_requests())
 
-    assert waits == [1.5, 3.0]  # the first goes at once, the others 1.5 s apart
+    # Each worker finds the host's turn taken by the last request and waits for it to pass.
+    assert [b - a for a, b in pairwise(starts)] == [1.5, 1.5]
 
 
 # --- the one-shot CLI among workers ---------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`ingest.polite`: per-host spacing, concurrency and back-off (`Hosts`), robots.txt (`Robots`).
 
-Time is a fake monotonic clock; ``sleep`` is a fake that records each wait and advances that
-clock, so nothing here really sleeps.
+Time is a virtual monotonic clock (`tests.virtual_clock`): it passes only while every task
+sleeps, so nothing here really sleeps.
 """
 
 from __future__ import annotations
@@ -26,29 +26,11 @@ from ingest.polite import (
 )
 from ingest.records import Page
 from ingest.schedule import page_retry
+from tests.virtual_clock import VirtualClock
 
 AGENT = "ingest/0.1.0 (news feed archiver; python-httpx)"
 SITE = "https://news.example"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """Monotonic seconds that move only when told to, or when `sleep` is awaited."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)  # still give other tasks their turn
 
 
 async def let_others_run(turns: int = 10) -> None:
@@ -57,11 +39,11 @@ async def let_others_run(turns: int = 10) -> None:
         await asyncio.sleep(0)
 
 
-def make_hosts(clock: FakeClock, *, per_host: int = 1, delay: float = 1.0) -> Hosts:
+def make_hosts(clock: VirtualClock, *, per_host: int = 1, delay: float = 1.0) -> Hosts:
     return Hosts(per_host=per_host, delay=delay, clock=clock, sleep=clock.sleep)
 
 
-async def start_times(hosts: Hosts, clock: FakeClock, urls: list[str]) -> list[float]:
+async def start_times(hosts: Hosts, clock: VirtualClock, urls: list[str]) -> list[float]:
     """Take a slot for each URL in turn; the fake time at which each request may start."""
     starts: list[float] = []
     for url in urls:
@@ -78,7 +60,7 @@ def gaps(times: list[float]) -> list[float]:
 
 
 def test_requests_to_one_host_are_spaced_by_the_delay() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=2.0)
     urls = [f"{SITE}/a", f"{SITE}/b?x=1", "https://NEWS.example:8443/c", f"{SITE}/d"]
     starts = asyncio.run(start_times(hosts, clock, urls))
@@ -87,7 +69,7 @@ def test_requests_to_one_host_are_spaced_by_the_delay() -> None:
 
 
 def test_no_wait_once_the_delay_has_passed() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=2.0)
 
     async def scenario() -> None:
@@ -105,14 +87,14 @@ def test_no_wait_once_the_delay_has_passed() -> None:
 
 
 def test_a_zero_delay_never_waits() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=0.0)
     asyncio.run(start_times(hosts, clock, [f"{SITE}/{n}" for n in range(5)]))
     assert clock.waits == []
 
 
 def test_a_longer_crawl_delay_wins() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=1.0)
     hosts.set_crawl_delay("news.example", 7.0)
     starts = asyncio.run(start_times(hosts, clock, [f"{SITE}/{n}" for n in range(3)]))
@@ -120,7 +102,7 @@ def test_a_longer_crawl_delay_wins() -> None:
 
 
 def test_a_shorter_crawl_delay_does_not_shorten_the_delay() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=3.0)
     hosts.set_crawl_delay("news.example", 0.5)
     starts = asyncio.run(start_times(hosts, clock, [f"{SITE}/{n}" for n in range(3)]))
@@ -128,7 +110,7 @@ def test_a_shorter_crawl_delay_does_not_shorten_the_delay() -> None:
 
 
 def test_the_crawl_delay_is_capped() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=1.0)
     hosts.set_crawl_delay("news.example", 86400.0)
     starts = asyncio.run(start_times(hosts, clock, [f"{SITE}/{n}" for n in range(3)]))
@@ -137,7 +119,7 @@ def test_the_crawl_delay_is_capped() -> None:
 
 
 def test_a_crawl_delay_applies_to_its_host_only() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=1.0)
     hosts.set_crawl_delay("slow.example", 30.0)
     starts = asyncio.run(start_times(hosts, clock, [f"{SITE}/a", f"{SITE}/b"]))
@@ -145,7 +127,7 @@ def test_a_crawl_delay_applies_to_its_host_only() -> None:
 
 
 def test_different_hosts_do_not_wait_for_each_other() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=5.0)
     urls = [f"https://site{n}.example/page" for n in range(10)]
     starts = asyncio.run(start_times(hosts, clock, urls))
@@ -154,7 +136,7 @@ def test_different_hosts_do_not_wait_for_each_other() -> None:
 
 
 def test_a_busy_host_does_not_hold_up_another() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, per_host=1, delay=0.0)
     done: list[str] = []
 
@@ -199,14 +181,14 @@ async def peak_concurrency(hosts: Hosts, urls: list[str]) -> dict[str, int]:
 
 @pytest.mark.parametrize("per_host", [1, 2, 3])
 def test_per_host_limits_requests_in_flight(per_host: int) -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, per_host=per_host, delay=0.0)
     peak = asyncio.run(peak_concurrency(hosts, [f"{SITE}/{n}" for n in range(8)]))
     assert peak == {"news.example": per_host}
 
 
 def test_per_host_limit_is_per_host() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, per_host=2, delay=0.0)
     urls = [f"https://{host}.example/{n}" for n in range(6) for host in ("a", "b", "c")]
     peak = asyncio.run(peak_concurrency(hosts, urls))
@@ -214,17 +196,17 @@ def test_per_host_limit_is_per_host() -> None:
 
 
 def test_concurrent_requests_to_one_host_are_still_spaced() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, per_host=4, delay=2.0)
     asyncio.run(peak_concurrency(hosts, [f"{SITE}/{n}" for n in range(4)]))
-    assert clock.waits == [2.0, 2.0, 2.0]
+    assert clock.waits == [2.0, 4.0, 6.0]  # each waits for its own turn, 2 s after the last
 
 
 # --- Hosts: back-off ----------------------------------------------------------------------------
 
 
 def test_block_keeps_the_later_time() -> None:
-    hosts = make_hosts(FakeClock())
+    hosts = make_hosts(VirtualClock())
     hosts.block("news.example", NOW + timedelta(minutes=10))
     hosts.block("news.example", NOW + timedelta(minutes=5))
     assert hosts.blocked_until("news.example", NOW) == NOW + timedelta(minutes=10)
@@ -233,13 +215,13 @@ def test_block_keeps_the_later_time() -> None:
 
 
 def test_blocking_one_host_leaves_others_alone() -> None:
-    hosts = make_hosts(FakeClock())
+    hosts = make_hosts(VirtualClock())
     hosts.block("news.example", NOW + timedelta(minutes=10))
     assert hosts.blocked_until("other.example", NOW) is None
 
 
 def test_blocked_until_forgets_a_block_once_passed() -> None:
-    hosts = make_hosts(FakeClock())
+    hosts = make_hosts(VirtualClock())
     until = NOW + timedelta(minutes=10)
     hosts.block("news.example", until)
     assert hosts.blocked_until("news.example", until - timedelta(seconds=1)) == until
@@ -253,7 +235,7 @@ def test_blocked_until_forgets_a_block_once_passed() -> None:
 
 def test_idle_hosts_are_forgotten_so_state_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(polite, "MAX_HOSTS", 4)
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=1.0)
 
     async def scenario() -> None:
@@ -270,7 +252,7 @@ def test_a_forgotten_host_is_still_spaced_while_its_delay_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(polite, "MAX_HOSTS", 2)
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=5.0)
     urls = [f"{SITE}/1", "https://b.example/", "https://c.example/", f"{SITE}/2"]
     asyncio.run(start_times(hosts, clock, urls))
@@ -282,7 +264,7 @@ def test_hosts_with_a_crawl_delay_are_pruned_too(monkeypatch: pytest.MonkeyPatch
     # many sites with a Crawl-delay in robots.txt (common) keeps per-host state for all of
     # them forever, although the module promises bounded state.
     monkeypatch.setattr(polite, "MAX_HOSTS", 4)
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=1.0)
 
     async def scenario() -> None:
@@ -302,7 +284,7 @@ def test_pruning_never_lets_a_host_exceed_per_host(monkeypatch: pytest.MonkeyPat
     # is free. With per_host=2 and one request in flight (longer than the delay), the host's
     # state is dropped; new requests get a fresh semaphore and 3 run at once.
     monkeypatch.setattr(polite, "MAX_HOSTS", 2)
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, per_host=2, delay=1.0)
     inside = 0
     peak = 0
@@ -371,7 +353,7 @@ class FakeWeb:
 
 
 def make_robots(
-    web: FakeWeb, clock: FakeClock, *, hosts: Hosts | None = None, agent: str = AGENT
+    web: FakeWeb, clock: VirtualClock, *, hosts: Hosts | None = None, agent: str = AGENT
 ) -> Robots:
     fetch: Callable[[str], Awaitable[Page]] = web.fetch
     return Robots(fetch, hosts or make_hosts(clock), user_agent=agent, clock=clock)
@@ -398,7 +380,7 @@ STANDARD = "User-agent: *\nDisallow: /private/\nDisallow: /search\n"
 
 
 def test_a_disallowed_path_raises_robots_disallowed() -> None:
-    robots = make_robots(FakeWeb({SITE: STANDARD}), FakeClock())
+    robots = make_robots(FakeWeb({SITE: STANDARD}), VirtualClock())
     with pytest.raises(RobotsError) as caught:
         asyncio.run(robots.check(f"{SITE}/private/report.html"))
     assert caught.value.reason == "robots_disallowed"
@@ -407,7 +389,7 @@ def test_a_disallowed_path_raises_robots_disallowed() -> None:
 
 
 def test_allowed_paths_pass() -> None:
-    robots = make_robots(FakeWeb({SITE: STANDARD}), FakeClock())
+    robots = make_robots(FakeWeb({SITE: STANDARD}), VirtualClock())
     urls = [f"{SITE}/", f"{SITE}/news/2024/story.html", f"{SITE}/privateer", f"{SITE}/a?q=1"]
     assert verdicts(robots, urls) == ["allowed"] * 4
     assert verdicts(robots, [f"{SITE}/search?q=x"]) == ["robots_disallowed"]
@@ -419,7 +401,7 @@ def test_the_section_for_ingest_applies_to_the_full_user_agent() -> None:
         "User-agent: otherbot\nAllow: /\n\n"
         "User-agent: ingest\nDisallow: /drafts/\n"
     )
-    robots = make_robots(FakeWeb({SITE: text}), FakeClock())
+    robots = make_robots(FakeWeb({SITE: text}), VirtualClock())
     assert verdicts(robots, [f"{SITE}/news/1", f"{SITE}/drafts/1"]) == [
         "allowed",
         "robots_disallowed",
@@ -428,7 +410,7 @@ def test_the_section_for_ingest_applies_to_the_full_user_agent() -> None:
 
 def test_the_section_for_ingest_applies_with_the_default_user_agent() -> None:
     text = "User-agent: *\nAllow: /\n\nUser-agent: Ingest\nDisallow: /archive/\n"
-    robots = make_robots(FakeWeb({SITE: text}), FakeClock(), agent=DEFAULT_USER_AGENT)
+    robots = make_robots(FakeWeb({SITE: text}), VirtualClock(), agent=DEFAULT_USER_AGENT)
     assert verdicts(robots, [f"{SITE}/archive/1", f"{SITE}/news/1"]) == [
         "robots_disallowed",
         "allowed",
@@ -437,7 +419,7 @@ def test_the_section_for_ingest_applies_with_the_default_user_agent() -> None:
 
 def test_a_section_for_another_agent_does_not_apply() -> None:
     text = "User-agent: otherbot\nDisallow: /\n"
-    robots = make_robots(FakeWeb({SITE: text}), FakeClock())
+    robots = make_robots(FakeWeb({SITE: text}), VirtualClock())
     assert verdicts(robots, [f"{SITE}/news/1"]) == ["allowed"]
 
 
@@ -446,7 +428,7 @@ def test_the_most_specific_rule_wins_as_rfc_9309_says() -> None:
     # match RFC 9309 (2.2.2) requires. With "Allow: /" first (a common pattern), every
     # Disallow of the group is ignored and disallowed pages are fetched.
     text = "User-agent: *\nAllow: /\nDisallow: /private/\n"
-    robots = make_robots(FakeWeb({SITE: text}), FakeClock())
+    robots = make_robots(FakeWeb({SITE: text}), VirtualClock())
     assert verdicts(robots, [f"{SITE}/private/x", f"{SITE}/news/1"]) == [
         "robots_disallowed",
         "allowed",
@@ -456,7 +438,7 @@ def test_the_most_specific_rule_wins_as_rfc_9309_says() -> None:
 @pytest.mark.parametrize("status", [401, 403, 404, 410])
 def test_a_4xx_robots_txt_allows_everything(status: int) -> None:
     web = FakeWeb({SITE: HTTPStatusError(f"HTTP {status}", url=SITE, status=status)})
-    robots = make_robots(web, FakeClock())
+    robots = make_robots(web, VirtualClock())
     assert verdicts(robots, [f"{SITE}/", f"{SITE}/private/x"]) == ["allowed", "allowed"]
     assert web.calls == [f"{SITE}/robots.txt"]
 
@@ -471,7 +453,7 @@ def test_a_4xx_robots_txt_allows_everything(status: int) -> None:
     ],
 )
 def test_an_unreachable_robots_txt_disallows_everything(error: FetchError) -> None:
-    robots = make_robots(FakeWeb({SITE: error}), FakeClock())
+    robots = make_robots(FakeWeb({SITE: error}), VirtualClock())
     with pytest.raises(RobotsError) as caught:
         asyncio.run(robots.check(f"{SITE}/news/1"))
     assert caught.value.reason == "robots_unavailable"
@@ -479,7 +461,7 @@ def test_an_unreachable_robots_txt_disallows_everything(error: FetchError) -> No
 
 
 def test_an_unreachable_robots_txt_is_asked_again_only_after_robots_retry() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     web = FakeWeb({SITE: HTTPStatusError("HTTP 500", url=SITE, status=500)})
     robots = make_robots(web, clock)
     assert verdicts(robots, [f"{SITE}/1", f"{SITE}/2"]) == ["robots_unavailable"] * 2
@@ -498,7 +480,7 @@ def test_an_unreachable_robots_txt_is_asked_again_only_after_robots_retry() -> N
 
 
 def test_robots_txt_is_fetched_once_per_origin_while_cached() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     web = FakeWeb({SITE: STANDARD})
     robots = make_robots(web, clock)
     urls = [f"{SITE}/{n}" for n in range(5)] + [f"{SITE}/private/x", "HTTPS://NEWS.EXAMPLE/a"]
@@ -510,7 +492,7 @@ def test_robots_txt_is_fetched_once_per_origin_while_cached() -> None:
 
 
 def test_robots_txt_is_fetched_again_after_robots_ttl() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     web = FakeWeb({SITE: STANDARD})
     robots = make_robots(web, clock)
     assert verdicts(robots, [f"{SITE}/news/1"]) == ["allowed"]
@@ -522,7 +504,7 @@ def test_robots_txt_is_fetched_again_after_robots_ttl() -> None:
 
 def test_each_origin_has_its_own_robots_txt() -> None:
     web = FakeWeb({SITE: "User-agent: *\nDisallow: /\n"})
-    robots = make_robots(web, FakeClock())
+    robots = make_robots(web, VirtualClock())
     urls = [
         f"{SITE}/a",
         "http://news.example/a",
@@ -535,7 +517,7 @@ def test_each_origin_has_its_own_robots_txt() -> None:
 
 def test_concurrent_checks_of_one_origin_share_one_fetch() -> None:
     web = FakeWeb({SITE: STANDARD})
-    robots = make_robots(web, FakeClock())
+    robots = make_robots(web, VirtualClock())
 
     async def scenario() -> list[str]:
         web.gate = asyncio.Event()
@@ -552,7 +534,7 @@ def test_concurrent_checks_of_one_origin_share_one_fetch() -> None:
 
 def test_concurrent_checks_share_an_unavailable_answer() -> None:
     web = FakeWeb({SITE: NetworkError("refused", url=SITE)})
-    robots = make_robots(web, FakeClock())
+    robots = make_robots(web, VirtualClock())
 
     async def scenario() -> list[str]:
         web.gate = asyncio.Event()
@@ -566,7 +548,7 @@ def test_concurrent_checks_share_an_unavailable_answer() -> None:
 
 
 def test_crawl_delay_is_applied_to_the_hosts() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=1.0)
     web = FakeWeb({SITE: "User-agent: *\nCrawl-delay: 7\nDisallow: /private/\n"})
     robots = make_robots(web, clock, hosts=hosts)
@@ -579,7 +561,7 @@ def test_crawl_delay_is_applied_to_the_hosts() -> None:
 
 
 def test_the_crawl_delay_for_ingest_is_applied() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     hosts = make_hosts(clock, delay=1.0)
     text = "User-agent: *\nCrawl-delay: 2\n\nUser-agent: ingest\nCrawl-delay: 9\n"
     robots = make_robots(FakeWeb({SITE: text}), clock, hosts=hosts)
@@ -594,7 +576,7 @@ def test_the_crawl_delay_for_ingest_is_applied() -> None:
 def test_the_robots_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(polite, "MAX_HOSTS", 3)
     web = FakeWeb()
-    robots = make_robots(web, FakeClock())
+    robots = make_robots(web, VirtualClock())
     origins = [f"https://site{n}.example" for n in range(10)]
     verdicts(robots, [f"{origin}/a" for origin in origins])
     assert len(robots._rules) <= 3
@@ -613,7 +595,7 @@ def test_a_host_backoff_on_robots_txt_does_not_use_up_page_attempts() -> None:
     # attempts and are given up, although no request for them was ever sent.
     until = NOW + timedelta(hours=24)
     blocked = HostBackoffError("host asked us to wait", url=f"{SITE}/robots.txt", retry_at=until)
-    robots = make_robots(FakeWeb({SITE: blocked}), FakeClock())
+    robots = make_robots(FakeWeb({SITE: blocked}), VirtualClock())
     with pytest.raises(FetchError) as caught:
         asyncio.run(robots.check(f"{SITE}/news/1"))
     attempts, next_try = page_retry(0, caught.value, NOW, first_retry=600.0, max_attempts=5)
