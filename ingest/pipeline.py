@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urldefrag
 
 from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
@@ -37,6 +39,10 @@ FEED_ACCEPT = (
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 ROBOTS_MAX_BYTES = 500_000
 UNCHANGED_BATCH = 100  # 304 polls written in one transaction
+# A page of several posts is read once for the posts a poll found on it, and kept no longer
+# than this (the next poll is minutes away and may find it grown), nor more than a few at once.
+POST_PAGE_FRESH = timedelta(seconds=60)
+POST_PAGES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,26 @@ class _NoProgress:
         pass
 
 
+class PostPages:
+    """The pages posts (``page#post`` links) are read from: each fetched once for the posts
+    of a poll, and afresh by a later one (a day page gains posts), few at a time."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._pages: OrderedDict[str, tuple[datetime, asyncio.Task[Page]]] = OrderedDict()
+
+    def get(self, url: str, fetch: Callable[[], Coroutine[Any, Any, Page]]) -> asyncio.Task[Page]:
+        """The fetch of ``url`` under way or done lately, else a new one (``fetch()``)."""
+        now = self._clock()
+        kept = self._pages.pop(url, None)
+        if kept is None or now - kept[0] > POST_PAGE_FRESH or kept[1].cancelled():
+            kept = (now, asyncio.get_running_loop().create_task(fetch()))
+        self._pages[url] = kept
+        while len(self._pages) > POST_PAGES:
+            self._pages.popitem(last=False)
+        return kept[1]
+
+
 class Ingestor:
     """Polls feeds and archives their pages with one HTTP client and one extraction pool."""
 
@@ -145,6 +171,7 @@ class Ingestor:
         # whichever worker of the archive has room (`Daemon.retry`).
         self.hold_new_pages = True
         self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
+        self._post_pages = PostPages(clock)
         store.lease = timedelta(seconds=settings.database.lease)
         http.hosts.shared = store  # host delays hold across every worker of the archive
         self.refresh_blocks()
@@ -269,6 +296,7 @@ class Ingestor:
                 "feed_url": feed.url,
                 "entries": len(parsed.entries),
                 "new": recorded.new_entries,
+                "separated": recorded.separated,
                 "next_poll_at": next_poll_at.isoformat(),
             },
         )
@@ -307,15 +335,15 @@ class Ingestor:
                 return  # shutting down: the page stays pending for the next start
             try:
                 started = time.monotonic()
-                if self.settings.fetch.robots:
-                    await self.robots.check(job.url)
-                page = await self.http.get(
-                    job.url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
-                )
+                if job.fragment is None:
+                    page = await self._fetch_page(job.url)
+                else:  # a post: its page may hold more posts of this poll, fetched once
+                    url = urldefrag(job.url).url
+                    page = await self._post_pages.get(url, lambda: self._fetch_page(url))
                 metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
                 started = time.monotonic()
                 article, raw = await self.pool.extract(
-                    page, job.hints, keep_raw=self.settings.extract.keep_raw
+                    page, job.hints, keep_raw=self.settings.extract.keep_raw, fragment=job.fragment
                 )
                 metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
             except FetchError as error:
@@ -335,6 +363,13 @@ class Ingestor:
             else:
                 self.tally.add("articles_duplicate")
             log.info("article stored", extra={"url": job.url, "article_id": stored})
+
+    async def _fetch_page(self, url: str) -> Page:
+        if self.settings.fetch.robots:
+            await self.robots.check(url)
+        return await self.http.get(
+            url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
+        )
 
     def _page_failed(self, job: PageJob, error: FetchError) -> None:
         self.tally.add("articles_failed")
