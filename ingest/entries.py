@@ -11,7 +11,8 @@ An entry's article is found by one of three identities:
 - **own** — when several distinct entries of a feed share one link (a podcast's episodes and
   the show's page, a link blog's two posts on one URL), the link identifies none of them: each
   entry is its own article, ``url_key`` NULL and ``shared_key`` the link's key, found again by
-  that key and its guid (so one article whichever feeds list it); its text is the entry's own
+  that key and its guid, or under another guid by what it says (title, date and content: the
+  same entry listed twice, re-published, or in another feed); its text is the entry's own
   content (``content_source = 'feed'``, status ``ok``), and the shared page is not fetched.
 
 A link is shared in a feed from the first document that shows it shared, and stays so (a later
@@ -35,7 +36,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from ingest.feeds import SharedLinks, language_tag, page_of, shared_links, url_key
-from ingest.models import Article, ArticleStatus, ContentSource, Entry, Feed
+from ingest.models import Article, ArticleStatus, ContentSource, Entry, Feed, UTCDateTime
 from ingest.records import FeedEntry, Hints, PageJob
 
 PAGE, POST, OWN = "page", "post", "own"
@@ -134,6 +135,19 @@ class Statements:
         self.by_shared = sa.select(a.id).where(
             a.shared_key == sa.bindparam("key"), a.guid == sa.bindparam("guid")
         )
+        # The same entry under another guid (listed twice, re-published, or in another feed):
+        # an entry's own article is never rewritten, so what it was made from still matches.
+        self.by_reading = (
+            sa.select(a.id)
+            .where(
+                a.shared_key == sa.bindparam("key"),
+                a.title.is_not_distinct_from(sa.bindparam("title", type_=sa.String)),
+                a.published.is_not_distinct_from(sa.bindparam("published", type_=UTCDateTime())),
+                a.content_hash.is_not_distinct_from(sa.bindparam("hash", type_=sa.String)),
+            )
+            .order_by(a.id)
+            .limit(1)
+        )
         self.new_article = insert(articles).on_conflict_do_nothing().returning(a.id)
         self.new_entry = insert(entries).on_conflict_do_nothing()
         self.move_entry = (
@@ -177,20 +191,22 @@ class _Recording:
     lease: Lease
     jobs: list[PageJob] = field(default_factory=list)
     feed_only: int = 0
-    # Own articles by (link, title, content, date): an entry listed twice under two guids.
-    readings: dict[tuple[object, ...], int] = field(default_factory=dict)
 
     def article(self, entry: FeedEntry, found: Identity | None) -> int:
         """The article of ``entry`` under identity ``found`` (None: no link), made if new."""
         if found is not None and found.kind == OWN:
-            reading = (found.key, entry.title, entry.content, entry.published)
-            article_id = self.readings.get(reading)
-            if article_id is None and entry.guid:
+            article_id = None
+            if entry.guid:
                 article_id = self._scalar(self.statements.by_shared, key=found.key, guid=entry.guid)
             if article_id is None:
-                article_id = self._new(entry, found)
-            self.readings[reading] = article_id
-            return article_id
+                article_id = self._scalar(
+                    self.statements.by_reading,
+                    key=found.key,
+                    title=entry.title,
+                    published=entry.published,
+                    hash=content_hash(entry.content),
+                )
+            return article_id if article_id is not None else self._new(entry, found)
         if found is not None:
             existing = self._scalar(self.statements.by_key, key=found.key)
             if existing is not None:
@@ -305,11 +321,6 @@ def record(
         # other instead of deadlocking.
         lock_keys(session, [found(posts[e.key]).key for e in (*fresh, *moving) if e.key in posts])
     recording = _Recording(conn, statements, feed, now, lease)
-    for entry in unique:  # an own article's twin (same entry, another guid) joins it
-        row = known.get(entry.key)
-        if row is not None and row.shared_key is not None:
-            reading = (row.shared_key, entry.title, entry.content, entry.published)
-            recording.readings[reading] = row.article_id
     for entry in moving:
         article_id = recording.article(entry, found(posts[entry.key]))
         conn.execute(

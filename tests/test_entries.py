@@ -12,6 +12,7 @@ import pytest
 from ingest.config import FeedSettings
 from ingest.feeds import entry_key, shared_links
 from ingest.models import Feed
+from ingest.query import render_text
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob
 from ingest.store import Store
 
@@ -122,6 +123,37 @@ def test_a_new_guid_on_a_link_that_names_one_entry_joins_its_article(
 
     assert (edited.new_entries, edited.feed_only, edited.jobs) == (1, 0, [])
     assert rows(store, "SELECT DISTINCT article_id FROM entries") == [(first.jobs[0].article_id,)]
+
+
+def test_an_episode_under_a_new_guid_joins_its_article_unless_it_changed(
+    store: Store, feeds: list[Feed]
+) -> None:
+    store.record_entries(feeds[0], [episode(1), episode(2)])
+    moved = item("host-2/ep-1", SHOW, "Episode 1", "Notes of episode 1.", NOW - timedelta(days=1))
+    edited = item("host-2/ep-2", SHOW, "Episode 2 (re-edited)", "Notes of episode 2.")
+    mirrored = item("mirror-1", SHOW, "Episode 1", "Notes of episode 1.", NOW - timedelta(days=1))
+
+    again = store.record_entries(feeds[0], [moved, edited])  # the guids of a new host
+    elsewhere = store.record_entries(feeds[1], [mirrored, episode(3)])
+
+    assert (again.new_entries, again.feed_only) == (2, 1)
+    assert (elsewhere.new_entries, elsewhere.feed_only) == (2, 1)
+    ids = dict(rows(store, "SELECT entry_key, article_id FROM entries"))
+    assert ids[moved.key] == ids[mirrored.key] == ids[episode(1).key]
+    assert ids[edited.key] not in {ids[episode(1).key], ids[episode(2).key]}
+
+
+def test_an_entrys_own_article_says_why_its_text_is_the_feeds(
+    store: Store, feeds: list[Feed]
+) -> None:
+    store.record_entries(feeds[0], [episode(1), episode(2)])
+
+    article, feed_url = store.article(SHOW)
+
+    assert article.title == "Episode 1"  # the first of the articles on the shared link
+    assert "Text:      from the feed (the entry's own: its link is shared by several entries)" in (
+        render_text(article, feed_url)
+    )
 
 
 def test_an_entry_listed_twice_under_two_guids_is_one_article(
