@@ -30,7 +30,10 @@ _BREAKS = "self::hr or self::footer or self::nav or self::aside or self::form"
 
 def _anchor(tree: Any, fragment: str) -> Any | None:
     for name in dict.fromkeys((fragment, unquote(fragment))):
-        found = tree.xpath("//*[@id=$name] | //a[@name=$name]", name=name)
+        try:
+            found = tree.xpath("//*[@id=$name] | //a[@name=$name]", name=name)
+        except ValueError:  # control characters (a "%00"): no attribute can hold them
+            continue
         if found:
             return found[0]
     return None

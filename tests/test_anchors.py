@@ -96,6 +96,11 @@ def test_no_post_without_the_anchor_or_text_under_it(page: str) -> None:
     assert post_text(lxml.html.document_fromstring(page), "p1") is None
 
 
+@pytest.mark.parametrize("fragment", ["a']|//*[@id='x", 'p1"]', "", "%ZZ", "a\x00b"])
+def test_a_fragment_is_never_read_as_xpath(fragment: str) -> None:
+    assert post_text(lxml.html.document_fromstring(ARTICLES), fragment) is None
+
+
 PAGE = """<html lang="en"><head><title>Quay Log: Friday, March 14</title>
 <link rel="canonical" href="https://log.example.net/2025/03/14.html">
 <meta property="og:site_name" content="Quay Log"><meta name="author" content="Edda Quill">

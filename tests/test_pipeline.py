@@ -304,3 +304,28 @@ def test_a_day_page_is_read_once_for_its_posts_and_afresh_by_a_later_poll(
     article, _ = store.article(newsroom.url(f"{day}#a2200"))
     assert (article.title, article.content_source) == ("Harbour lights", "page")
     assert article.text and article.text.startswith("Every harbour light went out at ten")
+
+
+def test_posts_whose_day_page_fails_keep_their_own_text_and_are_retried_together(
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
+) -> None:
+    notes = FeedSettings(url=newsroom.url("/shared/microblog.rss"), name="Notes")
+    settings = settings_for(tmp_path, newsroom, archive, extra='retry_after = "10m"')
+    day = "/shared/notes/2025/03/14.html"
+    newsroom.set(day, status=500)
+    clock = Clock()
+
+    first = run(settings, store, clock, [notes])
+    failed, _ = store.article(newsroom.url(f"{day}#a1130"))
+    newsroom.unset(day)
+    clock.advance(minutes=11)
+    newsroom.clear_log()
+    run(settings, store, clock, [notes])
+    fixed, _ = store.article(newsroom.url(f"{day}#a1130"))
+
+    assert [f.reason for f in first.failures] == ["http_500"] * 4  # four posts on the page
+    assert (failed.status, failed.content_source) == ("failed", "feed")
+    assert failed.text == 'Overheard at the chandlery: "They don\'t make cleats like they used to."'
+    assert len(newsroom.requests_for(day)) == 1  # the four retries, one request
+    assert (fixed.id, fixed.status, fixed.content_source) == (failed.id, "ok", "page")
+    assert fixed.text and fixed.text.endswith("out of something else now.")
