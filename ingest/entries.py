@@ -300,6 +300,9 @@ def record(
         row.entry_key: row
         for row in conn.execute(statements.known, {"feed": feed.id, "keys": list(first)})
     }
+    merged = len({row.article_id for row in known.values()}) < len(known)
+    if len(known) == len(unique) and not merged:
+        return Recorded(0, 0, [])  # nothing new, nothing recorded under a shared link
     shared = shared_links(unique)
     posts = {e.key: url_key(e.link, fragment=True) for e in unique if e.link}
 
