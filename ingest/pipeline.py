@@ -22,7 +22,7 @@ from urllib.parse import urldefrag
 from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
 from ingest.errors import FetchError, HostBackoffError, StoreError
-from ingest.feeds import parse_feed
+from ingest.feeds import parse_feed, url_key
 from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.polite import Robots, host_of
@@ -130,13 +130,14 @@ class PostPages:
         self._clock = clock
         self._pages: OrderedDict[str, tuple[datetime, asyncio.Task[Page]]] = OrderedDict()
 
-    def get(self, url: str, fetch: Callable[[], Coroutine[Any, Any, Page]]) -> asyncio.Task[Page]:
-        """The fetch of ``url`` under way or done lately, else a new one (``fetch()``)."""
+    def get(self, key: str, fetch: Callable[[], Coroutine[Any, Any, Page]]) -> asyncio.Task[Page]:
+        """The fetch of the page ``key`` (its `url_key`) under way or done lately, else a new
+        one (``fetch()``)."""
         now = self._clock()
-        kept = self._pages.pop(url, None)
+        kept = self._pages.pop(key, None)
         if kept is None or now - kept[0] > POST_PAGE_FRESH or kept[1].cancelled():
             kept = (now, asyncio.get_running_loop().create_task(fetch()))
-        self._pages[url] = kept
+        self._pages[key] = kept
         while len(self._pages) > POST_PAGES:
             self._pages.popitem(last=False)
         return kept[1]
@@ -339,7 +340,8 @@ class Ingestor:
                     page = await self._fetch_page(job.url)
                 else:  # a post: its page may hold more posts of this poll, fetched once
                     url = urldefrag(job.url).url
-                    page = await self._post_pages.get(url, lambda: self._fetch_page(url))
+                    fetch = self._post_pages.get(url_key(url), lambda: self._fetch_page(url))
+                    page = await fetch
                 metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
                 started = time.monotonic()
                 article, raw = await self.pool.extract(

@@ -837,7 +837,7 @@ class Store:
 def _job(article: Article) -> PageJob:
     """The page job of an article left to fetch; a post's (its key ``page#post``) carries its
     fragment and the entry's own text, the post's text should the page not hold it."""
-    _, post, fragment = (article.url_key or "").partition("#")
+    _, mark, fragment = (article.url_key or "").partition("#")
     return PageJob(
         article.id or 0,
         article.url or "",
@@ -849,7 +849,7 @@ def _job(article: Article) -> PageJob:
             updated=article.updated,
             language=article.language,
             summary=article.summary,
-            content=article.text if post else None,
+            content=article.text if mark else None,
         ),
-        fragment=fragment if post else None,
+        fragment=fragment if mark else None,
     )
