@@ -132,20 +132,24 @@ class Statements:
         entries = Entry.__table__  # type: ignore[attr-defined]
         a, e = articles.c, entries.c
         self.by_key = sa.select(a.id).where(a.url_key == sa.bindparam("key"))
-        self.by_shared = sa.select(a.id).where(
-            a.shared_key == sa.bindparam("key"), a.guid == sa.bindparam("guid")
-        )
-        # The same entry under another guid (listed twice, re-published, or in another feed):
-        # an entry's own article is never rewritten, so what it was made from still matches.
-        self.by_reading = (
+        # An entry's own article: by its guid, else the same entry under another guid (listed
+        # twice, re-published, or in another feed) by what it says; such an article is never
+        # rewritten, so what it was made from still matches.
+        guid = a.guid == sa.bindparam("guid", type_=sa.String)
+        self.own = (
             sa.select(a.id)
             .where(
                 a.shared_key == sa.bindparam("key"),
-                a.title.is_not_distinct_from(sa.bindparam("title", type_=sa.String)),
-                a.published.is_not_distinct_from(sa.bindparam("published", type_=UTCDateTime())),
-                a.content_hash.is_not_distinct_from(sa.bindparam("hash", type_=sa.String)),
+                guid
+                | (
+                    a.title.is_not_distinct_from(sa.bindparam("title", type_=sa.String))
+                    & a.published.is_not_distinct_from(
+                        sa.bindparam("published", type_=UTCDateTime())
+                    )
+                    & a.content_hash.is_not_distinct_from(sa.bindparam("hash", type_=sa.String))
+                ),
             )
-            .order_by(a.id)
+            .order_by(sa.case((guid, 0), else_=1), a.id)
             .limit(1)
         )
         self.new_article = insert(articles).on_conflict_do_nothing().returning(a.id)
@@ -195,17 +199,7 @@ class _Recording:
     def article(self, entry: FeedEntry, found: Identity | None) -> int:
         """The article of ``entry`` under identity ``found`` (None: no link), made if new."""
         if found is not None and found.kind == OWN:
-            article_id = None
-            if entry.guid:
-                article_id = self._scalar(self.statements.by_shared, key=found.key, guid=entry.guid)
-            if article_id is None:
-                article_id = self._scalar(
-                    self.statements.by_reading,
-                    key=found.key,
-                    title=entry.title,
-                    published=entry.published,
-                    hash=content_hash(entry.content),
-                )
+            article_id = self._own(entry, found)
             return article_id if article_id is not None else self._new(entry, found)
         if found is not None:
             existing = self._scalar(self.statements.by_key, key=found.key)
@@ -215,6 +209,16 @@ class _Recording:
 
     def _scalar(self, statement: Any, **values: Any) -> int | None:
         return self.conn.execute(statement, values).scalar()
+
+    def _own(self, entry: FeedEntry, found: Identity) -> int | None:
+        return self._scalar(
+            self.statements.own,
+            key=found.key,
+            guid=entry.guid,
+            title=entry.title,
+            published=entry.published,
+            hash=content_hash(entry.content),
+        )
 
     def _new(self, entry: FeedEntry, found: Identity | None) -> int:
         fetch = found is not None and found.kind != OWN
@@ -247,7 +251,7 @@ class _Recording:
             if fetch:
                 article_id = self._scalar(self.statements.by_key, key=found.key)
             else:
-                article_id = self._scalar(self.statements.by_shared, key=found.key, guid=entry.guid)
+                article_id = self._own(entry, found)
             assert article_id is not None
             return article_id
         if not fetch:
