@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
-from ingest.feeds import SharedLinks, language_tag, page_of, shared_links, url_key
+from ingest.feeds import SharedLinks, language_tag, page_of, shared_links
 from ingest.models import Article, ArticleStatus, ContentSource, Entry, Feed, UTCDateTime
 from ingest.records import FeedEntry, Hints, PageJob
 
@@ -308,7 +308,7 @@ def record(
     if len(known) == len(unique) and not merged:
         return Recorded(0, 0, [])  # nothing new, nothing recorded under a shared link
     shared = shared_links(unique)
-    posts = {e.key: url_key(e.link, fragment=True) for e in unique if e.link}
+    posts = shared.keys
 
     def in_shared(entry: FeedEntry) -> bool:
         post = posts.get(entry.key)

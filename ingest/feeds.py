@@ -52,10 +52,11 @@ def page_of(post: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SharedLinks:
-    """What one feed document says about links several of its entries share."""
+    """What one feed document says about the links of its entries."""
 
     posts: frozenset[str]  # post keys several distinct entries link to: no entry's identity
     pages: frozenset[str]  # pages whose entries link to distinct fragments: each its own post
+    keys: dict[str, str]  # entry key -> the post key of its link (`url_key` with fragment)
 
 
 def shared_links(entries: Sequence[FeedEntry]) -> SharedLinks:
@@ -67,20 +68,19 @@ def shared_links(entries: Sequence[FeedEntry]) -> SharedLinks:
     blog on one URL); a page whose entries link to distinct fragments of it holds several
     posts, each identified by its fragment (a microblog's day page).
     """
+    keys: dict[str, str] = {}
     readings: dict[str, set[tuple[object, ...]]] = defaultdict(set)
-    seen: set[str] = set()
     for entry in entries:
-        if entry.link and entry.key not in seen:
-            seen.add(entry.key)
-            readings[url_key(entry.link, fragment=True)].add(
-                (entry.title, entry.content, entry.published)
-            )
+        if entry.link and entry.key not in keys:
+            post = keys[entry.key] = url_key(entry.link, fragment=True)
+            readings[post].add((entry.title, entry.content, entry.published))
     posts_of: dict[str, set[str]] = defaultdict(set)
     for post in readings:
         posts_of[page_of(post)].add(post)
     return SharedLinks(
         posts=frozenset(post for post, seen_as in readings.items() if len(seen_as) > 1),
         pages=frozenset(page for page, posts in posts_of.items() if len(posts) > 1),
+        keys=keys,
     )
 
 
