@@ -74,7 +74,7 @@ def word_count(text: str | None) -> int:
     return len(re.findall(r"\w+", text or ""))
 
 
-def _date_line(para: str) -> bool:
+def date_line(para: str) -> bool:
     """A date line in any language: "Updated March 4, 2025", "segunda-feira, 22 de janeiro de
     2018 às 0:13", "5:45 AM PST 11/19/2019 by Jane Doe"."""
     if len(para) >= 100:
@@ -93,7 +93,7 @@ def _leading_chrome(para: str, headlines: Collection[str]) -> bool:
     return (
         (len(para) < 200 and _BANNER.search(para) is not None)
         or text_key(para) in headlines
-        or _date_line(para)
+        or date_line(para)
         or _READING_TIME.match(para) is not None
         or (len(para) < 300 and _PROMO.search(para) is not None)
     )

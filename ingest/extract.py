@@ -17,6 +17,7 @@ from lxml import etree
 from trafilatura.readability_lxml import Document as Readability
 from w3lib.encoding import html_to_unicode
 
+from ingest.anchors import post_article
 from ingest.cleanup import clean_paragraphs, text_key, word_count
 from ingest.errors import ExtractionError
 from ingest.metadata import clean_text, merge_hints, page_metadata, parse_time, split_authors
@@ -130,8 +131,10 @@ def extract_article(
     *,
     content_type: str | None = None,
     hints: Hints | None = None,
+    fragment: str | None = None,
 ) -> ExtractedArticle:
-    """The clean article of a page, page metadata first and ``hints`` (the feed) as fallback.
+    """The clean article of a page, page metadata first and ``hints`` (the feed) as fallback;
+    with ``fragment``, the post it names on a page of several (`ingest.anchors`).
 
     Raises `ExtractionError` when the page has no article text.
     """
@@ -143,6 +146,8 @@ def extract_article(
         tree = lxml.html.document_fromstring(text, parser=_PARSER)
     except (etree.ParserError, ValueError) as exc:
         raise ExtractionError(f"unparseable HTML: {exc}", url=where, reason="bad_html") from exc
+    if fragment is not None:
+        return post_article(tree, url, fragment, hints or Hints())
     meta = page_metadata(tree, url)
     document = None
     if not (meta.title and meta.published):

@@ -6,6 +6,9 @@ import calendar
 import hashlib
 import re
 import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
 from typing import Any
@@ -22,11 +25,13 @@ _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
 
 
-def url_key(url: str) -> str:
+def url_key(url: str, *, fragment: bool = False) -> str:
     """The identity of an article URL: normalised, tracking parameters and fragment dropped.
 
     Two links that differ only by ``utm_*``, ``fbclid`` and the like, by host case, default
-    port or parameter order give the same key.
+    port or parameter order give the same key. With ``fragment`` the key keeps the fragment
+    (normalised; a tracking fragment such as ``#xtor=RSS-3`` is still dropped): the key of a
+    post on a page of several, ``page#post``.
     """
     import courlan  # here, not at the top: a re-poll of unchanged feeds never needs it
 
@@ -36,7 +41,47 @@ def url_key(url: str) -> str:
         normal = url
     parts = urlsplit(normal)
     path = urljoin("/", parts.path) if parts.path else "/"  # resolves ./ and ../ segments
-    return urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, ""))
+    kept = parts.fragment if fragment else ""
+    return urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, kept))
+
+
+def page_of(post: str) -> str:
+    """The page of a post key (`url_key` with its fragment): the key without the fragment."""
+    return post.partition("#")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedLinks:
+    """What one feed document says about the links of its entries."""
+
+    posts: frozenset[str]  # post keys several distinct entries link to: no entry's identity
+    pages: frozenset[str]  # pages whose entries link to distinct fragments: each its own post
+    keys: dict[str, str]  # entry key -> the post key of its link (`url_key` with fragment)
+
+
+def shared_links(entries: Sequence[FeedEntry]) -> SharedLinks:
+    """The links of one feed document that do not identify its entries.
+
+    Entries are distinct when their keys (guids) differ, unless they are the same entry listed
+    twice (same title, content and date). A link several distinct entries share is no
+    entry's identity (a podcast's episodes all linking to the show's page, two posts of a link
+    blog on one URL); a page whose entries link to distinct fragments of it holds several
+    posts, each identified by its fragment (a microblog's day page).
+    """
+    keys: dict[str, str] = {}
+    readings: dict[str, set[tuple[object, ...]]] = defaultdict(set)
+    for entry in entries:
+        if entry.link and entry.key not in keys:
+            post = keys[entry.key] = url_key(entry.link, fragment=True)
+            readings[post].add((entry.title, entry.content, entry.published))
+    posts_of: dict[str, set[str]] = defaultdict(set)
+    for post in readings:
+        posts_of[page_of(post)].add(post)
+    return SharedLinks(
+        posts=frozenset(post for post, seen_as in readings.items() if len(seen_as) > 1),
+        pages=frozenset(page for page, posts in posts_of.items() if len(posts) > 1),
+        keys=keys,
+    )
 
 
 def fragment_text(html: str | None) -> str | None:

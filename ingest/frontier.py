@@ -101,6 +101,10 @@ class Frontier:
         self._closed = True
         self._changed.set()
 
+    def open(self) -> None:
+        """Pages will be added again (another run of the same worker)."""
+        self._closed = False
+
     def take_queued(self) -> list[PageJob]:
         """Remove and return every page not handed out yet (a worker stopping gives them up)."""
         jobs = [job for queue in self._queues.values() for job in queue]

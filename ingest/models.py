@@ -52,7 +52,9 @@ class ArticleStatus(StrEnum):
 
 class ContentSource(StrEnum):
     PAGE = "page"  # text extracted from the article page
-    FEED = "feed"  # text is the feed entry's own content (no link, or the page failed)
+    # text is the feed entry's own content: no link, a link shared by several entries, a page
+    # without the post a #fragment names, or the page failed
+    FEED = "feed"
 
 
 class Feed(SQLModel, table=True):
@@ -118,6 +120,16 @@ class Article(SQLModel, table=True):
             postgresql_where=sa.text("lease_owner IS NOT NULL"),
             sqlite_where=sa.text("lease_owner IS NOT NULL"),
         ),
+        # Articles that are an entry's own (its link shared by several entries of a feed):
+        # one per shared link and guid, however many feeds list it (migration 0006).
+        sa.Index(
+            "ix_articles_shared",
+            "shared_key",
+            "guid",
+            unique=True,
+            postgresql_where=sa.text("shared_key IS NOT NULL"),
+            sqlite_where=sa.text("shared_key IS NOT NULL"),
+        ),
         # SQLite only (migration 0005): what search filters read of each full-text match.
         sa.Index(
             "ix_articles_search_filters", "id", "language", "published", "created_at", "authors"
@@ -125,8 +137,13 @@ class Article(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    # Normalised link (tracking parameters and fragment dropped): the article's identity.
+    # The article's identity: its normalised link (tracking parameters and fragment dropped),
+    # with the fragment for a post on a page of several (``page#post``); NULL without a link
+    # that identifies it (no link, or one shared by several entries: see ``shared_key``).
     url_key: str | None = Field(default=None, unique=True)
+    # The link's key when several entries of a feed share it: the article is the entry's own,
+    # found by this key and its guid; its text is the entry's (nothing is fetched).
+    shared_key: str | None = None
     url: str | None = None
     host: str | None = None  # the host of `url`: the frontier's per-host queues
     final_url: str | None = None

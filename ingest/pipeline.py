@@ -12,15 +12,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urldefrag
 
 from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
 from ingest.errors import FetchError, HostBackoffError, StoreError
-from ingest.feeds import parse_feed
+from ingest.feeds import parse_feed, url_key
 from ingest.frontier import Frontier
 from ingest.models import Feed
 from ingest.net import HttpClient
@@ -38,6 +40,10 @@ FEED_ACCEPT = (
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 ROBOTS_MAX_BYTES = 500_000
 UNCHANGED_BATCH = 100  # 304 polls written in one transaction
+# A page of several posts is read once for the posts a poll found on it, and kept no longer
+# than this (the next poll is minutes away and may find it grown), nor more than a few at once.
+POST_PAGE_FRESH = timedelta(seconds=60)
+POST_PAGES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,27 @@ class _NoProgress:
         pass
 
 
+class PostPages:
+    """The pages posts (``page#post`` links) are read from: each fetched once for the posts
+    of a poll, and afresh by a later one (a day page gains posts), few at a time."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._pages: OrderedDict[str, tuple[datetime, asyncio.Task[Page]]] = OrderedDict()
+
+    def get(self, key: str, fetch: Callable[[], Coroutine[Any, Any, Page]]) -> asyncio.Task[Page]:
+        """The fetch of the page ``key`` (its `url_key`) under way or done lately, else a new
+        one (``fetch()``)."""
+        now = self._clock()
+        kept = self._pages.pop(key, None)
+        if kept is None or now - kept[0] > POST_PAGE_FRESH or kept[1].cancelled():
+            kept = (now, asyncio.get_running_loop().create_task(fetch()))
+        self._pages[key] = kept
+        while len(self._pages) > POST_PAGES:
+            self._pages.popitem(last=False)
+        return kept[1]
+
+
 class Ingestor:
     """Polls feeds and archives their pages with one HTTP client and one extraction pool."""
 
@@ -151,6 +178,7 @@ class Ingestor:
         # whichever worker of the archive has room (`Daemon.retry`).
         self.hold_new_pages = True
         self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
+        self._post_pages = PostPages(clock)
         store.lease = timedelta(seconds=settings.database.lease)
         http.hosts.shared = store  # host delays hold across every worker of the archive
         self.refresh_blocks()
@@ -275,6 +303,7 @@ class Ingestor:
                 "feed_url": feed.url,
                 "entries": len(parsed.entries),
                 "new": recorded.new_entries,
+                "separated": recorded.separated,
                 "next_poll_at": next_poll_at.isoformat(),
             },
         )
@@ -326,17 +355,18 @@ class Ingestor:
         try:
             started = time.monotonic()
             try:
-                if self.settings.fetch.robots:
-                    await self.robots.check(job.url)
-                page = await self.http.get(
-                    job.url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
-                )
+                if job.fragment is None:
+                    page = await self._fetch_page(job.url)
+                else:  # a post: its page may hold more posts of this poll, fetched once
+                    url = urldefrag(job.url).url
+                    fetch = self._post_pages.get(url_key(url), lambda: self._fetch_page(url))
+                    page = await fetch
             finally:
                 self.frontier.fetched(job)  # the host may take its next turn
             metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
             started = time.monotonic()
             article, raw = await self.pool.extract(
-                page, job.hints, keep_raw=self.settings.extract.keep_raw
+                page, job.hints, keep_raw=self.settings.extract.keep_raw, fragment=job.fragment
             )
             metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
         except FetchError as error:
@@ -356,6 +386,13 @@ class Ingestor:
         else:
             self.tally.add("articles_duplicate")
         log.info("article stored", extra={"url": job.url, "article_id": stored})
+
+    async def _fetch_page(self, url: str) -> Page:
+        if self.settings.fetch.robots:
+            await self.robots.check(url)
+        return await self.http.get(
+            url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
+        )
 
     def _page_failed(self, job: PageJob, error: FetchError) -> None:
         self.tally.add("articles_failed")
@@ -377,6 +414,7 @@ class Ingestor:
         self.tally.add("feeds", len(feeds))
         self.tally.add("pages_retried", sum(1 for job in retries if job.attempts > 0))
         self.progress.add(len(feeds) + len(retries))
+        self.frontier.open()
         self.frontier.add(retries)
         keeping = asyncio.get_running_loop().create_task(self._keep_leases())
         try:

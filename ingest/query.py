@@ -90,8 +90,16 @@ def render_text(article: Article, feed_url: str) -> str:
         if value:
             lines.append(f"{label + ':':<11}{value}")
     if article.content_source == "feed":
-        lines.append("Text:      from the feed (the page was not extracted)")
+        lines.append(f"Text:      from the feed ({_why_feed(article)})")
     return "\n".join([*lines, "", data["text"] or ""]) + "\n"
+
+
+def _why_feed(article: Article) -> str:
+    if article.shared_key:
+        return "the entry's own: its link is shared by several entries"
+    if article.status == "ok" and article.url_key and "#" in article.url_key:
+        return "the entry's own: the page does not hold this post"
+    return "the page was not extracted"
 
 
 def write_records(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:

@@ -71,6 +71,8 @@ class ExtractedArticle:
     site_name: str | None = None
     summary: str | None = None
     canonical_url: str | None = None
+    # False: the page did not hold this post (its #fragment), the text is the feed entry's own.
+    from_page: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class Hints:
     updated: datetime | None = None
     language: str | None = None
     summary: str | None = None
+    content: str | None = None  # the entry's own text: set for a post (see `PageJob.fragment`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +96,5 @@ class PageJob:
     url: str
     attempts: int
     hints: Hints = field(default_factory=Hints)
+    # A post on a page of several: its anchor there (the link's normalised fragment).
+    fragment: str | None = None

@@ -8,16 +8,15 @@ same fetch twice, or reaching one article from two feeds, stores it once.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urldefrag
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,8 +25,9 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from ingest.config import FeedSettings
+from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
 from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
-from ingest.feeds import language_tag, url_key
+from ingest.feeds import url_key
 from ingest.models import (
     CLAIMABLE,
     Article,
@@ -39,7 +39,6 @@ from ingest.models import (
     Host,
     UTCDateTime,
 )
-from ingest.polite import host_of
 from ingest.records import ExtractedArticle, FeedEntry, Hints, Page, PageJob, ParsedFeed, utcnow
 from ingest.search import (
     RANK_WINDOW,
@@ -51,24 +50,9 @@ from ingest.search import (
 )
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """What `Store.record_entries` added."""
-
-    new_entries: int  # entries this feed had not listed before
-    feed_only: int  # new articles without a link: the feed's content is the article
-    jobs: list[PageJob]  # new articles whose page is to be fetched
-
-
-def content_hash(text: str | None) -> str | None:
-    if not text:
-        return None
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -112,6 +96,7 @@ class _Saving:
         self.drop = sa.delete(articles).where(c.id == sa.bindparam("id"))
         fields = ("authors", "published", "updated", "language", "summary", "text")
         fields += ("canonical_url", "final_url", "content_hash", "attempts", "fetched_at")
+        fields += ("content_source",)
         self.store = (
             sa.update(articles)
             .where(c.id == sa.bindparam("article"), c.status != ArticleStatus.OK.value)
@@ -120,7 +105,6 @@ class _Saving:
                 | {
                     "title": sa.func.coalesce(param("title"), c.title),
                     "site_name": sa.func.coalesce(param("site_name"), c.site_name),
-                    "content_source": ContentSource.PAGE.value,
                     "status": ArticleStatus.OK.value,
                     "next_attempt_at": None,
                     "error": None,
@@ -134,18 +118,6 @@ class _Saving:
 
 
 _SAVING = _Saving()
-
-
-class _Recording:
-    """The statements `Store.record_entries` runs for each entry, in the store's dialect."""
-
-    def __init__(self, insert: Callable[[Any], Any]) -> None:
-        articles = Article.__table__  # type: ignore[attr-defined]
-        self.article_by_key = sa.select(articles.c.id).where(
-            articles.c.url_key == sa.bindparam("key")
-        )
-        self.new_article = insert(articles).on_conflict_do_nothing().returning(articles.c.id)
-        self.new_entry = insert(Entry.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
 
 
 def _dead(owner: str) -> bool:
@@ -190,7 +162,7 @@ class Store:
         self.engine = engine
         self.owner = worker_name()
         self.lease = timedelta(minutes=5)
-        self._statements = _Recording(self._insert)
+        self._statements = Statements(self._insert)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, migrate: bool = True) -> Store:
@@ -611,109 +583,25 @@ class Store:
         """Store the entries a feed lists, each once, and say which pages are to be fetched.
 
         An entry whose link is already archived (from another feed, or the same URL with
-        tracking parameters) is linked to that article rather than stored again. With
-        ``hold`` the new pages are leased to this worker; without, any worker may claim them.
+        tracking parameters) is linked to that article rather than stored again; entries
+        sharing one link are told apart (`ingest.entries`). With ``hold`` the new pages are
+        leased to this worker; without, any worker may claim them.
         """
         assert feed.id is not None
         now = utcnow()
-        jobs: list[PageJob] = []
-        new_entries = feed_only = 0
+        lease = Lease(self.owner, now + self.lease) if hold else Lease()
         with self._session() as session:
-            known = set(
-                session.exec(
-                    select(Entry.entry_key).where(
-                        Entry.feed_id == feed.id,
-                        col(Entry.entry_key).in_([e.key for e in entries]),
-                    )
-                )
+            recorded = record(
+                session,
+                self._statements,
+                feed,
+                entries,
+                now=now,
+                lease=lease,
+                postgres=self.postgres,
             )
-            fresh = [e for e in entries if e.key not in known]
-            keys = [url_key(e.link) if e.link else None for e in fresh]
-            if self.postgres:
-                # Two workers polling two feeds that list the same new articles would each
-                # hold some of the keys the other inserts next: locked first, in one order,
-                # they wait for each other instead of deadlocking.
-                self._lock_keys(session, [k for k in keys if k])
-            conn = session.connection()  # Core statements built once: a poll may list hundreds
-            for entry, key in zip(fresh, keys, strict=True):
-                if entry.key in known:
-                    continue
-                known.add(entry.key)
-                new_entries += 1
-                article_id = self._existing_article(conn, key)
-                if article_id is None:
-                    article_id = self._new_article(conn, feed, entry, key, now, hold=hold)
-                    if article_id is not None and entry.link:
-                        jobs.append(PageJob(article_id, entry.link, 0, _hints(entry)))
-                    elif article_id is not None:
-                        feed_only += 1
-                if article_id is None:  # lost a race for the same key: link to the winner
-                    article_id = self._existing_article(conn, key)
-                assert article_id is not None
-                conn.execute(
-                    self._statements.new_entry,
-                    {
-                        "feed_id": feed.id,
-                        "entry_key": entry.key,
-                        "article_id": article_id,
-                        "seen_at": now,
-                    },
-                )
             session.commit()
-        return Recorded(new_entries, feed_only, jobs)
-
-    @staticmethod
-    def _lock_keys(session: Session, keys: Iterable[str]) -> None:
-        """PostgreSQL: hold a transaction lock on each article key, taken in sorted order
-        (unnest keeps the array's order)."""
-        ordered = sa.select(
-            sa.func.unnest(
-                sa.bindparam("keys", sorted(set(keys)), type_=postgresql.ARRAY(sa.Text))
-            ).label("k")
-        ).subquery()
-        session.execute(
-            sa.select(sa.func.count(sa.func.pg_advisory_xact_lock(sa.func.hashtext(ordered.c.k))))
-        )
-
-    def _existing_article(self, conn: sa.Connection, key: str | None) -> int | None:
-        if key is None:
-            return None
-        return conn.execute(self._statements.article_by_key, {"key": key}).scalar()
-
-    def _new_article(
-        self,
-        conn: sa.Connection,
-        feed: Feed,
-        entry: FeedEntry,
-        key: str | None,
-        now: datetime,
-        *,
-        hold: bool,
-    ) -> int | None:
-        values = {
-            "url_key": key,
-            "url": entry.link,
-            "feed_id": feed.id,
-            "guid": entry.guid,
-            "title": entry.title,
-            "authors": list(entry.authors),
-            "published": entry.published,
-            "updated": entry.updated,
-            "language": language_tag(entry.language or feed.language),
-            "site_name": feed.title,
-            "summary": entry.summary,
-            "text": entry.content,
-            "content_source": ContentSource.FEED,
-            "content_hash": content_hash(entry.content),
-            # Without a link the feed's content is all there will ever be.
-            "status": ArticleStatus.PENDING if entry.link else ArticleStatus.OK,
-            "attempts": 0,
-            "created_at": now,
-            "host": host_of(entry.link) if entry.link else None,
-            "lease_owner": self.owner if hold and entry.link else None,
-            "lease_until": now + self.lease if hold and entry.link else None,
-        }
-        return conn.execute(self._statements.new_article, values).scalar()
+        return recorded
 
     def claim_pages(
         self, now: datetime, *, limit: int | None = None, per_host: int | None = None
@@ -752,22 +640,7 @@ class Store:
             turns = turns.where(queue.c.turn <= per_host)
         pick = select(Article.id).where(col(Article.id).in_(turns.scalar_subquery()))
         rows = sorted(self._claim(Article, pick, now), key=lambda a: a.id or 0)
-        return [
-            PageJob(
-                a.id or 0,
-                a.url or "",
-                a.attempts,
-                Hints(
-                    title=a.title,
-                    authors=tuple(a.authors),
-                    published=a.published,
-                    updated=a.updated,
-                    language=a.language,
-                    summary=a.summary,
-                ),
-            )
-            for a in rows
-        ]
+        return [_job(a) for a in rows]
 
     def release_orphans(self) -> int:
         """Free the leases of dead workers of this machine (same host name, a process that
@@ -811,16 +684,20 @@ class Store:
         """Store a page's clean article; returns its id, or the id of the article it duplicates.
 
         A page whose final or canonical URL is already archived under another article (a
-        redirecting feed link, say) is merged into that article instead of stored twice.
+        redirecting feed link, say) is merged into that article instead of stored twice. A post
+        on a page of several (``job.fragment``) is that URL with its fragment: the page's other
+        posts, and the page itself, are other articles.
         """
-        keys = {url_key(page.final_url)}
+        post = job.fragment is not None
+        final_url = f"{urldefrag(page.final_url).url}#{job.fragment}" if post else page.final_url
+        keys = {url_key(final_url, fragment=post)}
         if article.canonical_url:
-            keys.add(url_key(article.canonical_url))
+            keys.add(url_key(article.canonical_url, fragment=post))
         with self._session() as session:
             if self.postgres:
                 # Two workers saving pages that share a URL: the second waits for the first
                 # and merges into it (keys locked in one order: no deadlock).
-                self._lock_keys(session, (k for k in keys if k))
+                lock_keys(session, (k for k in keys if k))
             # Core statements built once (`_saving`): this runs for every page archived.
             conn = session.connection()
             duplicate = conn.execute(
@@ -845,9 +722,12 @@ class Store:
                     "new_language": article.language,
                     "new_site_name": article.site_name,
                     "new_summary": article.summary,
-                    "new_text": article.text,
+                    "new_text": article.text or None,
                     "new_canonical_url": article.canonical_url,
-                    "new_final_url": page.final_url,
+                    "new_final_url": final_url,
+                    "new_content_source": (
+                        ContentSource.PAGE if article.from_page else ContentSource.FEED
+                    ).value,
                     "new_content_hash": content_hash(article.text),
                     "new_attempts": job.attempts + 1,
                     "new_fetched_at": page.fetched_at,
@@ -915,17 +795,19 @@ class Store:
             return sqlite_search(session, text, filters, limit, rank_window)
 
     def article(self, ref: str) -> tuple[Article, str]:
-        """One article by id or URL (as fetched, final or canonical), with its feed's URL."""
+        """One article by id or URL (as fetched, final or canonical), with its feed's URL; a
+        post's URL (``page#post``) finds the post before its page."""
         query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
         if ref.isdigit():
             query = query.where(col(Article.id) == int(ref))
         else:
+            post = url_key(ref, fragment=True)
             query = query.where(
-                (col(Article.url_key) == url_key(ref))
+                col(Article.url_key).in_([url_key(ref), post])
                 | (col(Article.url) == ref)
                 | (col(Article.final_url) == ref)
                 | (col(Article.canonical_url) == ref)
-            )
+            ).order_by(sa.case((col(Article.url_key) == post, 0), else_=1), col(Article.id))
         with self._session() as session:
             row = session.exec(query.limit(1)).first()
         if row is None:
@@ -1001,12 +883,22 @@ class Store:
         }
 
 
-def _hints(entry: FeedEntry) -> Hints:
-    return Hints(
-        title=entry.title,
-        authors=entry.authors,
-        published=entry.published,
-        updated=entry.updated,
-        language=entry.language,
-        summary=entry.summary,
+def _job(article: Article) -> PageJob:
+    """The page job of an article left to fetch; a post's (its key ``page#post``) carries its
+    fragment and the entry's own text, the post's text should the page not hold it."""
+    _, mark, fragment = (article.url_key or "").partition("#")
+    return PageJob(
+        article.id or 0,
+        article.url or "",
+        article.attempts,
+        Hints(
+            title=article.title,
+            authors=tuple(article.authors),
+            published=article.published,
+            updated=article.updated,
+            language=article.language,
+            summary=article.summary,
+            content=article.text if mark else None,
+        ),
+        fragment=fragment if mark else None,
     )

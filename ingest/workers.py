@@ -37,11 +37,16 @@ def check_page(page: Page) -> None:
 
 
 def _extract(
-    body: bytes, url: str, content_type: str | None, hints: Hints, keep_raw: bool
+    body: bytes,
+    url: str,
+    content_type: str | None,
+    hints: Hints,
+    keep_raw: bool,
+    fragment: str | None,
 ) -> tuple[ExtractedArticle, bytes | None]:
     from ingest.extract import extract_article  # imported in the worker, not the parent
 
-    article = extract_article(body, url, content_type=content_type, hints=hints)
+    article = extract_article(body, url, content_type=content_type, hints=hints, fragment=fragment)
     # The raw page is compressed here too: on every core, not in the parent's event loop.
     return article, zlib.compress(body, RAW_LEVEL) if keep_raw else None
 
@@ -87,14 +92,15 @@ class ExtractorPool:
             self._starting = asyncio.get_running_loop().create_task(asyncio.to_thread(self._start))
 
     async def extract(
-        self, page: Page, hints: Hints, *, keep_raw: bool = False
+        self, page: Page, hints: Hints, *, keep_raw: bool = False, fragment: str | None = None
     ) -> tuple[ExtractedArticle, bytes | None]:
-        """The clean article of ``page`` and, with ``keep_raw``, its body zlib-compressed."""
+        """The clean article of ``page`` (with ``fragment``: the post it names there) and, with
+        ``keep_raw``, its body zlib-compressed."""
         check_page(page)
         content_type = page.headers.get("content-type")
         future = (await self._get()).schedule(
             _extract,
-            args=(page.body, page.final_url, content_type, hints, keep_raw),
+            args=(page.body, page.final_url, content_type, hints, keep_raw, fragment),
             timeout=self.timeout,
         )
         from pebble import ProcessExpired  # loaded by `_start` already

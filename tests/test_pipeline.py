@@ -17,12 +17,12 @@ import pytest
 from ingest.config import FeedSettings, Settings, load_settings
 from ingest.models import Feed
 from ingest.net import HttpClient
-from ingest.pipeline import Ingestor, RunSummary
+from ingest.pipeline import POST_PAGE_FRESH, Ingestor, RunSummary
 from ingest.search import Filters
 from ingest.store import Store
 from ingest.workers import ExtractorPool
 from tests.conftest import write_config
-from tests.newsroom import Newsroom
+from tests.newsroom import SITE_DIR, Newsroom
 
 
 class Clock:
@@ -268,3 +268,64 @@ def test_a_long_run_keeps_its_pages_from_other_workers(
 
     assert summary.articles_new >= 2
     assert taken == []
+
+
+def test_a_day_page_is_read_once_for_its_posts_and_afresh_by_a_later_poll(
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
+) -> None:
+    notes = FeedSettings(url=newsroom.url("/shared/microblog.rss"), name="Notes")
+    settings = settings_for(tmp_path, newsroom, archive).model_copy(update={"feeds": [notes]})
+    day = "/shared/notes/2025/03/14.html"
+    feed = (SITE_DIR / "shared" / "microblog.rss").read_text(encoding="utf-8")
+    page = (SITE_DIR / day.lstrip("/")).read_text(encoding="utf-8")
+    clock = Clock()
+
+    async def go() -> None:
+        async with HttpClient(settings.fetch) as http, ExtractorPool(1) as pool:
+            ingestor = Ingestor(settings, store, http, pool, clock=clock)  # a daemon's, kept
+            await ingestor.run_once(store.sync_feeds([notes]))
+            first = len(newsroom.requests_for(day))
+            # The evening's post, on the feed and on the grown day page, polled minutes later.
+            later = (
+                "<item><title>Harbour lights</title><description>Out at ten.</description>"
+                f"<link>{{{{BASE}}}}{day}#a2200</link><guid>{{{{BASE}}}}{day}#a2200</guid></item>"
+            )
+            newsroom.set("/shared/microblog.rss", feed.replace("<item>", later + "<item>", 1))
+            post = (
+                '<article class="post" id="a2200"><p>Every harbour light went out at ten, '
+                "and came back one by one as the wardens walked the quay.</p></article>"
+            )
+            newsroom.set(day, page.replace("</main>", post + "</main>"))
+            clock.advance(seconds=POST_PAGE_FRESH.total_seconds() + 1)
+            await ingestor.run_once(store.sync_feeds([notes]))
+            assert (first, len(newsroom.requests_for(day))) == (1, 2)
+
+    asyncio.run(go())
+    article, _ = store.article(newsroom.url(f"{day}#a2200"))
+    assert (article.title, article.content_source) == ("Harbour lights", "page")
+    assert article.text and article.text.startswith("Every harbour light went out at ten")
+
+
+def test_posts_whose_day_page_fails_keep_their_own_text_and_are_retried_together(
+    tmp_path: Path, newsroom: Newsroom, archive: str, store: Store
+) -> None:
+    notes = FeedSettings(url=newsroom.url("/shared/microblog.rss"), name="Notes")
+    settings = settings_for(tmp_path, newsroom, archive, extra='retry_after = "10m"')
+    day = "/shared/notes/2025/03/14.html"
+    newsroom.set(day, status=500)
+    clock = Clock()
+
+    first = run(settings, store, clock, [notes])
+    failed, _ = store.article(newsroom.url(f"{day}#a1130"))
+    newsroom.unset(day)
+    clock.advance(minutes=11)
+    newsroom.clear_log()
+    run(settings, store, clock, [notes])
+    fixed, _ = store.article(newsroom.url(f"{day}#a1130"))
+
+    assert [f.reason for f in first.failures] == ["http_500"] * 4  # four posts on the page
+    assert (failed.status, failed.content_source) == ("failed", "feed")
+    assert failed.text == 'Overheard at the chandlery: "They don\'t make cleats like they used to."'
+    assert len(newsroom.requests_for(day)) == 1  # the four retries, one request
+    assert (fixed.id, fixed.status, fixed.content_source) == (failed.id, "ok", "page")
+    assert fixed.text and fixed.text.endswith("out of something else now.")

@@ -5,8 +5,8 @@ Adds ``articles.host`` and fills it for the pages still to be fetched (pending, 
 a retry to come); pages already archived keep NULL, as the frontier never claims them. The
 queue's partial index is rebuilt over (host, id). Nothing is dropped but that index.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
