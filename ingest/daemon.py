@@ -9,10 +9,10 @@ shutdown timeout, cancel the rest (it stays pending in the database) and return.
 
 Leases are kept on the work in hand only (``_feeds`` and the pages of the ingestor's frontier,
 queued or in flight): a page whose task ended without its outcome stored is given back at the
-next tick. When the database is unavailable
-(`StoreUnavailableError`) the daemon claims nothing, leaves the pages not started pending,
-keeps the articles already fetched until they can be stored, tries the database again after
-a doubling wait (`DatabaseState`), one log line per try, and resumes by itself.
+next tick. When the database is unavailable (`StoreUnavailableError`) the daemon claims
+nothing, leaves the pages not started pending, keeps the outcomes of pages already fetched
+until they can be stored, tries the database again after a doubling wait (`DatabaseState`),
+one log line per try, and resumes by itself.
 """
 
 from __future__ import annotations
