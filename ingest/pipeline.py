@@ -14,9 +14,8 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urldefrag
 
 from ingest import metrics, schedule
@@ -29,6 +28,7 @@ from ingest.net import HttpClient
 from ingest.polite import Robots, host_of
 from ingest.records import Page, PageJob, ParsedFeed, utcnow
 from ingest.store import Store
+from ingest.summary import Failure, NoProgress, NoTally, Progress, RunSummary, Tally
 from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.pipeline")
@@ -47,83 +47,6 @@ POST_PAGES = 8
 NOT_STORED = "not_stored"  # failure reason: the database refused what a feed or page gave
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    url: str
-    reason: str
-    message: str
-    kind: str  # "feed" or "page"
-
-
-class Tally(Protocol):
-    """Where an `Ingestor` counts what it does (a run's summary, or nothing)."""
-
-    def add(self, counter: str, n: int = 1) -> None: ...
-
-    def failed(self, failure: Failure) -> None: ...
-
-
-class NoTally:
-    """For the daemon: its counts live in the metrics, and nothing may pile up in memory."""
-
-    def add(self, counter: str, n: int = 1) -> None:
-        pass
-
-    def failed(self, failure: Failure) -> None:
-        pass
-
-
-@dataclass
-class RunSummary:
-    """What one refresh did; `to_dict` is the ``--format json`` output."""
-
-    feeds: int = 0
-    feeds_not_modified: int = 0
-    feeds_failed: int = 0
-    entries_seen: int = 0
-    entries_new: int = 0
-    articles_new: int = 0
-    articles_failed: int = 0
-    articles_duplicate: int = 0
-    pages_retried: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    started_at: datetime = field(default_factory=utcnow)
-    seconds: float = 0.0
-
-    @property
-    def completed(self) -> bool:
-        """False when there were feeds to poll and not one of them could be."""
-        return self.feeds == 0 or self.feeds_failed < self.feeds
-
-    def add(self, counter: str, n: int = 1) -> None:
-        setattr(self, counter, getattr(self, counter) + n)
-
-    def failed(self, failure: Failure) -> None:
-        self.failures.append(failure)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["started_at"] = self.started_at.isoformat()
-        data["seconds"] = round(self.seconds, 3)
-        return data
-
-
-class Progress(Protocol):
-    """What the pipeline reports as it goes (the CLI draws a progress bar from it)."""
-
-    def add(self, pages: int) -> None: ...
-
-    def done(self, pages: int = 1) -> None: ...
-
-
-class _NoProgress:
-    def add(self, pages: int) -> None:
-        pass
-
-    def done(self, pages: int = 1) -> None:
-        pass
 
 
 class PostPages:
@@ -167,7 +90,7 @@ class Ingestor:
         self.pool = pool
         self.clock = clock
         self.tally: Tally = tally or NoTally()
-        self.progress = progress or _NoProgress()
+        self.progress = progress or NoProgress()
         self.robots = Robots(self._get_robots, http.hosts, user_agent=settings.fetch.user_agent)
         # Pages to fetch, a queue per host; it also bounds the pages held between fetch and
         # store to `fetch.concurrency`.
