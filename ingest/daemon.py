@@ -6,6 +6,13 @@ left pending and retries failed pages that are due, ``reload`` re-reads the conf
 changes (or on SIGHUP). SIGTERM and SIGINT stop claiming work, give what is in flight until the
 shutdown timeout, cancel the rest (it stays pending in the database) and return. /healthz and
 /metrics are served on ``[daemon] listen``.
+
+Leases are kept on the work in hand only (``_feeds`` and the pages of the ingestor's frontier,
+queued or in flight): a page whose task ended without its outcome stored is given back at the
+next tick. When the database is unavailable (`StoreUnavailableError`) the daemon claims
+nothing, leaves the pages not started pending, keeps the outcomes of pages already fetched
+until they can be stored, tries the database again after a doubling wait (`DatabaseState`),
+one log line per try, and resumes by itself.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest import metrics
 from ingest.config import Settings, load_settings
-from ingest.errors import ConfigError, StoreError
+from ingest.dbstate import DatabaseState
+from ingest.errors import ConfigError, StoreError, StoreUnavailableError
 from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.pipeline import Ingestor
@@ -66,6 +74,11 @@ class Daemon:
         self._backlog = False  # the last tick claimed all it could: more feeds may be due
         self._page_backlog = False  # the last claim found pages: there may be more
         self._claimed_hosts = 0  # hosts with pages queued after the last claim
+        self.database = DatabaseState()
+        self._database_up = asyncio.Event()  # cleared while the database is unavailable
+        self._database_up.set()
+        self._database_try: asyncio.TimerHandle | None = None
+        metrics.DATABASE_UP.set(1)
         self.ingestor: Ingestor | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -93,6 +106,7 @@ class Daemon:
             ):
                 self.ingestor = Ingestor(self.settings, self.store, http, pool, clock=self.clock)
                 self.ingestor.hold_new_pages = False
+                self.ingestor.wait_for_database = self._wait_for_database
                 dispatch = loop.create_task(self.ingestor.dispatch(self._start_page))
                 scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
                 now = datetime.now(UTC)
@@ -118,13 +132,22 @@ class Daemon:
                 await self._stopping.wait()
                 scheduler.shutdown(wait=False)
                 dispatch.cancel()
-                self.ingestor.closing = True  # queued pages stay pending; running ones finish
+                self.ingestor.paused = True  # queued pages stay pending; running ones finish
                 self.ingestor.frontier.take_queued()  # released below, for any worker
                 # Leave time for the worker pool and the HTTP client to close within the bound.
                 await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
-                self.ingestor.flush()
-                self.store.release()  # what is left undone is the other workers' now
+                try:
+                    self.ingestor.flush()
+                    self.store.release()  # what is left undone is the other workers' now
+                except StoreError as exc:
+                    log.warning(
+                        "leases not given back (they run out after database.lease): %s",
+                        exc,
+                        extra={"error": "store"},
+                    )
         finally:
+            if self._database_try is not None:
+                self._database_try.cancel()
             for task in self._chores:
                 task.cancel()
             if server is not None:
@@ -153,20 +176,34 @@ class Daemon:
     # --- jobs ----------------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Claim the feeds whose time has come and poll them."""
+        """Claim the feeds whose time has come and poll them (nothing while the database is
+        unavailable: `_try_database` is scheduled for that)."""
         if self._stopping.is_set() or self.ingestor is None:
             return
+        if not self.database.up:
+            self._last_tick = time.monotonic()  # the clock ticks; /healthz says why it idles
+            return
+        self._claim_feeds()
+
+    def _claim_feeds(self, *, attempt: bool = False) -> None:
+        assert self.ingestor is not None
         room = self.settings.fetch.concurrency - len(self._feeds)
         now = self.clock()
         try:
             self.ingestor.flush()  # 304s written first, or their feeds would look due
-            # Keep the leases on work in hand; learn of hosts that told other workers to wait.
-            self.store.renew(now)
+            # Keep the leases on work in hand, give back the rest; learn of hosts that told
+            # other workers to wait.
+            self.ingestor.renew(self._feeds)
             self.ingestor.refresh_blocks()
             due = self.store.claim_feeds(now, limit=max(room, 0))
+        except StoreUnavailableError as exc:
+            self._database_failed(exc, attempt=attempt)
+            return
         except StoreError as exc:
+            self._database_answered()  # with an error about a statement, but it answered
             log.error("cannot read the schedule: %s", exc, extra={"error": "store"})
             return
+        self._database_answered()
         for feed in due:
             self._spawn_feed(feed)
         # A full claim means more may be due: claim again as soon as a poll finishes,
@@ -178,7 +215,7 @@ class Daemon:
 
     async def retry(self) -> None:
         """Resume pending pages and retry failed pages whose time has come."""
-        if self._stopping.is_set() or self.ingestor is None:
+        if self._stopping.is_set() or self.ingestor is None or not self.database.up:
             return
         frontier = self.ingestor.frontier
         room = self.settings.daemon.page_queue - len(frontier)
@@ -188,26 +225,34 @@ class Daemon:
         try:
             jobs = self.store.claim_pages(self.clock(), limit=room, per_host=self._per_host())
             metrics.PENDING.set(self.store.pending_pages())
+            self._spawn_pages(jobs)
+        except StoreUnavailableError as exc:
+            self._database_failed(exc)
+            return
         except StoreError as exc:
             log.error("cannot read pending pages: %s", exc, extra={"error": "store"})
             return
-        self._spawn_pages(jobs)
         self._page_backlog = bool(jobs)
         self._claimed_hosts = frontier.hosts
 
     async def reload(self, *, force: bool = False) -> None:
         """Pick up feeds added to or removed from the config file."""
-        if self._config_path is None or self._stopping.is_set():
-            return
+        if self._config_path is None or self._stopping.is_set() or not self.database.up:
+            return  # while the database is down the change waits: it is written there
         stamp = self._stamp()
         if not force and stamp == self._config_stamp:
             return
-        self._config_stamp = stamp
         try:
             fresh = load_settings(self._config_path)
-        except ConfigError as exc:
+            self.store.sync_feeds(fresh.feeds, exclusive=True)
+        except StoreUnavailableError as exc:
+            self._database_failed(exc)  # the stamp is left as it was: reloaded when back up
+            return
+        except (ConfigError, StoreError) as exc:
+            self._config_stamp = stamp
             log.error("config not reloaded: %s", exc, extra={"error": "config"})
             return
+        self._config_stamp = stamp
         sections = ("database", "fetch", "extract", "daemon")
         changed = [s for s in sections if getattr(fresh, s) != getattr(self.settings, s)]
         if changed:
@@ -217,7 +262,6 @@ class Daemon:
         )
         if self.ingestor is not None:
             self.ingestor.settings = self.settings
-        self.store.sync_feeds(self.settings.feeds, exclusive=True)
         log.info("config reloaded", extra={"feeds": len(self.settings.feeds)})
         await self.tick()
 
@@ -278,37 +322,111 @@ class Daemon:
             self._page_backlog = False
             self._chore(self.retry())
 
+    # A feed or page whose task ends without its outcome stored is still due or pending in
+    # the database; out of ``_feeds`` / the frontier, its lease is given back at the next tick.
+
     async def _poll(self, feed: Feed) -> None:
         assert self.ingestor is not None
         try:
             found = await self.ingestor.poll(feed)
             if found:
                 await self.retry()  # take this worker's share of the new pages, oldest first
+        except StoreUnavailableError as exc:
+            self._database_failed(exc)
         except StoreError as exc:
             log.error("feed not recorded: %s", exc, extra={"feed_url": feed.url, "error": "store"})
+        except Exception:
+            log.exception("feed dropped", extra={"feed_url": feed.url, "error": "bug"})
 
     async def _archive(self, job: PageJob) -> None:
         assert self.ingestor is not None
         try:
             await self.ingestor.archive(job)
+        except StoreUnavailableError as exc:
+            self._database_failed(exc)
         except StoreError as exc:
             log.error("page not recorded: %s", exc, extra={"url": job.url, "error": "store"})
+        except Exception:
+            log.exception("page dropped", extra={"url": job.url, "error": "bug"})
+
+    # --- the database's state ------------------------------------------------------------------
+
+    def _database_failed(self, exc: StoreUnavailableError, *, attempt: bool = False) -> None:
+        """Count the error; if the database just went down (or a try failed), say so once
+        and schedule the next try."""
+        metrics.DATABASE_ERRORS.inc()
+        wait = self.database.failed(exc, attempt=attempt)
+        if wait is None:
+            return  # work that was in flight: known already
+        metrics.DATABASE_UP.set(0)
+        self._database_up.clear()
+        self.store.unavailable = str(exc)  # work in flight fails at once, without waiting
+        if self.ingestor is not None:
+            self.ingestor.paused = True
+        log.warning(
+            "database unavailable, claiming nothing; next try in %g s: %s",
+            wait,
+            exc,
+            extra={"error": "database_unavailable", "retry_in": wait},
+        )
+        if self._database_try is not None:
+            self._database_try.cancel()
+        loop = asyncio.get_running_loop()
+        self._database_try = loop.call_later(wait, self._try_database)
+
+    async def _wait_for_database(self, exc: StoreUnavailableError) -> None:
+        self._database_failed(exc)
+        await self._database_up.wait()
+
+    def _try_database(self) -> None:
+        self._database_try = None
+        if not self._stopping.is_set() and self.ingestor is not None:
+            self.store.unavailable = None
+            self._claim_feeds(attempt=True)  # the tick's own work is the try
+
+    def _database_answered(self) -> None:
+        down_for = self.database.succeeded()
+        if down_for is None:
+            return
+        metrics.DATABASE_UP.set(1)
+        self._database_up.set()
+        if self.ingestor is not None:
+            self.ingestor.paused = False
+        log.info(
+            "database available again after %.1f s",
+            down_for,
+            extra={"down_seconds": round(down_for, 1)},
+        )
+        self._chore(self.retry())  # the pages given back, and the rest pending, at once
 
     # --- /healthz and /metrics -----------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy while the clock ticks: the scheduler has run ``tick`` lately."""
+        """Healthy while the clock ticks (the scheduler has run ``tick`` lately) and the
+        database answers."""
         now = time.monotonic()
         since = now - (self._last_tick or self._started)
-        healthy = not self._stopping.is_set() and since < max(3 * self.settings.daemon.tick, 30.0)
-        return healthy, {
-            "status": "ok" if healthy else ("stopping" if self._stopping.is_set() else "stalled"),
+        ticking = since < max(3 * self.settings.daemon.tick, 30.0)
+        if self._stopping.is_set():
+            status = "stopping"
+        elif not ticking:
+            status = "stalled"
+        elif not self.database.up:
+            status = "database_unavailable"
+        else:
+            status = "ok"
+        data: dict[str, Any] = {
+            "status": status,
             "uptime_seconds": round(now - self._started, 1),
             "seconds_since_tick": round(since, 1),
             "feeds_in_flight": len(self._feeds),
             "pages_in_flight": len(self._running),
             "pages_queued": self.ingestor.frontier.queued if self.ingestor else 0,
         }
+        if not self.database.up:
+            data["database_error"] = self.database.error
+            data["database_down_seconds"] = round(self.database.down_for(), 1)
+        return status == "ok", data
 
     async def _serve(self) -> asyncio.Server:
         host, _, port = self.settings.daemon.listen.rpartition(":")

@@ -7,6 +7,8 @@ failure recorded in the database says what failed and where::
     ├── ConfigError          bad config file, key or value (CLI exit status 2)
     ├── UsageError           a request the command refuses as given (CLI exit status 2)
     ├── StoreError           the database is unusable (CLI exit status 1)
+    │   └── StoreUnavailableError  not now: unreachable, connection lost, locked, disk full or
+    │                              failing (the daemon waits and tries again)
     ├── QueryError           a malformed search query
     │   └── NotFoundError    no such article
     └── FetchError           one URL could not be turned into something useful
@@ -42,6 +44,13 @@ class UsageError(IngestError):
 
 class StoreError(IngestError):
     """The archive database cannot be opened or written."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached or written for now, whatever is asked of it: the server
+    refused or dropped the connection, or SQLite found the file locked by another writer past
+    its busy timeout, the disk full or failing. The daemon stops claiming work and tries again
+    with a back-off; any other `StoreError` is about one statement and its data."""
 
 
 class QueryError(IngestError):

@@ -33,11 +33,14 @@ QUEUE: Any = _Off()
 PENDING: Any = _Off()
 FETCH_SECONDS: Any = _Off()
 EXTRACT_SECONDS: Any = _Off()
+DATABASE_UP: Any = _Off()
+DATABASE_ERRORS: Any = _Off()
 
 
 def enable() -> None:
     """Make the metrics real (once per process: Prometheus registers each name once)."""
     global POLLS, ENTRIES_NEW, ARTICLES, FAILURES, QUEUE, PENDING, FETCH_SECONDS, EXTRACT_SECONDS
+    global DATABASE_UP, DATABASE_ERRORS
     if not isinstance(POLLS, _Off):
         return
     from prometheus_client import Counter, Gauge, Histogram
@@ -60,4 +63,11 @@ def enable() -> None:
         "ingest_extract_seconds",
         "Time to extract one page.",
         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    )
+    DATABASE_UP = Gauge(
+        "ingest_database_up", "1 while the archive database answers, 0 while it is unavailable."
+    )
+    DATABASE_ERRORS = Counter(
+        "ingest_database_errors_total",
+        "Database calls that failed because the database was unavailable.",
     )

@@ -13,15 +13,14 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, TypeVar
 from urllib.parse import urldefrag
 
 from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
-from ingest.errors import FetchError, HostBackoffError, StoreError
+from ingest.errors import FetchError, HostBackoffError, StoreError, StoreUnavailableError
 from ingest.feeds import parse_feed, url_key
 from ingest.frontier import Frontier
 from ingest.models import Feed
@@ -29,6 +28,7 @@ from ingest.net import HttpClient
 from ingest.polite import Robots, host_of
 from ingest.records import Page, PageJob, ParsedFeed, utcnow
 from ingest.store import Store
+from ingest.summary import Failure, NoProgress, NoTally, Progress, RunSummary, Tally
 from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.pipeline")
@@ -44,83 +44,9 @@ UNCHANGED_BATCH = 100  # 304 polls written in one transaction
 # than this (the next poll is minutes away and may find it grown), nor more than a few at once.
 POST_PAGE_FRESH = timedelta(seconds=60)
 POST_PAGES = 8
+NOT_STORED = "not_stored"  # failure reason: the database refused what a feed or page gave
 
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    url: str
-    reason: str
-    message: str
-    kind: str  # "feed" or "page"
-
-
-class Tally(Protocol):
-    """Where an `Ingestor` counts what it does (a run's summary, or nothing)."""
-
-    def add(self, counter: str, n: int = 1) -> None: ...
-
-    def failed(self, failure: Failure) -> None: ...
-
-
-class NoTally:
-    """For the daemon: its counts live in the metrics, and nothing may pile up in memory."""
-
-    def add(self, counter: str, n: int = 1) -> None:
-        pass
-
-    def failed(self, failure: Failure) -> None:
-        pass
-
-
-@dataclass
-class RunSummary:
-    """What one refresh did; `to_dict` is the ``--format json`` output."""
-
-    feeds: int = 0
-    feeds_not_modified: int = 0
-    feeds_failed: int = 0
-    entries_seen: int = 0
-    entries_new: int = 0
-    articles_new: int = 0
-    articles_failed: int = 0
-    articles_duplicate: int = 0
-    pages_retried: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    started_at: datetime = field(default_factory=utcnow)
-    seconds: float = 0.0
-
-    @property
-    def completed(self) -> bool:
-        """False when there were feeds to poll and not one of them could be."""
-        return self.feeds == 0 or self.feeds_failed < self.feeds
-
-    def add(self, counter: str, n: int = 1) -> None:
-        setattr(self, counter, getattr(self, counter) + n)
-
-    def failed(self, failure: Failure) -> None:
-        self.failures.append(failure)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["started_at"] = self.started_at.isoformat()
-        data["seconds"] = round(self.seconds, 3)
-        return data
-
-
-class Progress(Protocol):
-    """What the pipeline reports as it goes (the CLI draws a progress bar from it)."""
-
-    def add(self, pages: int) -> None: ...
-
-    def done(self, pages: int = 1) -> None: ...
-
-
-class _NoProgress:
-    def add(self, pages: int) -> None:
-        pass
-
-    def done(self, pages: int = 1) -> None:
-        pass
+T = TypeVar("T")
 
 
 class PostPages:
@@ -164,7 +90,7 @@ class Ingestor:
         self.pool = pool
         self.clock = clock
         self.tally: Tally = tally or NoTally()
-        self.progress = progress or _NoProgress()
+        self.progress = progress or NoProgress()
         self.robots = Robots(self._get_robots, http.hosts, user_agent=settings.fetch.user_agent)
         # Pages to fetch, a queue per host; it also bounds the pages held between fetch and
         # store to `fetch.concurrency`.
@@ -173,7 +99,12 @@ class Ingestor:
             concurrency=settings.fetch.concurrency,
             per_host=settings.fetch.per_host,
         )
-        self.closing = False
+        # Set while shutting down or while the database is unavailable: pages not started yet
+        # are dropped (still pending in the database), those in flight finish.
+        self.paused = False
+        # Set by the daemon: a page's outcome the database was unavailable to take waits for
+        # it (this returns once it answers again) and is stored then. Unset, the error rises.
+        self.wait_for_database: Callable[[StoreUnavailableError], Awaitable[None]] | None = None
         # A one-shot run fetches every page it finds; a daemon leaves them to be claimed by
         # whichever worker of the archive has room (`Daemon.retry`).
         self.hold_new_pages = True
@@ -224,6 +155,8 @@ class Ingestor:
         except FetchError as error:
             self._feed_failed(feed, error)
             return []
+        except StoreError:
+            raise  # the database (booking the host's next request slot), not the feed
         except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed crashed", extra={"feed_url": feed.url})
             self._feed_failed(
@@ -235,7 +168,15 @@ class Ingestor:
             self.progress.done()
         if parsed is None:
             return self._not_modified(feed, page)
-        return self._parsed(feed, page, parsed)
+        try:
+            return self._parsed(feed, page, parsed)
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:  # what it lists will not go in (PostgreSQL refuses NUL bytes)
+            self._feed_failed(
+                feed, FetchError(f"not stored: {exc}", url=feed.url, reason=NOT_STORED)
+            )
+            return []
 
     def _next_poll(
         self, feed: Feed, page: Page, parsed: ParsedFeed | None
@@ -350,8 +291,8 @@ class Ingestor:
             self.frontier.done(job)
 
     async def _archive(self, job: PageJob) -> None:
-        if self.closing:
-            return  # shutting down: the page stays pending for the next start
+        if self.paused:
+            return  # the page stays pending, for this worker or another to take up later
         try:
             started = time.monotonic()
             try:
@@ -370,16 +311,28 @@ class Ingestor:
             )
             metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
         except FetchError as error:
-            self._page_failed(job, error)
+            await self._page_failed(job, error)
             return
+        except StoreError:
+            raise  # the database (taking the host's turn in the archive), not the page
         except Exception as exc:  # a bug must not stop the other pages
             log.exception("page crashed", extra={"url": job.url})
             error = FetchError(f"internal error: {exc!r}", url=job.url, reason="bug")
-            self._page_failed(job, error)
+            await self._page_failed(job, error)
             return
         finally:
             self.progress.done()
-        stored = self.store.save_article(job, article, page, raw=raw)
+        try:
+            stored = await self._stored(
+                lambda: self.store.save_article(job, article, page, raw=raw)
+            )
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:  # this article's data will not go in: retried, then kept
+            await self._page_failed(
+                job, FetchError(f"not stored: {exc}", url=job.url, reason=NOT_STORED)
+            )
+            return
         if stored == job.article_id:
             self.tally.add("articles_new")
             metrics.ARTICLES.inc()
@@ -394,7 +347,7 @@ class Ingestor:
             url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
         )
 
-    def _page_failed(self, job: PageJob, error: FetchError) -> None:
+    async def _page_failed(self, job: PageJob, error: FetchError) -> None:
         self.tally.add("articles_failed")
         self._fail("page", error)
         attempts, next_attempt_at = schedule.page_retry(
@@ -404,7 +357,23 @@ class Ingestor:
             first_retry=self.settings.fetch.retry_after,
             max_attempts=self.settings.fetch.max_attempts,
         )
-        self.store.save_failure(job, error, attempts=attempts, next_attempt_at=next_attempt_at)
+        await self._stored(
+            lambda: self.store.save_failure(
+                job, error, attempts=attempts, next_attempt_at=next_attempt_at
+            )
+        )
+
+    async def _stored(self, write: Callable[[], T]) -> T:
+        """Run ``write``, a page's outcome. While the database is unavailable and the daemon
+        waits for it (`wait_for_database`), wait and write again: the page was fetched, and
+        is not fetched again for want of a database."""
+        while True:
+            try:
+                return write()
+            except StoreUnavailableError as exc:
+                if self.wait_for_database is None:
+                    raise
+                await self.wait_for_database(exc)
 
     # --- one run -------------------------------------------------------------------------------
 
@@ -416,27 +385,44 @@ class Ingestor:
         self.progress.add(len(feeds) + len(retries))
         self.frontier.open()
         self.frontier.add(retries)
-        keeping = asyncio.get_running_loop().create_task(self._keep_leases())
+        # Feeds in hand until polled (pages in hand are the frontier's): their leases are kept.
+        polling = {feed.id or 0 for feed in feeds}
+        keeping = asyncio.get_running_loop().create_task(self._keep_leases(polling))
         try:
             async with asyncio.TaskGroup() as group:
-                polls = [group.create_task(self._poll_into_frontier(feed)) for feed in feeds]
+                polls = [
+                    group.create_task(self._poll_into_frontier(feed, polling)) for feed in feeds
+                ]
                 group.create_task(self._close_frontier_after(polls))
                 group.create_task(self.dispatch(lambda job: group.create_task(self.archive(job))))
         finally:
             keeping.cancel()
             self.flush()
 
-    async def _keep_leases(self) -> None:
+    def renew(self, feeds: Iterable[int]) -> None:
+        """Keep the leases on the work in hand: ``feeds`` being polled, the 304s not written
+        yet, the pages of the frontier (queued or in flight). Give back the others: work
+        dropped on the way returns to the archive."""
+        unwritten = [feed_id for feed_id, _, _ in self._unchanged]
+        self.store.renew(self.clock(), feeds=[*feeds, *unwritten], articles=self.frontier.held())
+
+    async def _keep_leases(self, feeds: set[int]) -> None:
         """A long run keeps its claims: other workers must not take pages it still has."""
         while True:
             await asyncio.sleep(self.settings.database.lease / 3)
             try:
-                self.store.renew(self.clock())
-            except StoreError as exc:  # the run's own writes will say so too
+                self.renew(feeds)
+            except StoreUnavailableError:
+                pass  # the run's next write fails too, and ends it with the one error line
+            except StoreError as exc:
                 log.error("leases not renewed: %s", exc, extra={"error": "store"})
 
-    async def _poll_into_frontier(self, feed: Feed) -> None:
-        self.frontier.add(await self.poll(feed))
+    async def _poll_into_frontier(self, feed: Feed, polling: set[int]) -> None:
+        try:
+            jobs = await self.poll(feed)
+        finally:
+            polling.discard(feed.id or 0)
+        self.frontier.add(jobs)  # at once: no renewal between the poll's claim and this
 
     async def _close_frontier_after(self, polls: Sequence[asyncio.Task[None]]) -> None:
         """Once every feed is polled no page is added: the run ends when the frontier is

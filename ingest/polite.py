@@ -11,6 +11,7 @@ amount of state, so a daemon's memory stays flat however many hosts it meets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from protego import Protego
 
-from ingest.errors import FetchError, HostBackoffError, HTTPStatusError
+from ingest.errors import FetchError, HostBackoffError, HTTPStatusError, StoreUnavailableError
 from ingest.records import Page
 
 MAX_HOSTS = 4096  # per-host state kept before idle hosts are forgotten
@@ -135,7 +136,9 @@ class Hosts:
         state.answered = self._clock()
         spacing = max(self._delay, state.delay)
         if self.shared is not None and spacing > 0 and state.answered - state.last_start > LATE:
-            self.shared.defer_requests(host, self._wall() + spacing)
+            # Pacing only: an unavailable database must not cost the answer on its way in.
+            with contextlib.suppress(StoreUnavailableError):
+                self.shared.defer_requests(host, self._wall() + spacing)
 
     def blocked_for(self, host: str) -> float:
         """Seconds until ``host`` may be asked again, if it asked us to wait (Retry-After);

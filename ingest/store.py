@@ -8,6 +8,7 @@ same fetch twice, or reaching one article from two feeds, stores it once.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -21,12 +22,18 @@ from urllib.parse import urldefrag
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from ingest.config import FeedSettings
 from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
-from ingest.errors import FetchError, NotFoundError, QueryError, StoreError
+from ingest.errors import (
+    FetchError,
+    NotFoundError,
+    QueryError,
+    StoreError,
+    StoreUnavailableError,
+)
 from ingest.feeds import url_key
 from ingest.models import (
     CLAIMABLE,
@@ -53,6 +60,7 @@ from ingest.search import (
 SCHEMA_REVISION = "0007"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
+CONNECT_TIMEOUT = 10  # seconds, PostgreSQL; SQLite waits as long for a lock (busy_timeout)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -120,6 +128,24 @@ class _Saving:
 _SAVING = _Saving()
 
 
+def _message(exc: SQLAlchemyError) -> str:
+    """The driver's message, not the statement, on one line (libpq adds a line of hints)."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
+def _unavailable(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` says the database cannot be used now, whatever the statement.
+
+    DBAPI's OperationalError is the database's own trouble: a refused or dropped connection,
+    SQLite's "database is locked", "disk I/O error", "database or disk is full" (and, on
+    PostgreSQL, a deadlock or a cancelled statement, which a later try also resolves).
+    InterfaceError and an invalidated connection are the connection's. The rest (DataError,
+    IntegrityError, ...) is about one statement's data."""
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
 def _dead(owner: str) -> bool:
     """Whether the worker process behind a lease ``owner`` of this machine is gone."""
     try:
@@ -162,6 +188,10 @@ class Store:
         self.engine = engine
         self.owner = worker_name()
         self.lease = timedelta(minutes=5)
+        # Set (by the daemon) while the database is known to be unavailable: every call fails
+        # at once with this message instead of waiting on the database (a locked SQLite file
+        # holds each call for its busy timeout, an unreachable server for the connect timeout).
+        self.unavailable: str | None = None
         self._statements = Statements(self._insert)
 
     @classmethod
@@ -187,8 +217,18 @@ class Store:
             engine = sa.create_engine(database)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            # Connections dropped by a restarted server are replaced, not handed out.
-            engine = sa.create_engine(database, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            # Connections dropped by a restarted server are replaced, not handed out; a server
+            # that does not answer at all fails a connection after CONNECT_TIMEOUT, as a
+            # locked SQLite file fails after its busy timeout (libpq's default is to wait on).
+            given = "connect_timeout" in database.query
+            timeout = {} if given else {"connect_timeout": CONNECT_TIMEOUT}
+            engine = sa.create_engine(
+                database,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=5,
+                connect_args=timeout,
+            )
         store = cls(engine)
         try:
             if migrate:
@@ -198,7 +238,8 @@ class Store:
             raise
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StoreError(f"database: cannot open {url}: {exc.orig or exc}") from exc
+            error = StoreUnavailableError if _unavailable(exc) else StoreError
+            raise error(f"database: cannot open {url}: {_message(exc)}") from exc
         return store
 
     def close(self) -> None:
@@ -298,17 +339,21 @@ class Store:
 
     @contextmanager
     def _session(self, *, query: str | None = None) -> Iterator[Session]:
-        """A session whose database errors surface as `StoreError`, or as `QueryError` when
-        running the user's search ``query`` (FTS5 reports bad syntax as an OperationalError)."""
+        """A session whose database errors surface as `StoreError`: `StoreUnavailableError`
+        when the database itself failed (connection, lock, disk), `QueryError` when running
+        the user's search ``query`` (FTS5 reports bad syntax as an OperationalError)."""
+        if self.unavailable is not None:
+            raise StoreUnavailableError(self.unavailable)
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 yield session
-        except OperationalError as exc:
-            if query is not None:
-                raise QueryError(f"bad search query {query!r}: {exc.orig}") from exc
-            raise StoreError(f"database: {exc.orig or exc}") from exc
         except SQLAlchemyError as exc:
-            raise StoreError(f"database: {exc}") from exc
+            cause = _message(exc)
+            if query is not None and isinstance(exc, OperationalError):
+                raise QueryError(f"bad search query {query!r}: {cause}") from exc
+            if _unavailable(exc):
+                raise StoreUnavailableError(f"database: {cause}") from exc
+            raise StoreError(f"database: {cause}") from exc
 
     # --- feeds ---------------------------------------------------------------------------------
 
@@ -401,35 +446,50 @@ class Store:
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(feeds, key=lambda f: (f.next_poll_at is not None, f.next_poll_at or far))
 
-    def renew(self, now: datetime) -> None:
-        """Extend every lease this worker holds: it holds only work in hand."""
+    def renew(self, now: datetime, *, feeds: Iterable[int], articles: Iterable[int]) -> int:
+        """Extend this worker's leases on the work in hand (``feeds`` and ``articles``) and
+        give back every other lease it holds: work it dropped (a task that died, an outcome
+        the database would not take) returns to the archive at once rather than staying
+        leased to a worker that has forgotten it. Returns how many leases were given back."""
+        freed = 0
         with self._session() as session:
-            for model in (Feed, Article):
+            for model, held in ((Feed, feeds), (Article, articles)):
+                mine = col(model.lease_owner) == self.owner
+                in_hand = self._among(col(model.id), held)
                 session.execute(
-                    sa.update(model)
-                    .where(col(model.lease_owner) == self.owner)
-                    .values(lease_until=now + self.lease)
+                    sa.update(model).where(mine, in_hand).values(lease_until=now + self.lease)
                 )
+                dropped = session.execute(
+                    sa.update(model)
+                    .where(mine, ~in_hand)
+                    .values(lease_owner=None, lease_until=None)
+                )
+                freed += dropped.rowcount
             session.commit()
+        return freed
 
     def release(self, *, articles: Iterable[int] | None = None) -> None:
         """Give back this worker's leases (``articles``: only those pages) so that other
         workers may take the work now rather than when the lease runs out."""
         with self._session() as session:
-            if articles is None:
-                for model in (Feed, Article):
-                    session.execute(
-                        sa.update(model)
-                        .where(col(model.lease_owner) == self.owner)
-                        .values(lease_owner=None, lease_until=None)
-                    )
-            elif ids := list(articles):
+            for model in (Feed, Article) if articles is None else (Article,):
+                chosen = sa.true() if articles is None else self._among(col(model.id), articles)
                 session.execute(
-                    sa.update(Article)
-                    .where(col(Article.lease_owner) == self.owner, col(Article.id).in_(ids))
+                    sa.update(model)
+                    .where(col(model.lease_owner) == self.owner, chosen)
                     .values(lease_owner=None, lease_until=None)
                 )
             session.commit()
+
+    def _among(self, column: Any, ids: Iterable[int]) -> Any:
+        """``column IN ids`` with one bound parameter however many ids (a hand of pages may
+        pass SQLite's limit on parameters): an array on PostgreSQL, a JSON array on SQLite."""
+        values = sorted(set(ids))
+        if self.postgres:
+            array = sa.bindparam("ids", values, type_=postgresql.ARRAY(sa.Integer), unique=True)
+            return column == sa.any_(array)
+        listed = sa.func.json_each(sa.bindparam("ids", json.dumps(values), unique=True))
+        return column.in_(sa.select(listed.table_valued("value").c.value))
 
     def feed_polled(
         self,

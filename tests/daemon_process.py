@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,8 +56,12 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
 class Daemon:
     """`ingest daemon` started in the background; `stop` sends a signal and times the exit."""
 
-    def __init__(self, cli: Ingest, archive: Path | str, port: int) -> None:
-        """``archive``: an SQLite file, or a database URL (PostgreSQL)."""
+    def __init__(
+        self, cli: Ingest, archive: Path | str, port: int, *, log_through_pipe: bool = False
+    ) -> None:
+        """``archive``: an SQLite file, or a database URL (PostgreSQL). With
+        ``log_through_pipe`` the test writes the log file from a pipe, so the daemon writes
+        no file but its archive (a test may limit the size of the files it may write)."""
         self.archive = archive
         self.port = port
         self.log = cli.cwd / f"daemon-{time.monotonic_ns()}.log"
@@ -67,9 +72,17 @@ class Daemon:
                 [*command, "-v", "--log-format", "json", "daemon"],
                 cwd=cli.cwd,
                 env=cli.env,
-                stdout=out,
+                stdout=subprocess.PIPE if log_through_pipe else out,
                 stderr=subprocess.STDOUT,
             )
+        if log_through_pipe:
+            threading.Thread(target=self._copy_log, daemon=True).start()
+
+    def _copy_log(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout as pipe, self.log.open("ab", buffering=0) as out:
+            for line in pipe:
+                out.write(line)
 
     def logs(self) -> list[dict[str, Any]]:
         lines = self.log.read_text(encoding="utf-8").splitlines()

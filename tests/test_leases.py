@@ -147,13 +147,45 @@ def test_renewed_leases_are_kept(workers: list[Store]) -> None:
     more = c.record_entries(feed, [entry(2)]).jobs  # another worker's, not renewed by a
     start = utcnow()
 
-    a.renew(start + timedelta(minutes=4))
+    a.renew(start + timedelta(minutes=4), feeds=[], articles=[jobs[0].article_id])
 
     after = b.claim_pages(start + timedelta(minutes=6))
     assert [j.article_id for j in after] == [more[0].article_id]  # only a's is still held
     assert [j.article_id for j in b.claim_pages(start + timedelta(minutes=10))] == [
         jobs[0].article_id
     ]
+
+
+def test_renewal_keeps_the_work_in_hand_and_gives_back_the_rest(workers: list[Store]) -> None:
+    a, b, _ = workers
+    rows = a.sync_feeds(FEEDS[:2])
+    polling = a.claim_feeds(NOW, limit=2)
+    jobs = a.record_entries(rows[0], [entry(n) for n in range(4)]).jobs
+    # a still polls one feed and fetches two pages; the rest it dropped (a task that died,
+    # an outcome the database would not take)
+    kept_feed, kept_pages = polling[0].id or 0, [j.article_id for j in jobs[:2]]
+    later = utcnow() + timedelta(minutes=4)
+
+    freed = a.renew(later, feeds=[kept_feed], articles=kept_pages)
+
+    assert freed == 1 + 2
+    assert ids(b.claim_feeds(NOW, limit=2)) == {polling[1].id}
+    assert [j.article_id for j in b.claim_pages(later)] == [j.article_id for j in jobs[2:]]
+    # what a holds stays a's past the first lease: renewed from ``later``
+    assert b.claim_pages(later + a.lease - timedelta(seconds=1)) == []
+
+
+def test_renewal_takes_a_hand_larger_than_sqlites_parameter_limit(workers: list[Store]) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    jobs = a.record_entries(feed, [entry(n) for n in range(3)]).jobs
+    hand = [*range(100_000, 140_000), jobs[0].article_id]  # 40,001 ids, one bound parameter
+
+    assert a.renew(utcnow(), feeds=range(50_000), articles=hand) == 2
+
+    assert [j.article_id for j in b.claim_pages(utcnow())] == [j.article_id for j in jobs[1:]]
+    a.release(articles=hand)
+    assert [j.article_id for j in b.claim_pages(utcnow())] == [jobs[0].article_id]
 
 
 def test_many_workers_claiming_at_once_get_each_page_once(workers: list[Store]) -> None:

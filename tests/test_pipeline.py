@@ -329,3 +329,36 @@ def test_posts_whose_day_page_fails_keep_their_own_text_and_are_retried_together
     assert len(newsroom.requests_for(day)) == 1  # the four retries, one request
     assert (fixed.id, fixed.status, fixed.content_source) == (failed.id, "ok", "page")
     assert fixed.text and fixed.text.endswith("out of something else now.")
+
+
+def test_a_feed_whose_entries_the_database_refuses_fails_and_backs_off(
+    tmp_path: Path, newsroom: Newsroom, postgres_url: str
+) -> None:
+    # PostgreSQL takes no NUL byte in text: this feed's entries cannot be recorded as given.
+    newsroom.set(
+        "/feeds/nul.rss",
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Nul</title><item>"
+        "<title>Bad\x00title</title><link>{{BASE}}/news/nbc-style.html</link></item>"
+        "</channel></rss>",
+        headers={"Content-Type": "application/rss+xml"},
+    )
+    nul_feed = f'[[feeds]]\nurl = "{newsroom.url("/feeds/nul.rss")}"\nname = "Nul"'
+    settings = settings_for(tmp_path, newsroom, postgres_url, "World", extra=nul_feed)
+    clock = Clock()
+    store = Store.open(postgres_url)
+    try:
+        summary = run(settings, store, clock, settings.feeds)
+        nul, world = feed_row(store, "Nul"), feed_row(store, "World")
+        pending = store.pending_pages()
+        leased = [a for a, _ in store.iter_articles(Filters()) if a.lease_owner is not None]
+    finally:
+        store.close()
+
+    assert (nul.last_status, nul.error_count) == ("not_stored", 1)
+    assert nul.last_error is not None and "NUL" in nul.last_error
+    assert nul.next_poll_at is not None and nul.next_poll_at > clock.now  # backs off
+    assert nul.lease_owner is None
+    # (a raw NUL is no XML either: feedparser also notes the feed as malformed)
+    assert [f.reason for f in summary.failures if f.kind == "feed"][-1] == "not_stored"
+    assert world.last_status == "ok" and summary.articles_new > 0  # the run went on
+    assert (pending, leased) == (0, [])

@@ -1,0 +1,89 @@
+"""What a run counts and reports as it goes: its failures, the summary `ingest fetch` prints
+(`RunSummary`), and the progress the CLI draws. The daemon counts in its metrics instead
+(`NoTally`), so that nothing piles up in memory over months.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ingest.records import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    url: str
+    reason: str
+    message: str
+    kind: str  # "feed" or "page"
+
+
+class Tally(Protocol):
+    """Where an `Ingestor` counts what it does (a run's summary, or nothing)."""
+
+    def add(self, counter: str, n: int = 1) -> None: ...
+
+    def failed(self, failure: Failure) -> None: ...
+
+
+class NoTally:
+    """For the daemon: its counts live in the metrics, and nothing may pile up in memory."""
+
+    def add(self, counter: str, n: int = 1) -> None:
+        pass
+
+    def failed(self, failure: Failure) -> None:
+        pass
+
+
+@dataclass
+class RunSummary:
+    """What one refresh did; `to_dict` is the ``--format json`` output."""
+
+    feeds: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    entries_seen: int = 0
+    entries_new: int = 0
+    articles_new: int = 0
+    articles_failed: int = 0
+    articles_duplicate: int = 0
+    pages_retried: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    started_at: datetime = field(default_factory=utcnow)
+    seconds: float = 0.0
+
+    @property
+    def completed(self) -> bool:
+        """False when there were feeds to poll and not one of them could be."""
+        return self.feeds == 0 or self.feeds_failed < self.feeds
+
+    def add(self, counter: str, n: int = 1) -> None:
+        setattr(self, counter, getattr(self, counter) + n)
+
+    def failed(self, failure: Failure) -> None:
+        self.failures.append(failure)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+class Progress(Protocol):
+    """What the pipeline reports as it goes (the CLI draws a progress bar from it)."""
+
+    def add(self, pages: int) -> None: ...
+
+    def done(self, pages: int = 1) -> None: ...
+
+
+class NoProgress:
+    def add(self, pages: int) -> None:
+        pass
+
+    def done(self, pages: int = 1) -> None:
+        pass
