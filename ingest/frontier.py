@@ -8,9 +8,9 @@ robots.txt Crawl-delay or its Retry-After, as `ingest.polite.Hosts` knows them):
 with work is served at its own pace, and a page waiting for its host's turn holds no slot.
 
 Two bounds: at most ``concurrency`` pages handed out and not yet done (a fetched page waits in
-memory for its extraction and store), and at most ``per_host`` pages of one host whose request
-is not over. `Hosts.slot` still enforces each host's spacing; the frontier only chooses the
-order, so that a request rarely has to wait there.
+memory for its extraction and store), and at most `Hosts.concurrency` pages of one host whose
+request is not over (one, with a delay). `Hosts.slot` still enforces each host's spacing; the
+frontier only chooses the order, so that a request rarely has to wait there.
 """
 
 from __future__ import annotations
@@ -42,13 +42,11 @@ class Frontier:
         hosts: Hosts,
         *,
         concurrency: int,
-        per_host: int,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._hosts = hosts
         self._concurrency = max(concurrency, 1)
-        self._per_host = max(per_host, 1)
         self._clock = clock
         self._sleep = sleep
         self._queues: dict[str, deque[PageJob]] = {}
@@ -163,7 +161,7 @@ class Frontier:
         """Put ``host`` among the due hosts, if it has pages queued and a free slot."""
         if host in self._listed or host not in self._queues:
             return
-        if self._active.get(host, 0) >= self._per_host:
+        if self._active.get(host, 0) >= self._hosts.concurrency(host):
             return
         self._listed.add(host)
         heapq.heappush(self._due, (self._turn(host), next(self._order), host))

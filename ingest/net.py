@@ -32,7 +32,7 @@ from ingest.errors import (
     NetworkError,
     TooLargeError,
 )
-from ingest.polite import Hosts, host_of
+from ingest.polite import Hosts, Turn, host_of
 from ingest.records import Page, utcnow
 from ingest.schedule import retry_after
 
@@ -144,7 +144,13 @@ class HttpClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.hosts = hosts or Hosts(per_host=settings.per_host, delay=settings.host_delay)
+        # A request's turn holds its host from the other workers at most as long as the
+        # request may last (then a crashed worker's hold runs out).
+        self.hosts = hosts or Hosts(
+            per_host=settings.per_host,
+            delay=settings.host_delay,
+            hold=settings.timeout + settings.connect_timeout,
+        )
         limits = httpx.Limits(
             max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
         )
@@ -218,10 +224,10 @@ class HttpClient:
                 raise FetchError(f"unsupported URL scheme in {current}", url=url, reason="scheme")
             self._check_backoff(url, current)
             # The time limit starts once the host's turn has come, not while we wait for it.
-            async with self.hosts.slot(current):
+            async with self.hosts.slot(current) as turn:
                 try:
                     async with asyncio.timeout(self.settings.timeout):
-                        page = await self._request(url, current, headers, max_bytes, truncate)
+                        page = await self._request(url, current, headers, max_bytes, truncate, turn)
                 except TimeoutError as exc:
                     raise NetworkError("timed out", url=url, reason="timeout") from exc
             location = page.headers.get("location")
@@ -233,11 +239,17 @@ class HttpClient:
         )
 
     async def _request(
-        self, url: str, current: str, headers: dict[str, str], max_bytes: int, truncate: bool
+        self,
+        url: str,
+        current: str,
+        headers: dict[str, str],
+        max_bytes: int,
+        truncate: bool,
+        turn: Turn,
     ) -> Page:
         try:
             async with self._client.stream("GET", current, headers=headers) as response:
-                self.hosts.answered(current)
+                turn.answered()
                 status = response.status_code
                 if status >= 400:
                     raise self._status_error(url, current, response)

@@ -97,7 +97,6 @@ class Ingestor:
         self.frontier = Frontier(
             http.hosts,
             concurrency=settings.fetch.concurrency,
-            per_host=settings.fetch.per_host,
         )
         # Set while shutting down or while the database is unavailable: pages not started yet
         # are dropped (still pending in the database), those in flight finish.

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -32,7 +32,6 @@ ROBOTS_TTL = 24 * 3600.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 600.0  # seconds before an unreachable robots.txt is asked again
 ROBOTS_MAX_BYTES = 500_000  # RFC 9309 asks crawlers to read at least 500 KiB
 MAX_CRAWL_DELAY = 60.0  # a longer Crawl-delay would starve the host's feeds
-LATE = 0.02  # seconds an answer may take before the other workers' next turns are pushed back
 
 
 def host_of(url: str) -> str:
@@ -40,13 +39,13 @@ def host_of(url: str) -> str:
 
 
 class SharedSlots(Protocol):
-    """Request slots booked in a place every worker sees (the archive database)."""
+    """Host turns taken in a place every worker sees (the archive database)."""
 
     def take_turn(
-        self, host: str, spacing: float, now: float
+        self, host: str, hold: float, now: float
     ) -> tuple[float | None, datetime | None]: ...
 
-    def defer_requests(self, host: str, until: float) -> None: ...
+    def end_turn(self, host: str, held: float, until: float) -> None: ...
 
 
 @dataclass
@@ -58,6 +57,35 @@ class _HostState:
     last_start: float = -math.inf  # monotonic time the last request really started
     answered: float = -math.inf  # monotonic time the last response began to arrive
     delay: float = 0.0  # Crawl-delay, when longer than the default delay (re-applied by Robots)
+    # With a delay, held from a request's turn until its answer begins to arrive.
+    quiet: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Turn:
+    """A request's turn on its host; `answered` when its response begins to arrive (or it
+    failed): from then on the host's next request waits the delay."""
+
+    def __init__(self, hosts: Hosts, host: str, state: _HostState, held: float | None) -> None:
+        self._hosts = hosts
+        self._host = host
+        self._state = state
+        self._held = held  # the shared row's value while this turn holds it
+        self._open = True
+
+    def answered(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        hosts, state = self._hosts, self._state
+        state.answered = hosts._clock()
+        spacing = hosts.spacing(self._host)
+        if self._held is not None and hosts.shared is not None:
+            # Pacing only: an unavailable database must not cost the answer on its way in
+            # (the hold then runs out by itself).
+            with contextlib.suppress(StoreUnavailableError):
+                hosts.shared.end_turn(self._host, self._held, hosts._wall() + spacing)
+        if state.quiet.locked():
+            state.quiet.release()
 
 
 class Hosts:
@@ -76,9 +104,11 @@ class Hosts:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall: Callable[[], float] = time.time,
+        hold: float = 60.0,
     ) -> None:
         self._per_host = per_host
         self._delay = delay
+        self._hold = hold  # longest a request may keep its host from the other workers
         self._clock = clock
         self._sleep = sleep
         self._wall = wall
@@ -125,20 +155,10 @@ class Hosts:
         state = self._state.get(host)
         return self._turn(state) if state is not None else 0.0
 
-    def answered(self, url: str) -> None:
-        """The response to a request for ``url`` began to arrive: the host's next request
-        waits the delay from now. Counted from the answer as well as from the start, the delay
-        holds as the server sees it, whatever held a request up on its way there."""
-        host = host_of(url)
-        state = self._state.get(host)
-        if state is None:
-            return
-        state.answered = self._clock()
-        spacing = max(self._delay, state.delay)
-        if self.shared is not None and spacing > 0 and state.answered - state.last_start > LATE:
-            # Pacing only: an unavailable database must not cost the answer on its way in.
-            with contextlib.suppress(StoreUnavailableError):
-                self.shared.defer_requests(host, self._wall() + spacing)
+    def concurrency(self, host: str) -> int:
+        """Requests ``host`` may have in flight: with a delay, one at a time (each waits for
+        the last one's answer); without, `per_host`."""
+        return 1 if self.spacing(host) > 0 else self._per_host
 
     def blocked_for(self, host: str) -> float:
         """Seconds until ``host`` may be asked again, if it asked us to wait (Retry-After);
@@ -167,41 +187,67 @@ class Hosts:
         return until
 
     @asynccontextmanager
-    async def slot(self, url: str) -> AsyncIterator[None]:
-        """Hold one of the host's request slots, started no sooner than its delay allows."""
+    async def slot(self, url: str) -> AsyncIterator[Turn]:
+        """Hold one of the host's request slots, started no sooner than its delay allows;
+        call the `Turn`'s ``answered`` when the response begins to arrive.
+
+        With a delay, requests to a host go one at a time, each at least the delay after the
+        last one started and after its answer began to arrive, across every worker when
+        ``shared`` is set: so the server never sees two requests closer than the delay, even
+        when one was held up on its way there.
+        """
         host = host_of(url)
         state = self._get(host)
         state.busy += 1
+        turn: Turn | None = None
         try:
             async with state.slots:
                 spacing = max(self._delay, state.delay)
-                # Our own turns count too, and the delay counts from when each request really
-                # started and from when its answer began to arrive.
-                turn = max(state.next_start, state.reserved + spacing, self._clock())
-                while True:
-                    state.reserved = turn
-                    state.next_start = max(state.next_start, turn + spacing)
-                    while (wait := max(turn, self._after_last(state)) - self._clock()) > 0:
-                        await self._sleep(wait)
-                    if self.shared is None or spacing <= 0:
-                        break
-                    # Taken in the archive just before sending: other workers see our turn.
-                    now = self._wall()
-                    held, blocked = self.shared.take_turn(host, spacing, now)
-                    if blocked is not None and blocked > datetime.fromtimestamp(now, UTC):
-                        self.block(host, blocked)  # it told another worker to wait
-                        raise HostBackoffError(
-                            f"host asked us to wait until {blocked.isoformat()}",
-                            url=url,
-                            retry_at=blocked,
-                        )
-                    if held is None:
-                        break
-                    turn = self._clock() + held - now  # another worker's request holds it
+                if spacing > 0:
+                    await state.quiet.acquire()  # released by `Turn.answered`
+                try:
+                    held = await self._take(url, host, state, spacing)
+                except BaseException:
+                    if spacing > 0:
+                        state.quiet.release()
+                    raise
                 state.last_start = self._clock()
-                yield
+                turn = Turn(self, host, state, held)
+                if spacing <= 0:
+                    turn._open = False  # nothing to wait for
+                yield turn
         finally:
+            if turn is not None:
+                turn.answered()  # a request that failed ends its turn as well
             state.busy -= 1
+
+    async def _take(self, url: str, host: str, state: _HostState, spacing: float) -> float | None:
+        """Wait for the host's turn; with ``shared``, take it there (returns what the shared
+        row holds while the turn lasts)."""
+        # Our own turns count too, and the delay counts from when each request really started
+        # and from when its answer began to arrive.
+        turn = max(state.next_start, state.reserved + spacing, self._clock())
+        while True:
+            state.reserved = turn
+            state.next_start = max(state.next_start, turn + spacing)
+            while (wait := max(turn, self._after_last(state)) - self._clock()) > 0:
+                await self._sleep(wait)
+            if self.shared is None or spacing <= 0:
+                return None
+            # Taken in the archive just before sending, and held until the answer begins to
+            # arrive (or `hold` runs out, should this worker die meanwhile).
+            now = self._wall()
+            held, blocked = self.shared.take_turn(host, self._hold, now)
+            if blocked is not None and blocked > datetime.fromtimestamp(now, UTC):
+                self.block(host, blocked)  # it told another worker to wait
+                raise HostBackoffError(
+                    f"host asked us to wait until {blocked.isoformat()}",
+                    url=url,
+                    retry_at=blocked,
+                )
+            if held is None:
+                return now + self._hold
+            turn = self._clock() + held - now  # another worker's request holds it
 
 
 @dataclass

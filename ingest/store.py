@@ -577,13 +577,11 @@ class Store:
             )
             session.commit()
 
-    def take_turn(
-        self, host: str, spacing: float, now: float
-    ) -> tuple[float | None, datetime | None]:
-        """Take ``host``'s request turn at ``now`` (epoch seconds), unless a request or an
-        answer of any worker on it was less than ``spacing`` seconds ago: one atomic
-        statement, taken just before the request is sent, so that a host's delay holds
-        however many workers share the archive and however late a request really starts.
+    def take_turn(self, host: str, hold: float, now: float) -> tuple[float | None, datetime | None]:
+        """Take ``host``'s request turn at ``now`` (epoch seconds) unless another worker's
+        turn holds it: one atomic compare-and-set, just before the request is sent. A turn
+        holds the host for ``hold`` seconds, or until `end_turn` when its answer begins to
+        arrive, so that a host's delay holds across every worker, as the server sees it.
 
         Returns (None when the turn is ours, else the epoch seconds before which no request
         may start; the time the host asked every worker to wait until, if it did).
@@ -592,9 +590,9 @@ class Store:
         due = hosts.c.next_request_at.is_(None) | (hosts.c.next_request_at <= now)
         take = (
             self._insert(Host)
-            .values(host=host, next_request_at=now + spacing, updated_at=utcnow())
+            .values(host=host, next_request_at=now + hold, updated_at=utcnow())
             .on_conflict_do_update(
-                index_elements=["host"], set_={"next_request_at": now + spacing}, where=due
+                index_elements=["host"], set_={"next_request_at": now + hold}, where=due
             )
             .returning(hosts.c.blocked_until)
         )
@@ -611,17 +609,14 @@ class Store:
             session.commit()
             return held[0], held[1]
 
-    def defer_requests(self, host: str, until: float) -> None:
-        """No worker's next request to ``host`` before ``until`` (epoch seconds): an answer
-        that began to arrive late pushes the host's next turn back."""
+    def end_turn(self, host: str, held: float, until: float) -> None:
+        """End the turn that holds ``host`` with ``held`` (what `take_turn` set): the next
+        request may start at ``until`` (epoch seconds; the answer's arrival plus the delay)."""
         hosts = Host.__table__  # type: ignore[attr-defined]
         with self._session() as session:
             session.execute(
                 sa.update(hosts)
-                .where(
-                    hosts.c.host == host,
-                    hosts.c.next_request_at.is_(None) | (hosts.c.next_request_at < until),
-                )
+                .where(hosts.c.host == host, hosts.c.next_request_at == held)
                 .values(next_request_at=until)
             )
             session.commit()

@@ -30,9 +30,7 @@ def make(
     hosts = Hosts(
         per_host=per_host, delay=delay, clock=clock, sleep=clock.sleep, wall=lambda: EPOCH + clock()
     )
-    frontier = Frontier(
-        hosts, concurrency=concurrency, per_host=per_host, clock=clock, sleep=clock.sleep
-    )
+    frontier = Frontier(hosts, concurrency=concurrency, clock=clock, sleep=clock.sleep)
     return hosts, frontier
 
 

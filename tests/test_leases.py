@@ -245,7 +245,7 @@ def test_idle_hosts_come_first_and_hosts_that_asked_to_wait_not_at_all(
     (feed,) = a.sync_feeds(FEEDS[:1])
     hosts = ("busy.example", "idle.example", "waiting.example")
     a.record_entries(feed, [on(h, n) for h in hosts for n in range(2)], hold=False)
-    a.take_turn("busy.example", 60.0, utcnow().timestamp())  # it was just asked something
+    a.take_turn("busy.example", 60.0, utcnow().timestamp())  # it is being asked something
     a.block_host("waiting.example", utcnow() + timedelta(minutes=2), "http_429")
 
     first = b.claim_pages(utcnow(), limit=1)
@@ -293,18 +293,18 @@ def test_a_dead_local_workers_leases_are_freed_at_once(workers: list[Store]) -> 
 # --- host spacing ----------------------------------------------------------------------------
 
 
-def test_host_turns_are_spaced_across_workers(workers: list[Store]) -> None:
+def test_host_turns_are_held_until_answered_across_workers(workers: list[Store]) -> None:
     a, b, _ = workers
     host = "news.example.org"
 
-    assert a.take_turn(host, 2.0, 1000.0) == (None, None)  # a sends now
-    assert b.take_turn(host, 2.0, 1000.5) == (1002.0, None)  # a's turn holds until 1002
-    assert b.take_turn(host, 2.0, 1002.0) == (None, None)
-    assert a.take_turn(host, 2.0, 1003.0) == (1004.0, None)
-    assert b.take_turn("other.example.net", 2.0, 1003.0) == (None, None)  # hosts apart
-    a.defer_requests(host, 1010.0)  # a's answer came late: every worker waits from then
-    assert b.take_turn(host, 2.0, 1005.0) == (1010.0, None)
-    assert b.take_turn(host, 2.0, 1010.0) == (None, None)
+    assert a.take_turn(host, 60.0, 1000.0) == (None, None)  # a sends now, holds the host
+    assert b.take_turn(host, 60.0, 1000.5) == (1060.0, None)  # until answered, or 60 s
+    a.end_turn(host, 1060.0, 1003.0)  # a's answer arrived at 1001, the delay is 2 s
+    assert b.take_turn(host, 60.0, 1002.0) == (1003.0, None)
+    assert b.take_turn(host, 60.0, 1003.0) == (None, None)
+    a.end_turn(host, 1060.0, 1001.0)  # a late end of an earlier turn changes nothing
+    assert a.take_turn(host, 60.0, 1010.0) == (1063.0, None)
+    assert b.take_turn("other.example.net", 60.0, 1003.0) == (None, None)  # hosts apart
 
 
 def test_a_back_off_told_to_one_worker_reaches_the_others(workers: list[Store]) -> None:

@@ -195,11 +195,36 @@ def test_per_host_limit_is_per_host() -> None:
     assert peak == {"a.example": 2, "b.example": 2, "c.example": 2}
 
 
-def test_concurrent_requests_to_one_host_are_still_spaced() -> None:
+def test_with_a_delay_requests_to_one_host_go_one_at_a_time_and_spaced() -> None:
     clock = VirtualClock()
     hosts = make_hosts(clock, per_host=4, delay=2.0)
-    asyncio.run(peak_concurrency(hosts, [f"{SITE}/{n}" for n in range(4)]))
-    assert clock.waits == [2.0, 4.0, 6.0]  # each waits for its own turn, 2 s after the last
+    peak = asyncio.run(peak_concurrency(hosts, [f"{SITE}/{n}" for n in range(4)]))
+    assert peak == {"news.example": 1}
+    assert clock.waits == [2.0, 2.0, 2.0]  # each 2 s after the last one's answer
+    assert hosts.concurrency("news.example") == 1
+    assert hosts.concurrency("other.example") == 1  # the delay holds for every host
+    assert make_hosts(clock, per_host=4, delay=0.0).concurrency("news.example") == 4
+
+
+def test_the_delay_counts_from_the_answer_as_the_server_sees_it() -> None:
+    # A request held up on its way (a slow network, a busy server) is answered late: the
+    # next one waits the delay from the answer, not from when the first one was sent.
+    clock = VirtualClock()
+    hosts = make_hosts(clock, per_host=4, delay=1.0)
+    starts: list[float] = []
+
+    async def request(answer_after: float) -> None:
+        async with hosts.slot(f"{SITE}/story") as turn:
+            starts.append(clock())
+            await clock.sleep(answer_after)
+            turn.answered()
+            await clock.sleep(5.0)  # the body still downloading holds nobody back
+
+    async def scenario() -> None:
+        await asyncio.gather(request(3.0), request(0.0), request(0.0))
+
+    asyncio.run(scenario())
+    assert starts == [1000.0, 1004.0, 1005.0]
 
 
 # --- Hosts: back-off ----------------------------------------------------------------------------
@@ -285,7 +310,7 @@ def test_pruning_never_lets_a_host_exceed_per_host(monkeypatch: pytest.MonkeyPat
     # state is dropped; new requests get a fresh semaphore and 3 run at once.
     monkeypatch.setattr(polite, "MAX_HOSTS", 2)
     clock = VirtualClock()
-    hosts = make_hosts(clock, per_host=2, delay=1.0)
+    hosts = make_hosts(clock, per_host=2, delay=0.0)  # without a delay, per_host applies
     inside = 0
     peak = 0
 
@@ -302,7 +327,7 @@ def test_pruning_never_lets_a_host_exceed_per_host(monkeypatch: pytest.MonkeyPat
 
         slow = asyncio.create_task(request(f"{SITE}/slow"))
         await let_others_run()
-        clock.advance(30.0)  # the slow request is still in flight, its delay long passed
+        clock.advance(30.0)  # the slow request is still in flight
         for other in ("https://b.example/", "https://c.example/"):
             async with hosts.slot(other):
                 pass
