@@ -247,7 +247,9 @@ class Hosts:
                 )
             if held is None:
                 return now + self._hold
-            turn = self._clock() + held - now  # another worker's request holds it
+            # Another worker's turn: its next one, or (a request still out, held until its
+            # answer) a look again after the delay.
+            turn = self._clock() + min(held - now, spacing)
 
 
 @dataclass
