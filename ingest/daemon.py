@@ -223,7 +223,12 @@ class Daemon:
             self._page_backlog = True  # taken up as pages in hand are done
             return
         try:
-            jobs = self.store.claim_pages(self.clock(), limit=room, per_host=self._per_host())
+            jobs = self.store.claim_pages(
+                self.clock(),
+                limit=room,
+                per_host=self._per_host(),
+                own_hosts=self.settings.fetch.host_delay > 0,
+            )
             metrics.PENDING.set(self.store.pending_pages())
             self._spawn_pages(jobs)
         except StoreUnavailableError as exc:

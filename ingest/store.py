@@ -659,15 +659,31 @@ class Store:
         return recorded
 
     def claim_pages(
-        self, now: datetime, *, limit: int | None = None, per_host: int | None = None
+        self,
+        now: datetime,
+        *,
+        limit: int | None = None,
+        per_host: int | None = None,
+        own_hosts: bool = False,
     ) -> list[PageJob]:
         """Lease to this worker pages to fetch (pending, or failed with their retry time come),
         a host at a time in turn: each host's oldest page, then each host's second, and so on
         (up to ``per_host`` of each), so that ``limit`` pages spread over every host with work.
-        Pages another worker holds, and hosts that asked every worker to wait (Retry-After),
-        are skipped."""
+        Skipped: hosts that asked every worker to wait (Retry-After), and with ``own_hosts``
+        hosts another worker holds pages of: under a delay a host is best served by one worker
+        at a time, which keeps its pace (and reads its robots.txt once) without waiting on
+        another worker's turns there."""
         free = col(Article.lease_until).is_(None) | (col(Article.lease_until) < now)
         blocked = select(Host.host).where(col(Host.blocked_until) > now)
+        ours = col(Article.host).not_in(blocked)
+        if own_hosts:
+            elsewhere = select(Article.host).where(
+                col(Article.lease_owner).is_not(None),  # the partial index of leases
+                col(Article.lease_owner) != self.owner,
+                col(Article.lease_until) >= now,
+                col(Article.host).is_not(None),
+            )
+            ours &= col(Article.host).not_in(elsewhere)
         turn = sa.func.row_number().over(partition_by=col(Article.host), order_by=col(Article.id))
         queue = (
             select(
@@ -684,7 +700,7 @@ class Store:
                 (col(Article.status) == ArticleStatus.PENDING)
                 | (col(Article.next_attempt_at) <= now),
                 free,
-                col(Article.host).is_(None) | col(Article.host).not_in(blocked),
+                col(Article.host).is_(None) | ours,
             )
             .subquery()
         )

@@ -257,6 +257,23 @@ def test_idle_hosts_come_first_and_hosts_that_asked_to_wait_not_at_all(
     assert hosts_of(later) == ["waiting.example"] * 2
 
 
+def test_under_a_delay_a_host_is_served_by_one_worker_at_a_time(workers: list[Store]) -> None:
+    a, b, _ = workers
+    (feed,) = a.sync_feeds(FEEDS[:1])
+    pages = [on(h, n) for h in ("one.example", "two.example") for n in range(3)]
+    a.record_entries(feed, pages, hold=False)
+
+    mine = a.claim_pages(utcnow(), limit=1, own_hosts=True)
+    theirs = b.claim_pages(utcnow(), own_hosts=True)
+    more = a.claim_pages(utcnow(), own_hosts=True)
+
+    (host,) = set(hosts_of(mine))
+    assert set(hosts_of(theirs)) == {"one.example", "two.example"} - {host}
+    assert hosts_of(more) == [host, host]  # the rest of its own host
+    a.release()
+    assert hosts_of(b.claim_pages(utcnow(), own_hosts=True)) == [host] * 3  # a let it go
+
+
 def test_a_page_stored_by_two_workers_is_stored_once(workers: list[Store]) -> None:
     a, b, _ = workers
     (feed,) = a.sync_feeds(FEEDS[:1])
