@@ -32,7 +32,7 @@ from ingest.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/ingest.toml")
 DEFAULT_DATABASE_URL = "sqlite:///data/ingest.sqlite3"
-DEFAULT_USER_AGENT = f"ingest/{__version__} (news feed archiver; python-httpx)"
+DEFAULT_USER_AGENT = f"ingest/{__version__} (news feed archiver; python-aiohttp)"
 ENV_PREFIX = "INGEST_"
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -51,10 +51,9 @@ def configure(level: int, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Third-party chatter (httpx logs every request at INFO) stays out unless debugging.
+    # Third-party chatter stays out unless debugging.
     for name in (
-        "httpx",
-        "httpcore",
+        "aiohttp",
         "apscheduler",
         "trafilatura",
         "htmldate",

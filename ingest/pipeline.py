@@ -309,13 +309,15 @@ class Ingestor:
                 started = time.monotonic()
                 if self.settings.fetch.robots:
                     await self.robots.check(job.url)
+                max_bytes = self.settings.fetch.max_page_bytes
+                # Still compressed: the extraction worker inflates it.
                 page = await self.http.get(
-                    job.url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
+                    job.url, max_bytes=max_bytes, accept=PAGE_ACCEPT, decode=False
                 )
                 metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
                 started = time.monotonic()
                 article, raw = await self.pool.extract(
-                    page, job.hints, keep_raw=self.settings.extract.keep_raw
+                    page, job.hints, max_bytes=max_bytes, keep_raw=self.settings.extract.keep_raw
                 )
                 metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
             except FetchError as error:

@@ -27,7 +27,7 @@ from ingest.polite import (
 from ingest.records import Page
 from ingest.schedule import page_retry
 
-AGENT = "ingest/0.1.0 (news feed archiver; python-httpx)"
+AGENT = "ingest/0.1.0 (news feed archiver; python-aiohttp)"
 SITE = "https://news.example"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
