@@ -157,19 +157,26 @@ class TreeSampler(threading.Thread):
         self.cpu: dict[int, float] = {}  # pid -> last user + system seconds seen
         self.roles: dict[int, str] = {}
         self.series: list[tuple[float, float, float]] = []
+        self.peak_kb_by_role: dict[str, int] = {}  # the largest sum of VmRSS over each role
         self.stop = threading.Event()
 
     def run(self) -> None:
         while True:
             pids = tree_depths(self.pid)
             total = 0
+            by_role: dict[str, int] = {}
             for pid, depth in pids:
-                total += rss_kb(pid)
+                kb = rss_kb(pid)
+                total += kb
                 used = cpu_seconds(pid)
                 if used is not None:
                     self.cpu[pid] = used
                     if pid not in self.roles:
                         self.roles[pid] = role(pid, depth)
+                name = self.roles.get(pid, "workers")
+                by_role[name] = by_role.get(name, 0) + kb
+            for name, kb in by_role.items():
+                self.peak_kb_by_role[name] = max(self.peak_kb_by_role.get(name, 0), kb)
             self.peak_kb = max(self.peak_kb, total)
             self.peak_processes = max(self.peak_processes, len(pids))
             self.series.append((time.time(), self.cpu_total(), self.cpu.get(self.pid, 0.0)))
@@ -264,8 +271,11 @@ def measure(
 
 
 def clean_env() -> dict[str, str]:
-    """The environment for a measured `ingest` run: no INGEST_* settings leak in."""
+    """The environment for a measured `ingest` run: no INGEST_* settings leak in, and Python
+    caches its bytecode, as it does for an installed `ingest` (pip compiles it), so that a
+    measured run does not compile every module from source."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     repo = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
     return env
