@@ -25,7 +25,7 @@ from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.polite import Robots, host_of
 from ingest.records import Page, PageJob, ParsedFeed, utcnow
-from ingest.store import Store
+from ingest.store import Save, Store
 from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.pipeline")
@@ -37,6 +37,10 @@ FEED_ACCEPT = (
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 ROBOTS_MAX_BYTES = 500_000
 UNCHANGED_BATCH = 100  # 304 polls written in one transaction
+# Articles are written together: those extracted within SAVE_WINDOW seconds of the first, up to
+# SAVE_BATCH, in one transaction (a commit and a search-index flush cost more than a page's rows).
+SAVE_BATCH = 32
+SAVE_WINDOW = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,44 @@ class _NoProgress:
         pass
 
 
+class _Saves:
+    """Articles waiting to be written together (`SAVE_BATCH`, `SAVE_WINDOW`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._waiting: list[tuple[Save, asyncio.Future[int | None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, save: Save) -> asyncio.Future[int | None]:
+        """The id `Store.save_article` gives ``save``, once its batch is written."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int | None] = loop.create_future()
+        self._waiting.append((save, future))
+        if len(self._waiting) >= SAVE_BATCH:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(SAVE_WINDOW, self.flush)
+        return future
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            return
+        try:
+            stored = self.store.save_articles([save for save, _ in batch])
+        except Exception as exc:  # a database failure: each page's task raises it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), article_id in zip(batch, stored, strict=True):
+            if not future.done():
+                future.set_result(article_id)
+
+
 class Ingestor:
     """Polls feeds and archives their pages with one HTTP client and one extraction pool."""
 
@@ -145,6 +187,7 @@ class Ingestor:
         # whichever worker of the archive has room (`Daemon.retry`).
         self.hold_new_pages = True
         self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
+        self._saves = _Saves(store)
         store.lease = timedelta(seconds=settings.database.lease)
         http.hosts.shared = store  # host delays hold across every worker of the archive
         self.refresh_blocks()
@@ -330,7 +373,7 @@ class Ingestor:
                 return
             finally:
                 self.progress.done()
-            stored = self.store.save_article(job, article, page, raw=raw)
+            stored = await self._saves.add((job, article, page, raw))
             if stored == job.article_id:
                 self.tally.add("articles_new")
                 metrics.ARTICLES.inc()

@@ -64,6 +64,18 @@ class Recorded:
     jobs: list[PageJob]  # new articles whose page is to be fetched
 
 
+# What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
+Save = tuple[PageJob, ExtractedArticle, Page, bytes | None]
+
+
+def _page_keys(page: Page, article: ExtractedArticle) -> set[str]:
+    """The URL keys a page is known by: where it was fetched from, and its canonical URL."""
+    keys = {url_key(page.final_url)}
+    if article.canonical_url:
+        keys.add(url_key(article.canonical_url))
+    return keys
+
+
 def content_hash(text: str | None) -> str | None:
     if not text:
         return None
@@ -757,68 +769,85 @@ class Store:
     def save_article(
         self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: bytes | None = None
     ) -> int | None:
-        """Store a page's clean article; returns its id, or the id of the article it duplicates.
+        """Store a page's clean article; returns its id, or the id of the article it duplicates
+        (None when it was stored meanwhile).
 
         A page whose final or canonical URL is already archived under another article (a
         redirecting feed link, say) is merged into that article instead of stored twice.
         """
-        keys = {url_key(page.final_url)}
-        if article.canonical_url:
-            keys.add(url_key(article.canonical_url))
+        return self.save_articles([(job, article, page, raw)])[0]
+
+    def save_articles(self, saves: Sequence[Save]) -> list[int | None]:
+        """`save_article` for several pages in one transaction: one commit and one flush of
+        the search index for all of them."""
+        keyed = [
+            (_page_keys(page, article), (job, article, page, raw))
+            for job, article, page, raw in saves
+        ]
         with self._session() as session:
             if self.postgres:
                 # Two workers saving pages that share a URL: the second waits for the first
                 # and merges into it (keys locked in one order: no deadlock).
-                self._lock_keys(session, (k for k in keys if k))
+                self._lock_keys(session, (k for keys, _ in keyed for k in keys if k))
             # Core statements built once (`_saving`): this runs for every page archived.
             conn = session.connection()
-            duplicate = conn.execute(
-                _SAVING.duplicate,
-                {"id": job.article_id, "keys": sorted(keys), "canonical": article.canonical_url},
-            ).scalar()
-            if duplicate is not None:
-                conn.execute(_SAVING.move_entries, {"from_id": job.article_id, "to_id": duplicate})
-                conn.execute(_SAVING.drop, {"id": job.article_id})
-                session.commit()
-                return duplicate
-            # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while
-            # it worked may store the same page too, and only the first one counts.
-            stored = conn.execute(
-                _SAVING.store,
+            stored = [self._save(conn, keys, *save) for keys, save in keyed]
+            session.commit()
+        return stored
+
+    @staticmethod
+    def _save(
+        conn: sa.Connection,
+        keys: set[str],
+        job: PageJob,
+        article: ExtractedArticle,
+        page: Page,
+        raw: bytes | None,
+    ) -> int | None:
+        duplicate = conn.execute(
+            _SAVING.duplicate,
+            {"id": job.article_id, "keys": sorted(keys), "canonical": article.canonical_url},
+        ).scalar()
+        if duplicate is not None:
+            conn.execute(_SAVING.move_entries, {"from_id": job.article_id, "to_id": duplicate})
+            conn.execute(_SAVING.drop, {"id": job.article_id})
+            return duplicate
+        # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while
+        # it worked may store the same page too, and only the first one counts.
+        stored = conn.execute(
+            _SAVING.store,
+            {
+                "article": job.article_id,
+                "new_title": article.title,
+                "new_authors": list(article.authors),
+                "new_published": article.published,
+                "new_updated": article.updated,
+                "new_language": article.language,
+                "new_site_name": article.site_name,
+                "new_summary": article.summary,
+                "new_text": article.text,
+                "new_canonical_url": article.canonical_url,
+                "new_final_url": page.final_url,
+                "new_content_hash": content_hash(article.text),
+                "new_attempts": job.attempts + 1,
+                "new_fetched_at": page.fetched_at,
+            },
+        )
+        if stored.rowcount == 0:  # stored meanwhile, or merged into another article
+            return None
+        if raw is not None:  # the page's body, zlib-compressed
+            conn.execute(
+                _SAVING.capture,
                 {
-                    "article": job.article_id,
-                    "new_title": article.title,
-                    "new_authors": list(article.authors),
-                    "new_published": article.published,
-                    "new_updated": article.updated,
-                    "new_language": article.language,
-                    "new_site_name": article.site_name,
-                    "new_summary": article.summary,
-                    "new_text": article.text,
-                    "new_canonical_url": article.canonical_url,
-                    "new_final_url": page.final_url,
-                    "new_content_hash": content_hash(article.text),
-                    "new_attempts": job.attempts + 1,
-                    "new_fetched_at": page.fetched_at,
+                    "article_id": job.article_id,
+                    "url": page.final_url,
+                    "status": page.status,
+                    "headers": page.headers,
+                    "body": raw,
+                    "fetched_at": page.fetched_at,
                 },
             )
-            if stored.rowcount == 0:  # stored meanwhile, or merged into another article
-                session.rollback()
-                return None
-            if raw is not None:  # the page's body, zlib-compressed
-                conn.execute(
-                    _SAVING.capture,
-                    {
-                        "article_id": job.article_id,
-                        "url": page.final_url,
-                        "status": page.status,
-                        "headers": page.headers,
-                        "body": raw,
-                        "fetched_at": page.fetched_at,
-                    },
-                )
-            session.commit()
-            return job.article_id
+        return job.article_id
 
     def save_failure(
         self, job: PageJob, error: FetchError, *, attempts: int, next_attempt_at: datetime | None
