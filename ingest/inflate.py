@@ -23,6 +23,7 @@ FEXTRA, FNAME, FCOMMENT, FHCRC = 4, 8, 16, 2
 # 64 KiB, plus framing), so a compressed body past it is over the cap once decoded too.
 MAX_EXPANSION = 1.001
 FRAMING = 1024
+SLICE = 256 << 10  # decoded bytes inflated at a time
 
 
 def encoded_cap(max_bytes: int) -> int:
@@ -50,17 +51,27 @@ class Inflater:
                 f"unsupported Content-Encoding {encoding!r}", url=url, reason="decoding"
             )
 
-    def feed(self, data: bytes, room: int) -> bytes:
-        """Up to ``room`` decoded bytes of ``data``; more than room-1 means over the cap."""
+    def inflate_into(self, out: bytearray, data: bytes, cap: int) -> None:
+        """Append the decoded bytes of ``data`` to ``out``, stopping once ``out`` is past
+        ``cap`` (it then holds cap+1 bytes): a slice at a time, so that a bomb never needs a
+        second copy of what it inflates to."""
         if self._z is None:
-            return data
+            out += data
+            return
         try:
-            return self._z.decompress(data, room)
+            while len(out) <= cap and not self._z.eof:
+                limit = min(SLICE, cap + 1 - len(out))
+                piece = self._z.decompress(data, limit)
+                out += piece
+                data = self._z.unconsumed_tail
+                if not data and len(piece) < limit:  # a full slice may leave output pending
+                    break
         except zlib.error as exc:
-            if self._may_be_raw:
+            if self._may_be_raw and not out:
                 self._may_be_raw = False
                 self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-                return self.feed(data, room)
+                self.inflate_into(out, data, cap)
+                return
             raise NetworkError(
                 f"bad content encoding: {exc}", url=self._url, reason="decoding"
             ) from exc
@@ -69,10 +80,11 @@ class Inflater:
 def decode_body(data: bytes, encoding: str, *, max_bytes: int, url: str) -> bytes:
     """``data`` with its Content-Encoding undone: `TooLargeError` past ``max_bytes`` decoded
     bytes (having inflated no more than that), `NetworkError` for a broken encoding."""
-    body = Inflater(encoding, url).feed(data, max_bytes + 1)
+    body = bytearray()
+    Inflater(encoding, url).inflate_into(body, data, max_bytes)
     if len(body) > max_bytes:
         raise TooLargeError(f"body over {max_bytes} bytes", url=url)
-    return body
+    return bytes(body)
 
 
 def as_zlib(data: bytes, encoding: str, body: bytes) -> bytes:

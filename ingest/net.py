@@ -287,7 +287,7 @@ class HttpClient:
         big = False
         try:
             async for raw in response.content.iter_any():
-                body += inflater.feed(raw, cap - len(body) + 1)
+                inflater.inflate_into(body, raw, cap)
                 if len(body) > cap:
                     if truncate:
                         del body[cap:]

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -373,6 +373,8 @@ class Ingestor:
                 return
             finally:
                 self.progress.done()
+            # The body is not stored (`raw` is): not held while the batch gathers.
+            page = replace(page, body=b"")
             stored = await self._saves.add((job, article, page, raw))
             if stored == job.article_id:
                 self.tally.add("articles_new")

@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from ingest.errors import NetworkError, TooLargeError
-from ingest.inflate import as_zlib, decode_body, encoded_cap
+from ingest.inflate import Inflater, as_zlib, decode_body, encoded_cap
 
 PAGE = b"<html><body>" + b"<p>The harbour master counted the boats again.</p>" * 400 + b"</html>"
 URL = "http://news.example/a.html"
@@ -81,6 +81,17 @@ def test_what_is_not_one_member_of_the_body_is_compressed_again(data: bytes) -> 
     archived = as_zlib(data, "gzip", body)
     assert zlib.decompress(archived) == body
     assert archived == zlib.compress(body, 1)
+
+
+@pytest.mark.parametrize("piece", [1 << 30, 65536, 1000])
+def test_a_large_body_inflates_whole_however_it_arrives(piece: int) -> None:
+    body = b"".join(b"<p>Paragraph %d of the long live blog.</p>" % n for n in range(200_000))
+    data = gzip.compress(body)
+    out = bytearray()
+    inflater = Inflater("gzip", URL)
+    for at in range(0, len(data), piece):
+        inflater.inflate_into(out, data[at : at + piece], len(body))
+    assert out == body
 
 
 def test_a_body_past_the_cap_is_too_large_without_inflating_much_more() -> None:
