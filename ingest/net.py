@@ -41,11 +41,12 @@ from ingest.schedule import retry_after
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Memory: any body may grow to SMALL_BODY bytes; past that, a body waits for one of BIG_BODIES
-# turns (its server held back meanwhile by TCP) before it reads on to the cap. With the
-# defaults, reads hold at most 32 x 1 MiB + 2 x 20 MB (feeds at their cap) at once, not 32 x 20
-# MB. (Measured by bench.hostile_memory: the daemon's peak went from 169 to 152 MB.)
+# turns (its server held back meanwhile by TCP) before it reads on to its cap. With the
+# defaults, reads hold at most 32 x 1 MiB + 20 MB (a feed at its cap) at once, not 32 x 20 MB.
+# (bench.hostile_memory: the daemon's peak went from 169 to 152 MB with two turns, to 128-131
+# with one.)
 SMALL_BODY = 1 << 20
-BIG_BODIES = 2
+BIG_BODIES = 1
 BACKOFF_STATUSES = frozenset({429, 503})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
