@@ -374,6 +374,11 @@ def summarise(rounds: list[dict[str, Run]]) -> dict[str, Any]:
             "ratio_extraction": r[PIPELINE].rate / r[EXTRACTION].rate
             if r[EXTRACTION].rate
             else float("nan"),
+            # The ratio of rates on an idle machine where both keep every core busy: steadier
+            # than the rates themselves when other jobs load the machine.
+            "cpu_ratio": r[LIMIT].cpu_seconds
+            / max(r[LIMIT].pages, 1)
+            / (r[PIPELINE].cpu_seconds / max(r[PIPELINE].pages, 1)),
             **outside_extraction(r[PIPELINE], r[EXTRACTION]),
         }
         for r in rounds
@@ -410,6 +415,7 @@ def format_table(result: dict[str, Any], header: str) -> str:
         "medians of the rounds' own figures:",
         f"  pipeline / limit (trafilatura + metadata)   {f['ratio']:6.2f}  "
         f"(target >= {TARGET_VS_LIMIT:g}: {goal(f['ratio'] >= TARGET_VS_LIMIT)})",
+        f"  CPU a page, limit / pipeline                {f['cpu_ratio']:6.2f}",
         f"  pipeline / extraction alone (ingest)        {f['ratio_extraction']:6.2f}",
         f"  extraction itself (E), CPU ms a page        {f['extraction']:6.2f}",
         f"  CPU outside extraction, ms a page: whole    {f['whole']:6.2f}  "
