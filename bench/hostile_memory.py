@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -119,6 +120,7 @@ def run(hosts: int, big_every: int, python: str) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-hostile-memory-"))
     big = set(range(0, hosts, big_every)) if big_every else set()
     with ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         webs = [
             stack.enter_context(
                 HostileWeb(address=f"127.0.0.{2 + n}", huge_bytes=BIG_BYTES)
@@ -157,9 +159,11 @@ def run(hosts: int, big_every: int, python: str) -> dict[str, Any]:
                 code = process.wait()
             sampler.stop.set()
             sampler.join()
-    if outcome is None:
-        tail = (tmp / "daemon.log").read_text(errors="replace")[-3000:]
-        raise SystemExit(f"pages not settled after {SETTLE_TIMEOUT:.0f}s (exit {code}):\n{tail}")
+        if outcome is None:
+            tail = (tmp / "daemon.log").read_text(errors="replace")[-3000:]
+            raise SystemExit(
+                f"pages not settled after {SETTLE_TIMEOUT:.0f}s (exit {code}):\n{tail}"
+            )
     return {
         "hosts": hosts,
         "big_hosts": len(big),
