@@ -14,7 +14,9 @@
   and their CPU (with that of the workers they reaped) lands in RUSAGE_CHILDREN too.
 - CPU by role (main process, forkserver, workers, ...): the last user + system time each
   process showed in /proc while polled; a lower bound (up to 50 ms of each process's last
-  moments are missed), but it tells where the tree's CPU went.
+  moments are missed), but it tells where the tree's CPU went. Each poll also appends
+  (epoch seconds, the tree's CPU, the main process's CPU) to ``cpu_series``, so that a caller
+  can split a run into phases (`Measured.cpu_at`).
 - The caller's own CPU over the same interval (``self_cpu_seconds``) is what its threads did,
   e.g. a loopback server answering the measured process.
 """
@@ -69,10 +71,16 @@ class Measured:
     unreaped: int  # descendants still alive when we gave up waiting for them
     cpu_by_role: dict[str, float]  # seconds, from /proc polls (a lower bound)
     processes_by_role: dict[str, int]
+    cpu_series: list[tuple[float, float, float]]  # (epoch s, tree CPU s, main CPU s) per poll
 
     @property
     def cpu_seconds(self) -> float:
         return self.cpu_user + self.cpu_system
+
+    def cpu_at(self, when: float) -> tuple[float, float]:
+        """(tree, main process) CPU seconds at the last poll before ``when`` (epoch seconds)."""
+        before = [(tree, main) for at, tree, main in self.cpu_series if at <= when]
+        return before[-1] if before else (0.0, 0.0)
 
 
 def _children(pid: int) -> list[int]:
@@ -148,21 +156,30 @@ class TreeSampler(threading.Thread):
         self.peak_processes = 0
         self.cpu: dict[int, float] = {}  # pid -> last user + system seconds seen
         self.roles: dict[int, str] = {}
+        self.series: list[tuple[float, float, float]] = []
+        self.peak_kb_by_role: dict[str, int] = {}  # the largest sum of VmRSS over each role
         self.stop = threading.Event()
 
     def run(self) -> None:
         while True:
             pids = tree_depths(self.pid)
             total = 0
+            by_role: dict[str, int] = {}
             for pid, depth in pids:
-                total += rss_kb(pid)
+                kb = rss_kb(pid)
+                total += kb
                 used = cpu_seconds(pid)
                 if used is not None:
                     self.cpu[pid] = used
                     if pid not in self.roles:
                         self.roles[pid] = role(pid, depth)
+                name = self.roles.get(pid, "workers")
+                by_role[name] = by_role.get(name, 0) + kb
+            for name, kb in by_role.items():
+                self.peak_kb_by_role[name] = max(self.peak_kb_by_role.get(name, 0), kb)
             self.peak_kb = max(self.peak_kb, total)
             self.peak_processes = max(self.peak_processes, len(pids))
+            self.series.append((time.time(), self.cpu_total(), self.cpu.get(self.pid, 0.0)))
             if self.stop.wait(POLL_SECONDS):
                 return
 
@@ -249,12 +266,16 @@ def measure(
             unreaped=unreaped,
             cpu_by_role=cpu_by_role,
             processes_by_role=processes_by_role,
+            cpu_series=sampler.series,
         )
 
 
 def clean_env() -> dict[str, str]:
-    """The environment for a measured `ingest` run: no INGEST_* settings leak in."""
+    """The environment for a measured `ingest` run: no INGEST_* settings leak in, and Python
+    caches its bytecode, as it does for an installed `ingest` (pip compiles it), so that a
+    measured run does not compile every module from source."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     repo = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -1,30 +1,51 @@
-"""End-to-end throughput of `ingest fetch` against the machine's extraction limit.
+"""Steady-state throughput of `ingest fetch` against the machine's extraction limit, and the
+CPU it spends outside extraction.
 
-    python -m bench.throughput                     # 3 rounds, medians; about 2 minutes
+    python -m bench.throughput                     # 3 rounds, medians; about 3 minutes
     python -m bench.throughput --repeat 1 --json /tmp/throughput.json
     python -m bench.throughput --profile /tmp/prof # + one `ingest fetch` under py-spy
 
-Serves the 108 pages of the extraction corpus (`--corpus`, default ../shared/corpus/extraction)
-on loopback behind 6 feeds (RSS 2.0 and Atom) spread over 127.0.0.2 .. 127.0.0.5
-(`bench.newsroom`), then measures, each as a fresh process (`bench.proctree`: wall time, peak
-RSS summed over the process tree, CPU seconds of the tree):
+Serves the 108 pages of the extraction corpus (`--corpus`, default ../shared/corpus/extraction),
+each `--copies` (10) times as a distinct article (1,080 pages: so that start-up does not decide),
+behind `--feeds` (48) feeds, RSS 2.0 and Atom, on `--hosts` (48) loopback addresses from
+127.0.0.2 (`bench.newsroom`). Each round measures, each as a fresh process (`bench.proctree`:
+wall time, peak RSS summed over the process tree, CPU seconds of the tree):
 
   pipeline         the real CLI, ``python -m ingest --config CFG fetch --format json``, into a
                    fresh SQLite file (allow_private_networks, host_delay 0, per_host 8,
                    concurrency 32, keep_raw, one extraction worker per core);
-  limit            trafilatura alone on every core from memory (`bench.extract_limit`), timed
-                   from pool start (worker start-up included; "warm" leaves it out);
-  limit (ingest)   the same with the project's ``ingest.extract.extract_article``;
-  sequential       feedparser + httpx + trafilatura, one page at a time
-                   (`bench.sequential_baseline`).
+  limit            trafilatura with its metadata, the way a user of trafilatura gets text and
+                   metadata (``bare_extraction(..., with_metadata=True)``), on every core from
+                   pages in memory (`bench.extract_limit`), timed from pool start (worker
+                   start-up included, as the pipeline pays it);
+  extraction       the same with the project's ``ingest.extract.extract_article``: what the
+                   pipeline's workers run, and how much CPU it takes on these pages.
 
-Each round runs all four in that order; ``--repeat`` rounds, medians reported. Besides the
-ratios of rates, the ratios of CPU seconds per page are given: on a shared, noisy machine they
-say what the ratio of rates would be with every core free, as long as all cores stay busy.
-The pipeline's archive is checked: every page must be stored with status ok (failures are
-listed). Its phases come from the archive's own timestamps: start-up (process start to the
-first entry recorded), fetching (first to last page fetched) and the tail (last page fetched
-to process exit).
+The three run in every round, in an order that rotates from round to round (interleaved, so
+that a change in the machine's load falls on all of them); medians of ``--repeat`` rounds.
+
+The pipeline's rate against the limit's is the target ratio (pages stored with status ok per
+second of the whole process, over the limit's pages per second). CPU outside extraction is
+what the pipeline spends that extracting the same pages does not:
+
+  E                 the CPU seconds of the ``extract_article`` calls themselves on these pages
+                    (``time.process_time`` around each call in the extraction run's workers,
+                    summed: no start-up, no reading, no passing pages around);
+  outside, whole    (the pipeline tree's CPU seconds - E) / pages: fetching, inflating, feed
+                    parsing, storing and indexing, passing pages to the workers and back,
+                    bookkeeping, and every process's start-up;
+  outside, steady   the same without start-up: the tree's CPU from the moment its first page
+                    was fetched (the archive's ``fetched_at``; the tree's CPU is polled from
+                    /proc every 50 ms) to its exit, less E, per page;
+  by role           the main process's CPU per page (whole run, and from the first page
+                    fetched), the forkserver's, and the workers' beyond E (receiving pages,
+                    raw-page compression, returning articles).
+
+The tree's CPU comes from ``getrusage`` of the reaped tree; the split by role and the start-up
+from /proc polls (a lower bound by up to 50 ms per process). The pipeline's archive is
+checked: every page must be stored with status ok (failures are listed). Its phases come from
+the archive's own timestamps: start-up (process start to the first entry recorded), fetching
+(first to last page fetched) and the tail (last page fetched to process exit).
 """
 
 from __future__ import annotations
@@ -51,7 +72,10 @@ from bench.proctree import clean_env, json_summary, measure
 
 CORES = os.cpu_count() or 1
 TARGET_VS_LIMIT = 0.85
-TARGET_VS_SEQUENTIAL = float(CORES)
+TARGET_OUTSIDE_MS = 3.0
+PIPELINE = "pipeline (ingest fetch)"
+LIMIT = "limit: trafilatura + metadata"
+EXTRACTION = "extraction: ingest.extract"
 
 
 @dataclass
@@ -65,6 +89,9 @@ class Run:
     cpu_seconds: float
     server_cpu_seconds: float  # the benchmark process (the loopback servers) meanwhile
     warm_seconds: float | None = None  # limits: without worker start-up
+    extract_cpu_seconds: float | None = None  # extraction runs: the calls alone
+    startup_cpu_seconds: float | None = None  # pipeline: tree CPU before its first page
+    startup_main_cpu_seconds: float | None = None  # the same, main process only
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -122,12 +149,11 @@ def archive_report(database: Path, started_at: float, ended_at: float) -> dict[s
         "failures": failures,
         "captures": captures,
         "phases": phases,
+        "first_fetch": first,
     }
 
 
-def run_pipeline(
-    tmp: Path, room: Newsroom, workers: int, round_no: int, python: str
-) -> tuple[Run, Path]:
+def run_pipeline(tmp: Path, room: Newsroom, workers: int, round_no: int, python: str) -> Run:
     folder = tmp / f"pipeline-{round_no}"
     folder.mkdir()
     database = folder / "archive.sqlite3"
@@ -138,14 +164,18 @@ def run_pipeline(
     result = measure(argv, env=clean_env(), cwd=folder)
     summary = json_summary(result, "ingest fetch")
     report = archive_report(database, result.started_at, result.started_at + result.seconds)
-    ok = int(report["by_status"].get("ok", 0))
-    run = Run(
-        "pipeline (ingest fetch)",
-        ok,
+    startup = main = None
+    if report["first_fetch"] is not None:
+        startup, main = result.cpu_at(report["first_fetch"])
+    return Run(
+        PIPELINE,
+        int(report["by_status"].get("ok", 0)),
         result.seconds,
         result.peak_rss_mb,
         result.cpu_seconds,
         result.self_cpu_seconds,
+        startup_cpu_seconds=startup,
+        startup_main_cpu_seconds=main,
         detail={
             "summary": summary,
             "archive": report,
@@ -155,10 +185,9 @@ def run_pipeline(
             "cpu_by_role": result.cpu_by_role,
         },
     )
-    return run, config
 
 
-def run_limit(tmp: Path, room: Newsroom, extractor: str, python: str) -> Run:
+def run_extraction(tmp: Path, room: Newsroom, extractor: str, python: str) -> Run:
     manifest = tmp / "manifest.json"
     if not manifest.exists():
         items = [{"url": url, "path": str(page.path)} for url, page in room.pages]
@@ -166,33 +195,16 @@ def run_limit(tmp: Path, room: Newsroom, extractor: str, python: str) -> Run:
     argv = [python, "-m", "bench.extract_limit", str(manifest), "--extractor", extractor]
     result = measure(argv, env=clean_env(), cwd=REPO)
     out = json_summary(result, f"extract_limit {extractor}")
-    name = "limit: trafilatura" if extractor == "trafilatura" else "limit: ingest.extract"
     return Run(
-        name,
+        LIMIT if extractor == "trafilatura" else EXTRACTION,
         int(out["ok"]),
         float(out["seconds"]),
         result.peak_rss_mb,
         result.cpu_seconds,
         result.self_cpu_seconds,
         warm_seconds=float(out["warm_seconds"]),
+        extract_cpu_seconds=float(out["extract_cpu_seconds"]),
         detail={**out, "process_seconds": result.seconds, "cpu_by_role": result.cpu_by_role},
-    )
-
-
-def run_sequential(tmp: Path, room: Newsroom, round_no: int, python: str) -> Run:
-    database = tmp / f"sequential-{round_no}.sqlite3"
-    argv = [python, "-m", "bench.sequential_baseline", str(database), *room.feed_urls]
-    room.reset_counts()
-    result = measure(argv, env=clean_env(), cwd=REPO)
-    out = json_summary(result, "sequential baseline")
-    return Run(
-        "sequential script",
-        int(out["ok"]),
-        result.seconds,
-        result.peak_rss_mb,
-        result.cpu_seconds,
-        result.self_cpu_seconds,
-        detail={**out, "served": dict(room.served), "cpu_by_role": result.cpu_by_role},
     )
 
 
@@ -306,82 +318,85 @@ def _bucket(frame: str) -> str:
 # --- report --------------------------------------------------------------------------------
 
 
-def _median(runs: Sequence[Run], attr: str) -> float:
-    values = [getattr(r, attr) for r in runs if getattr(r, attr) is not None]
-    return statistics.median(values) if values else float("nan")
+def _median(values: Sequence[float | None]) -> float:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else float("nan")
 
 
 def _median_roles(runs: Sequence[Run]) -> dict[str, float]:
+    order = ("main", "forkserver", "workers")
     roles = {role for r in runs for role in r.detail.get("cpu_by_role", {})}
     return {
-        role: statistics.median(r.detail.get("cpu_by_role", {}).get(role, 0.0) for r in runs)
-        for role in sorted(
-            roles,
-            key=lambda name: (
-                ("main", "forkserver", "workers").index(name)
-                if name in ("main", "forkserver", "workers")
-                else 9
-            ),
-        )
+        role: _median([r.detail.get("cpu_by_role", {}).get(role, 0.0) for r in runs])
+        for role in sorted(roles, key=lambda name: order.index(name) if name in order else 9)
+    }
+
+
+def outside_extraction(pipeline: Run, extraction: Run) -> dict[str, float]:
+    """CPU milliseconds a page that the pipeline spends outside extraction (module docstring),
+    from one round's pipeline run and the extraction run of the same round."""
+    pages = max(pipeline.pages, 1)
+    extract = extraction.extract_cpu_seconds or 0.0
+    startup = pipeline.startup_cpu_seconds or 0.0
+    roles = pipeline.detail.get("cpu_by_role", {})
+    main = roles.get("main", 0.0)
+    return {
+        "extraction": 1000 * extract / pages,
+        "whole": 1000 * (pipeline.cpu_seconds - extract) / pages,
+        "steady": 1000 * (pipeline.cpu_seconds - startup - extract) / pages,
+        "startup_seconds": startup,
+        "main": 1000 * main / pages,
+        "main_steady": 1000 * (main - (pipeline.startup_main_cpu_seconds or 0.0)) / pages,
+        "forkserver": 1000 * roles.get("forkserver", 0.0) / pages,
+        "workers_beyond_extraction": 1000 * (roles.get("workers", 0.0) - extract) / pages,
     }
 
 
 def summarise(rounds: list[dict[str, Run]]) -> dict[str, Any]:
-    names = list(rounds[0])
     rows: dict[str, dict[str, Any]] = {}
-    for name in names:
+    for name in (PIPELINE, LIMIT, EXTRACTION):
         runs = [r[name] for r in rounds]
         rows[name] = {
             "pages": min(r.pages for r in runs),
-            "seconds": _median(runs, "seconds"),
-            "pages_per_s": _median(runs, "rate"),
-            "peak_rss_mb": _median(runs, "peak_rss_mb"),
-            "cpu_seconds": _median(runs, "cpu_seconds"),
-            "server_cpu_seconds": _median(runs, "server_cpu_seconds"),
-            "warm_seconds": _median(runs, "warm_seconds"),
+            "seconds": _median([r.seconds for r in runs]),
+            "pages_per_s": _median([r.rate for r in runs]),
+            "peak_rss_mb": _median([r.peak_rss_mb for r in runs]),
+            "cpu_seconds": _median([r.cpu_seconds for r in runs]),
+            "server_cpu_seconds": _median([r.server_cpu_seconds for r in runs]),
+            "warm_seconds": _median([r.warm_seconds for r in runs]),
             "cpu_by_role": _median_roles(runs),
             "runs": [asdict(r) | {"rate": r.rate} for r in runs],
         }
-    pipe = rows["pipeline (ingest fetch)"]["pages_per_s"]
-    traf = rows["limit: trafilatura"]
-    own = rows["limit: ingest.extract"]
-    seq = rows["sequential script"]["pages_per_s"]
-
-    def warm_rate(row: dict[str, Any]) -> float:
-        return row["pages"] / row["warm_seconds"] if row["warm_seconds"] else float("nan")
-
-    def cpu_per_page(row: dict[str, Any]) -> float:
-        return row["cpu_seconds"] / max(row["pages"], 1)
-
-    pipe_cpu = cpu_per_page(rows["pipeline (ingest fetch)"])
-    ratios = {
-        "pipeline / trafilatura limit": (pipe / traf["pages_per_s"], TARGET_VS_LIMIT),
-        "pipeline / trafilatura limit (warm)": (pipe / warm_rate(traf), None),
-        "pipeline / ingest.extract limit": (pipe / own["pages_per_s"], None),
-        "pipeline / ingest.extract limit (warm)": (pipe / warm_rate(own), None),
-        "pipeline / sequential": (pipe / seq, TARGET_VS_SEQUENTIAL),
-        # CPU per page, limit / pipeline: the ratio of rates on an idle machine where both keep
-        # every core busy; robust to other load on a shared machine.
-        "CPU/page: trafilatura limit / pipeline": (cpu_per_page(traf) / pipe_cpu, None),
-        "CPU/page: ingest.extract limit / pipeline": (cpu_per_page(own) / pipe_cpu, None),
-        "ingest.extract limit / trafilatura limit": (
-            own["pages_per_s"] / traf["pages_per_s"],
-            None,
-        ),
-    }
-    return {"rows": rows, "ratios": ratios}
+    # Ratios and CPU figures are taken within each round, then the median over rounds.
+    per_round = [
+        {
+            "ratio": r[PIPELINE].rate / r[LIMIT].rate if r[LIMIT].rate else float("nan"),
+            "ratio_extraction": r[PIPELINE].rate / r[EXTRACTION].rate
+            if r[EXTRACTION].rate
+            else float("nan"),
+            # The ratio of rates on an idle machine where both keep every core busy: steadier
+            # than the rates themselves when other jobs load the machine.
+            "cpu_ratio": r[LIMIT].cpu_seconds
+            / max(r[LIMIT].pages, 1)
+            / (r[PIPELINE].cpu_seconds / max(r[PIPELINE].pages, 1)),
+            **outside_extraction(r[PIPELINE], r[EXTRACTION]),
+        }
+        for r in rounds
+    ]
+    figures = {key: _median([f[key] for f in per_round]) for key in per_round[0]}
+    return {"rows": rows, "figures": figures, "per_round": per_round}
 
 
 def format_table(result: dict[str, Any], header: str) -> str:
     lines = [header, ""]
     lines.append(
-        f"{'':<26} {'pages':>5} {'seconds':>8} {'pages/s':>8} {'warm s':>7} "
+        f"{'':<32} {'pages':>5} {'seconds':>8} {'pages/s':>8} {'warm s':>7} "
         f"{'peak RSS MB':>11} {'CPU s':>7} {'CPU ms/page':>11} {'server CPU s':>12}"
     )
     for name, row in result["rows"].items():
         warm = "" if row["warm_seconds"] != row["warm_seconds"] else f"{row['warm_seconds']:.2f}"
         lines.append(
-            f"{name:<26} {row['pages']:>5} {row['seconds']:>8.2f} {row['pages_per_s']:>8.2f} "
+            f"{name:<32} {row['pages']:>5} {row['seconds']:>8.2f} {row['pages_per_s']:>8.2f} "
             f"{warm:>7} {row['peak_rss_mb']:>11.0f} {row['cpu_seconds']:>7.2f} "
             f"{1000 * row['cpu_seconds'] / max(row['pages'], 1):>11.1f} "
             f"{row['server_cpu_seconds']:>12.2f}"
@@ -389,20 +404,35 @@ def format_table(result: dict[str, Any], header: str) -> str:
     lines += ["", "CPU seconds by process (from /proc polls, a lower bound; median):"]
     for name, row in result["rows"].items():
         parts = ", ".join(f"{role} {sec:.2f}" for role, sec in row["cpu_by_role"].items())
-        lines.append(f"  {name:<26} {parts}")
-    lines.append("")
-    for name, (value, target) in result["ratios"].items():
-        goal = ""
-        if target is not None:
-            goal = f"  (target >= {target:g}: {'met' if value >= target else 'NOT met'})"
-        lines.append(f"{name:<42} {value:6.2f}{goal}")
+        lines.append(f"  {name:<32} {parts}")
+    f = result["figures"]
+
+    def goal(met: bool) -> str:
+        return "met" if met else "NOT met"
+
+    lines += [
+        "",
+        "medians of the rounds' own figures:",
+        f"  pipeline / limit (trafilatura + metadata)   {f['ratio']:6.2f}  "
+        f"(target >= {TARGET_VS_LIMIT:g}: {goal(f['ratio'] >= TARGET_VS_LIMIT)})",
+        f"  CPU a page, limit / pipeline                {f['cpu_ratio']:6.2f}",
+        f"  pipeline / extraction alone (ingest)        {f['ratio_extraction']:6.2f}",
+        f"  extraction itself (E), CPU ms a page        {f['extraction']:6.2f}",
+        f"  CPU outside extraction, ms a page: whole    {f['whole']:6.2f}  "
+        f"(target <= {TARGET_OUTSIDE_MS:g}: {goal(f['whole'] <= TARGET_OUTSIDE_MS)})",
+        f"    steady (after {f['startup_seconds']:.2f} s of start-up CPU)    {f['steady']:6.2f}  "
+        f"(target <= {TARGET_OUTSIDE_MS:g}: {goal(f['steady'] <= TARGET_OUTSIDE_MS)})",
+        f"    main process: whole {f['main']:.2f}, steady {f['main_steady']:.2f}; forkserver "
+        f"{f['forkserver']:.2f}; workers beyond extraction "
+        f"{f['workers_beyond_extraction']:.2f}",
+    ]
     return "\n".join(lines)
 
 
 def format_pipeline_detail(rounds: list[dict[str, Run]]) -> str:
     lines = ["", "pipeline runs (phases from the archive's timestamps):"]
     for n, runs in enumerate(rounds, 1):
-        run = runs["pipeline (ingest fetch)"]
+        run = runs[PIPELINE]
         archive = run.detail["archive"]
         phases = archive["phases"]
         summary = run.detail["summary"]
@@ -465,8 +495,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.throughput",
         description=(
-            "End-to-end throughput of `ingest fetch` on a loopback newsroom of the corpus "
-            "pages, against trafilatura alone on every core and a sequential script."
+            "Steady-state throughput of `ingest fetch` on a loopback newsroom of the corpus "
+            "pages, against trafilatura with metadata on every core, and its CPU outside "
+            "extraction."
         ),
         epilog="example: python -m bench.throughput --repeat 1 --json /tmp/throughput.json",
     )
@@ -477,11 +508,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--copies",
         type=int,
-        default=1,
-        help="serve each corpus page this many times, as distinct articles (a bigger run)",
+        default=10,
+        help="serve each corpus page this many times, as distinct articles (default 10: 1,080)",
     )
-    parser.add_argument("--feeds", type=int, default=6, help="feeds (RSS and Atom alternately)")
-    parser.add_argument("--hosts", type=int, default=4, help="loopback addresses from 127.0.0.2")
+    parser.add_argument("--feeds", type=int, default=48, help="feeds (RSS and Atom alternately)")
+    parser.add_argument("--hosts", type=int, default=48, help="loopback addresses from 127.0.0.2")
     parser.add_argument("--workers", type=int, default=0, help="extract.workers (0: per core)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     parser.add_argument(
@@ -494,9 +525,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_round(tmp: Path, room: Newsroom, args: argparse.Namespace, n: int) -> dict[str, Run]:
+    """The three contenders once, starting one further along the list each round."""
+    contenders = [PIPELINE, LIMIT, EXTRACTION]
+    runs: dict[str, Run] = {}
+    for name in contenders[n % 3 :] + contenders[: n % 3]:
+        if name == PIPELINE:
+            runs[name] = run_pipeline(tmp, room, args.workers, n, sys.executable)
+        else:
+            extractor = "trafilatura" if name == LIMIT else "ingest"
+            runs[name] = run_extraction(tmp, room, extractor, sys.executable)
+    return runs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    python = sys.executable
     pages = copies(load_corpus(args.corpus), args.copies)
     tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     rounds: list[dict[str, Run]] = []
@@ -505,36 +548,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with Newsroom(pages, feeds=args.feeds, hosts=args.hosts) as room:
             for n in range(args.repeat):
-                pipeline, _ = run_pipeline(tmp, room, args.workers, n, python)
-                runs = {pipeline.name: pipeline}
-                for extractor in ("trafilatura", "ingest"):
-                    limit = run_limit(tmp, room, extractor, python)
-                    runs[limit.name] = limit
-                sequential = run_sequential(tmp, room, n, python)
-                runs[sequential.name] = sequential
+                runs = run_round(tmp, room, args, n)
                 rounds.append(runs)
                 print(
                     f"round {n + 1}/{args.repeat}: "
-                    + ", ".join(f"{r.name} {r.rate:.1f}/s" for r in runs.values()),
+                    + ", ".join(f"{name} {runs[name].rate:.1f}/s" for name in sorted(runs)),
                     file=sys.stderr,
                 )
             if args.profile:
-                profile = profile_pipeline(tmp, room, args.workers, python, args.profile)
+                profile = profile_pipeline(tmp, room, args.workers, sys.executable, args.profile)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     result = summarise(rounds)
     header = (
-        f"throughput: {len(pages)} corpus pages, {args.feeds} feeds on {args.hosts} hosts, "
-        f"{CORES} cores, median of {args.repeat} round(s) "
-        f"({time.perf_counter() - started:.0f}s in all)"
+        f"throughput: {len(pages)} pages ({args.copies} copies of the corpus), {args.feeds} "
+        f"feeds on {args.hosts} hosts, {CORES} cores, median of {args.repeat} round(s) "
+        f"({time.perf_counter() - started:.0f}s in all; load average at the end "
+        f"{os.getloadavg()[0]:.1f})"
     )
     print(format_table(result, header))
     print(format_pipeline_detail(rounds))
     if profile:
         print("\n" + profile)
     expected = len(pages)
-    stored = result["rows"]["pipeline (ingest fetch)"]["pages"]
+    stored = result["rows"][PIPELINE]["pages"]
     if stored != expected:
         print(f"\nWARNING: ingest fetch stored {stored} of {expected} articles as ok")
     if args.json:

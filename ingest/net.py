@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import zlib
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -32,12 +31,17 @@ from ingest.errors import (
     NetworkError,
     TooLargeError,
 )
+from ingest.inflate import Inflater, encoded_cap
 from ingest.polite import Hosts, Turn, host_of
 from ingest.records import Page, utcnow
 from ingest.schedule import retry_after
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 BACKOFF_STATUSES = frozenset({429, 503})
+# Bodies past SMALL_BODY bytes are read on to their cap BIG_BODIES at a time: a run's worth of
+# huge answers (or a hostile web's) cannot all sit in memory at once.
+SMALL_BODY = 1 << 20
+BIG_BODIES = 1
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -97,42 +101,6 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class _Inflater:
-    """Undoes a Content-Encoding a bounded slice at a time, so that a small compressed body
-    cannot expand past the size cap in memory (a gzip bomb costs at most the cap)."""
-
-    def __init__(self, encoding: str, url: str) -> None:
-        self._url = url
-        self._may_be_raw = False  # "deflate" is sometimes sent without its zlib header
-        name = encoding.strip().lower()
-        if name in {"", "identity"}:
-            self._z = None
-        elif name in {"gzip", "x-gzip"}:
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif name == "deflate":
-            self._z = zlib.decompressobj()
-            self._may_be_raw = True
-        else:
-            raise NetworkError(
-                f"unsupported Content-Encoding {encoding!r}", url=url, reason="decoding"
-            )
-
-    def feed(self, data: bytes, room: int) -> bytes:
-        """Up to ``room`` decoded bytes of ``data``; more than room-1 means over the cap."""
-        if self._z is None:
-            return data
-        try:
-            return self._z.decompress(data, room)
-        except zlib.error as exc:
-            if self._may_be_raw:
-                self._may_be_raw = False
-                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-                return self.feed(data, room)
-            raise NetworkError(
-                f"bad content encoding: {exc}", url=self._url, reason="decoding"
-            ) from exc
-
-
 class HttpClient:
     """An async HTTP client with the limits of `FetchSettings`; use as ``async with``."""
 
@@ -164,6 +132,7 @@ class HttpClient:
                 pool = default._pool
                 pool._network_backend = _GuardedBackend(pool._network_backend, networks)
             transport = default
+        self._big_bodies = asyncio.Semaphore(BIG_BODIES)
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(
@@ -194,9 +163,13 @@ class HttpClient:
         etag: str | None = None,
         last_modified: str | None = None,
         truncate: bool = False,
+        decode: bool = True,
     ) -> Page:
         """GET ``url``: a `Page` for 2xx and 304, `FetchError` for everything else. A body
         over ``max_bytes`` is an error, or with ``truncate`` is cut to its first max_bytes.
+        Without ``decode`` the body is kept in its Content-Encoding (`Page.encoding`: pages
+        travel compressed to the extraction workers, which inflate them under the same cap),
+        and only what could not inflate to within ``max_bytes`` is refused here.
 
         A 429 or 503 with Retry-After blocks the whole host until then (`HostBackoffError`
         for every later request to it, here or in the daemon's next runs).
@@ -206,7 +179,7 @@ class HttpClient:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        return await self._follow(url, headers, max_bytes, truncate)
+        return await self._follow(url, headers, max_bytes, truncate=truncate, decode=decode)
 
     def _check_backoff(self, url: str, current: str) -> None:
         until = self.hosts.blocked_until(host_of(current), utcnow())
@@ -216,7 +189,7 @@ class HttpClient:
             )
 
     async def _follow(
-        self, url: str, headers: dict[str, str], max_bytes: int, truncate: bool
+        self, url: str, headers: dict[str, str], max_bytes: int, *, truncate: bool, decode: bool
     ) -> Page:
         current = url
         for _ in range(self.settings.max_redirects + 1):
@@ -227,7 +200,9 @@ class HttpClient:
             async with self.hosts.slot(current) as turn:
                 try:
                     async with asyncio.timeout(self.settings.timeout):
-                        page = await self._request(url, current, headers, max_bytes, truncate, turn)
+                        page = await self._request(
+                            url, current, headers, max_bytes, turn, truncate=truncate, decode=decode
+                        )
                 except TimeoutError as exc:
                     raise NetworkError("timed out", url=url, reason="timeout") from exc
             location = page.headers.get("location")
@@ -244,8 +219,10 @@ class HttpClient:
         current: str,
         headers: dict[str, str],
         max_bytes: int,
-        truncate: bool,
         turn: Turn,
+        *,
+        truncate: bool,
+        decode: bool,
     ) -> Page:
         try:
             async with self._client.stream("GET", current, headers=headers) as response:
@@ -253,34 +230,29 @@ class HttpClient:
                 status = response.status_code
                 if status >= 400:
                     raise self._status_error(url, current, response)
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                encoded = encoding not in {"", "identity"}
                 declared = response.headers.get("content-length", "")
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                if (
-                    declared.isdigit()
-                    and int(declared) > max_bytes
-                    and not truncate
-                    and not encoded
-                ):
-                    raise TooLargeError(f"declared {declared} bytes > {max_bytes}", url=url)
-                inflater = _Inflater(response.headers.get("content-encoding", ""), url)
-                body = bytearray()
-                async for raw in response.aiter_raw():
-                    body += inflater.feed(raw, max_bytes - len(body) + 1)
-                    if len(body) > max_bytes:
-                        if truncate:
-                            del body[max_bytes:]
-                            break
-                        raise TooLargeError(f"body over {max_bytes} bytes", url=url)
+                if declared.isdigit() and not truncate:
+                    # A compressed body may be larger than its content by a few bytes at most.
+                    limit = encoded_cap(max_bytes) if encoded else max_bytes
+                    if int(declared) > limit:
+                        raise TooLargeError(f"declared {declared} bytes > {max_bytes}", url=url)
+                keep = encoded and not decode  # inflated by the extraction worker
+                inflater = Inflater("identity" if keep else encoding, url)
+                cap = encoded_cap(max_bytes) if keep else max_bytes
+                body = await self._read(response, url, inflater, cap, max_bytes, truncate)
                 headers = {k.lower(): v for k, v in response.headers.items()}
-                for name in ("content-encoding", "content-length"):  # the body is decoded
+                for name in ("content-encoding", "content-length"):  # said by `encoding`
                     headers.pop(name, None)
                 return Page(
                     url=url,
                     final_url=str(response.url),
                     status=status,
                     headers=headers,
-                    body=bytes(body),
+                    body=body,
                     fetched_at=utcnow(),
+                    encoding=encoding if keep else "",
                 )
         except BlockedError as exc:
             raise BlockedError(f"refused: {exc.args[0]}", url=url) from None
@@ -290,6 +262,33 @@ class HttpClient:
             raise NetworkError(f"bad content encoding: {exc}", url=url, reason="decoding") from exc
         except httpx.HTTPError as exc:
             raise NetworkError(f"{type(exc).__name__}: {exc}", url=url) from exc
+
+    async def _read(
+        self,
+        response: httpx.Response,
+        url: str,
+        inflater: Inflater,
+        cap: int,
+        max_bytes: int,
+        truncate: bool,
+    ) -> bytes:
+        body = bytearray()
+        big = False
+        try:
+            async for raw in response.aiter_raw():
+                inflater.inflate_into(body, raw, cap)
+                if len(body) > cap:
+                    if truncate:
+                        del body[cap:]
+                        break
+                    raise TooLargeError(f"body over {max_bytes} bytes", url=url)
+                if not big and len(body) > SMALL_BODY:
+                    await self._big_bodies.acquire()
+                    big = True
+            return bytes(body)
+        finally:
+            if big:
+                self._big_bodies.release()
 
     def _status_error(self, url: str, current: str, response: httpx.Response) -> HTTPStatusError:
         status = response.status_code

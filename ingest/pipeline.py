@@ -14,6 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urldefrag
@@ -27,6 +28,7 @@ from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.polite import Robots, host_of
 from ingest.records import Page, PageJob, ParsedFeed, utcnow
+from ingest.saving import Saves
 from ingest.store import Store
 from ingest.summary import Failure, NoProgress, NoTally, Progress, RunSummary, Tally
 from ingest.workers import ExtractorPool
@@ -109,6 +111,7 @@ class Ingestor:
         self.hold_new_pages = True
         self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
         self._post_pages = PostPages(clock)
+        self._saves = Saves(store)  # articles written a batch at a time
         store.lease = timedelta(seconds=settings.database.lease)
         http.hosts.shared = store  # host delays hold across every worker of the archive
         self.refresh_blocks()
@@ -306,7 +309,11 @@ class Ingestor:
             metrics.FETCH_SECONDS.labels(kind="page").observe(time.monotonic() - started)
             started = time.monotonic()
             article, raw = await self.pool.extract(
-                page, job.hints, keep_raw=self.settings.extract.keep_raw, fragment=job.fragment
+                page,
+                job.hints,
+                max_bytes=self.settings.fetch.max_page_bytes,
+                keep_raw=self.settings.extract.keep_raw,
+                fragment=job.fragment,
             )
             metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
         except FetchError as error:
@@ -321,10 +328,10 @@ class Ingestor:
             return
         finally:
             self.progress.done()
+        # Not stored (`raw` is): the body is not held while the batch gathers.
+        save = (job, article, replace(page, body=b""), raw)
         try:
-            stored = await self._stored(
-                lambda: self.store.save_article(job, article, page, raw=raw)
-            )
+            stored = await self._stored(lambda: self._saves.add(save))
         except StoreUnavailableError:
             raise
         except StoreError as exc:  # this article's data will not go in: retried, then kept
@@ -342,8 +349,9 @@ class Ingestor:
     async def _fetch_page(self, url: str) -> Page:
         if self.settings.fetch.robots:
             await self.robots.check(url)
+        # Still compressed: the extraction worker inflates it, under the same cap.
         return await self.http.get(
-            url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT
+            url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT, decode=False
         )
 
     async def _page_failed(self, job: PageJob, error: FetchError) -> None:
@@ -356,19 +364,19 @@ class Ingestor:
             first_retry=self.settings.fetch.retry_after,
             max_attempts=self.settings.fetch.max_attempts,
         )
-        await self._stored(
-            lambda: self.store.save_failure(
-                job, error, attempts=attempts, next_attempt_at=next_attempt_at
-            )
-        )
 
-    async def _stored(self, write: Callable[[], T]) -> T:
+        async def write() -> None:
+            self.store.save_failure(job, error, attempts=attempts, next_attempt_at=next_attempt_at)
+
+        await self._stored(write)
+
+    async def _stored(self, write: Callable[[], Awaitable[T]]) -> T:
         """Run ``write``, a page's outcome. While the database is unavailable and the daemon
         waits for it (`wait_for_database`), wait and write again: the page was fetched, and
         is not fetched again for want of a database."""
         while True:
             try:
-                return write()
+                return await write()
             except StoreUnavailableError as exc:
                 if self.wait_for_database is None:
                     raise

@@ -44,7 +44,9 @@ class ParsedFeed:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A fetched HTTP response, body already size-checked and decompressed."""
+    """A fetched HTTP response, its body size-checked and decoded, unless ``encoding`` names
+    the Content-Encoding it is still in (pages travel compressed to the extraction workers,
+    which inflate them under the same cap)."""
 
     url: str  # as requested
     final_url: str  # after redirects
@@ -52,6 +54,7 @@ class Page:
     headers: dict[str, str]
     body: bytes
     fetched_at: datetime
+    encoding: str = ""  # "" once decoded; else "gzip", "deflate", ...
 
     @property
     def content_type(self) -> str:

@@ -62,6 +62,22 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 CONNECT_TIMEOUT = 10  # seconds, PostgreSQL; SQLite waits as long for a lock (busy_timeout)
 
+# What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
+Save = tuple[PageJob, ExtractedArticle, Page, bytes | None]
+
+
+def _page_keys(
+    job: PageJob, article: ExtractedArticle, page: Page, _raw: bytes | None
+) -> tuple[set[str], str]:
+    """The URL keys a saved page is known by (where it was fetched from, its canonical URL),
+    and the URL it is archived under: a post keeps its fragment in both."""
+    post = job.fragment is not None
+    final_url = f"{urldefrag(page.final_url).url}#{job.fragment}" if post else page.final_url
+    keys = {url_key(final_url, fragment=post)}
+    if article.canonical_url:
+        keys.add(url_key(article.canonical_url, fragment=post))
+    return keys, final_url
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -752,75 +768,88 @@ class Store:
     def save_article(
         self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: bytes | None = None
     ) -> int | None:
-        """Store a page's clean article; returns its id, or the id of the article it duplicates.
+        """Store a page's clean article; returns its id, or the id of the article it duplicates
+        (None when it was stored meanwhile).
 
         A page whose final or canonical URL is already archived under another article (a
         redirecting feed link, say) is merged into that article instead of stored twice. A post
         on a page of several (``job.fragment``) is that URL with its fragment: the page's other
         posts, and the page itself, are other articles.
         """
-        post = job.fragment is not None
-        final_url = f"{urldefrag(page.final_url).url}#{job.fragment}" if post else page.final_url
-        keys = {url_key(final_url, fragment=post)}
-        if article.canonical_url:
-            keys.add(url_key(article.canonical_url, fragment=post))
+        return self.save_articles([(job, article, page, raw)])[0]
+
+    def save_articles(self, saves: Sequence[Save]) -> list[int | None]:
+        """`save_article` for several pages in one transaction: one commit and one flush of
+        the search index for all of them."""
+        keyed = [(_page_keys(*save), save) for save in saves]
         with self._session() as session:
             if self.postgres:
                 # Two workers saving pages that share a URL: the second waits for the first
                 # and merges into it (keys locked in one order: no deadlock).
-                lock_keys(session, (k for k in keys if k))
+                lock_keys(session, (k for (keys, _), _ in keyed for k in keys if k))
             # Core statements built once (`_saving`): this runs for every page archived.
             conn = session.connection()
-            duplicate = conn.execute(
-                _SAVING.duplicate,
-                {"id": job.article_id, "keys": sorted(keys), "canonical": article.canonical_url},
-            ).scalar()
-            if duplicate is not None:
-                conn.execute(_SAVING.move_entries, {"from_id": job.article_id, "to_id": duplicate})
-                conn.execute(_SAVING.drop, {"id": job.article_id})
-                session.commit()
-                return duplicate
-            # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while
-            # it worked may store the same page too, and only the first one counts.
-            stored = conn.execute(
-                _SAVING.store,
+            stored = [self._save(conn, keys, final_url, *save) for (keys, final_url), save in keyed]
+            session.commit()
+        return stored
+
+    @staticmethod
+    def _save(
+        conn: sa.Connection,
+        keys: set[str],
+        final_url: str,
+        job: PageJob,
+        article: ExtractedArticle,
+        page: Page,
+        raw: bytes | None,
+    ) -> int | None:
+        duplicate = conn.execute(
+            _SAVING.duplicate,
+            {"id": job.article_id, "keys": sorted(keys), "canonical": article.canonical_url},
+        ).scalar()
+        if duplicate is not None:
+            conn.execute(_SAVING.move_entries, {"from_id": job.article_id, "to_id": duplicate})
+            conn.execute(_SAVING.drop, {"id": job.article_id})
+            return duplicate
+        # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while it
+        # worked may store the same page too, and only the first one counts.
+        stored = conn.execute(
+            _SAVING.store,
+            {
+                "article": job.article_id,
+                "new_title": article.title,
+                "new_authors": list(article.authors),
+                "new_published": article.published,
+                "new_updated": article.updated,
+                "new_language": article.language,
+                "new_site_name": article.site_name,
+                "new_summary": article.summary,
+                "new_text": article.text or None,
+                "new_canonical_url": article.canonical_url,
+                "new_final_url": final_url,
+                "new_content_source": (
+                    ContentSource.PAGE if article.from_page else ContentSource.FEED
+                ).value,
+                "new_content_hash": content_hash(article.text),
+                "new_attempts": job.attempts + 1,
+                "new_fetched_at": page.fetched_at,
+            },
+        )
+        if stored.rowcount == 0:  # stored meanwhile, or merged into another article
+            return None
+        if raw is not None:  # the page's body, as a zlib stream
+            conn.execute(
+                _SAVING.capture,
                 {
-                    "article": job.article_id,
-                    "new_title": article.title,
-                    "new_authors": list(article.authors),
-                    "new_published": article.published,
-                    "new_updated": article.updated,
-                    "new_language": article.language,
-                    "new_site_name": article.site_name,
-                    "new_summary": article.summary,
-                    "new_text": article.text or None,
-                    "new_canonical_url": article.canonical_url,
-                    "new_final_url": final_url,
-                    "new_content_source": (
-                        ContentSource.PAGE if article.from_page else ContentSource.FEED
-                    ).value,
-                    "new_content_hash": content_hash(article.text),
-                    "new_attempts": job.attempts + 1,
-                    "new_fetched_at": page.fetched_at,
+                    "article_id": job.article_id,
+                    "url": page.final_url,
+                    "status": page.status,
+                    "headers": page.headers,
+                    "body": raw,
+                    "fetched_at": page.fetched_at,
                 },
             )
-            if stored.rowcount == 0:  # stored meanwhile, or merged into another article
-                session.rollback()
-                return None
-            if raw is not None:  # the page's body, zlib-compressed
-                conn.execute(
-                    _SAVING.capture,
-                    {
-                        "article_id": job.article_id,
-                        "url": page.final_url,
-                        "status": page.status,
-                        "headers": page.headers,
-                        "body": raw,
-                        "fetched_at": page.fetched_at,
-                    },
-                )
-            session.commit()
-            return job.article_id
+        return job.article_id
 
     def save_failure(
         self, job: PageJob, error: FetchError, *, attempts: int, next_attempt_at: datetime | None

@@ -1,7 +1,10 @@
-"""The extraction worker pool: decides what reaches the extractor and runs it on every core.
+"""The extraction worker pool: runs the extractor on every core.
 
 Extraction is CPU-bound, so it runs in worker processes. The pool (and trafilatura's import)
 starts on the first page that needs it, so a run where every feed answers 304 never pays for it.
+A page crosses to its worker as it came from the network (compressed, most often: a fifth of
+the bytes); the worker inflates it under the page cap, refuses what is not HTML, extracts, and
+returns the article with the raw page as a zlib stream (`ingest.inflate.as_zlib`).
 """
 
 from __future__ import annotations
@@ -9,46 +12,43 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import zlib
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ingest.errors import ExtractionError
+from ingest.inflate import as_zlib, decode_body
 from ingest.records import ExtractedArticle, Hints, Page
 
 if TYPE_CHECKING:  # pebble is imported when the pool starts: a re-poll never needs it
     from pebble import ProcessPool
 
-RAW_LEVEL = 1  # fast: HTML still shrinks about fourfold, for a third of level 6's CPU
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain", ""})
 
 
-def check_page(page: Page) -> None:
-    """Refuse what is not an HTML page before it is shipped to a worker."""
-    if not page.body.strip():
-        raise ExtractionError("empty page", url=page.url, reason="empty_page")
-    head = page.body[:1024].lstrip().lower()
+def check_page(body: bytes, media_type: str, url: str) -> None:
+    """Refuse what is not an HTML page (``media_type``: the bare Content-Type)."""
+    if not body.strip():
+        raise ExtractionError("empty page", url=url, reason="empty_page")
+    head = body[:1024].lstrip().lower()
     if head.startswith((b"%pdf", b"\x89png", b"gif8", b"\xff\xd8\xff", b"pk\x03\x04")):
-        raise ExtractionError("not an HTML page (binary content)", url=page.url, reason="not_html")
-    if page.content_type not in HTML_TYPES and not head.startswith((b"<!doctype html", b"<html")):
-        raise ExtractionError(
-            f"not an HTML page ({page.content_type})", url=page.url, reason="not_html"
-        )
+        raise ExtractionError("not an HTML page (binary content)", url=url, reason="not_html")
+    if media_type not in HTML_TYPES and not head.startswith((b"<!doctype html", b"<html")):
+        raise ExtractionError(f"not an HTML page ({media_type})", url=url, reason="not_html")
 
 
 def _extract(
-    body: bytes,
-    url: str,
-    content_type: str | None,
-    hints: Hints,
-    keep_raw: bool,
-    fragment: str | None,
+    page: Page, hints: Hints, keep_raw: bool, max_bytes: int, fragment: str | None
 ) -> tuple[ExtractedArticle, bytes | None]:
+    """In a worker: inflate, check, extract; the raw page as a zlib stream with ``keep_raw``."""
     from ingest.extract import extract_article  # imported in the worker, not the parent
 
-    article = extract_article(body, url, content_type=content_type, hints=hints, fragment=fragment)
-    # The raw page is compressed here too: on every core, not in the parent's event loop.
-    return article, zlib.compress(body, RAW_LEVEL) if keep_raw else None
+    body = decode_body(page.body, page.encoding, max_bytes=max_bytes, url=page.url)
+    check_page(body, page.content_type, page.url)
+    content_type = page.headers.get("content-type")
+    article = extract_article(
+        body, page.final_url, content_type=content_type, hints=hints, fragment=fragment
+    )
+    return article, as_zlib(page.body, page.encoding, body) if keep_raw else None
 
 
 def _ready() -> None:
@@ -92,16 +92,19 @@ class ExtractorPool:
             self._starting = asyncio.get_running_loop().create_task(asyncio.to_thread(self._start))
 
     async def extract(
-        self, page: Page, hints: Hints, *, keep_raw: bool = False, fragment: str | None = None
+        self,
+        page: Page,
+        hints: Hints,
+        *,
+        max_bytes: int,
+        keep_raw: bool = False,
+        fragment: str | None = None,
     ) -> tuple[ExtractedArticle, bytes | None]:
         """The clean article of ``page`` (with ``fragment``: the post it names there) and, with
-        ``keep_raw``, its body zlib-compressed."""
-        check_page(page)
-        content_type = page.headers.get("content-type")
+        ``keep_raw``, its body as a zlib stream. A page still compressed (`Page.encoding`) may
+        inflate to ``max_bytes`` at most."""
         future = (await self._get()).schedule(
-            _extract,
-            args=(page.body, page.final_url, content_type, hints, keep_raw, fragment),
-            timeout=self.timeout,
+            _extract, args=(page, hints, keep_raw, max_bytes, fragment), timeout=self.timeout
         )
         from pebble import ProcessExpired  # loaded by `_start` already
 

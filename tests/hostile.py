@@ -43,6 +43,8 @@ Routes (defaults; sizes and delays are constructor arguments)::
                             no chunking)
   /huge-declared            Content-Length 5000000000, ~1 KB of     refuse on the declared size
                             HTML, then close                        (or see a truncated body)
+  /huge-understated         Content-Length 2000, then the 200 MB    read what was declared and
+                            of /huge, close-delimited               no more
   /billion-laughs.rss       RSS whose DTD nests lol1..lol9 (10^9    never expand entities; fail
                             "lol"s) and uses &lol9; in titles       or drop them, quickly
   /external-entity.rss      item title/description use &xxe; =      no file content in output
@@ -134,6 +136,7 @@ CLOSE_BUDGET = 1.5  # close() waits at most this long for handlers to notice
 DRIP_LENGTH = 100_000
 RESET_LENGTH, RESET_SENT = 50_000, 1000
 HUGE_DECLARED = 5_000_000_000
+UNDERSTATED_LENGTH = 2000
 MAX_REDIRECT_CHAIN = 100
 BOMB_BLOCK = 1 << 20
 
@@ -632,10 +635,12 @@ class _Handler(socketserver.BaseRequestHandler):
         except OSError:
             pass
 
-    def huge(self, chunked: bool = True) -> None:
+    def huge(self, chunked: bool = True, declared: int | None = None) -> None:
         headers = _base_headers()
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
+        if declared is not None:
+            headers["Content-Length"] = str(declared)
         if not self.send(_head(200, headers)) or not self.send_body:
             return
         frame: Callable[[bytes], bytes] = (
@@ -655,6 +660,9 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def huge_close(self) -> None:
         self.huge(chunked=False)
+
+    def huge_understated(self) -> None:
+        self.huge(chunked=False, declared=UNDERSTATED_LENGTH)
 
     def huge_declared(self) -> None:
         headers = _base_headers() | {"Content-Length": str(HUGE_DECLARED)}
@@ -743,6 +751,7 @@ class HostileWeb:
         bomb_mib: int = 1024,
         slow_towers: int = 100,
         private_redirect_in_feed: bool = True,
+        address: str = "127.0.0.1",
     ) -> None:
         self.retry_after_429 = retry_after_429
         self.retry_after_503 = retry_after_503
@@ -766,10 +775,10 @@ class HostileWeb:
         self._threads: set[threading.Thread] = set()
         self._stop = threading.Event()
         self._closed = False
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((address, 0), _Handler)
         self._server.web = self
         self.port: int = self._server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{address}:{self.port}"
         self.slow_towers = slow_towers
         self._pages = self._build_pages(private_redirect_in_feed)
         self._not_found = _status_page(404)
@@ -780,6 +789,7 @@ class HostileWeb:
             "/huge": _Handler.huge,
             "/huge-close": _Handler.huge_close,
             "/huge-declared": _Handler.huge_declared,
+            "/huge-understated": _Handler.huge_understated,
             "/gzip-bomb": _Handler.bomb_html,
             "/gzip-bomb.rss": _Handler.bomb_rss,
             "/429-date": _Handler.too_many_dated,

@@ -292,6 +292,24 @@ def test_huge_declared_sends_little(web: HostileWeb) -> None:
         assert 0 < len(body) <= 1024
 
 
+def test_huge_understated_sends_more_than_it_declares() -> None:
+    with HostileWeb(huge_bytes=300_000) as small, open_raw(small, "/huge-understated") as sock:
+        head, body = read_head(sock)
+        assert b"Content-Length: 2000" in head
+        assert len(body + read_to_end(sock)) > 200_000
+
+
+def test_a_web_on_another_loopback_address() -> None:
+    with HostileWeb(address="127.0.0.3") as other:
+        assert other.base_url == f"http://127.0.0.3:{other.port}"
+        conn = http.client.HTTPConnection("127.0.0.3", other.port, timeout=5)
+        try:
+            conn.request("GET", "/ok/1.html")
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+
+
 # -- XML -----------------------------------------------------------------------------
 def test_billion_laughs_is_well_formed_and_nested(web: HostileWeb) -> None:
     _, _, body = fetch(web, "/billion-laughs.rss")

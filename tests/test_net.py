@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import socket
 import threading
 import time
@@ -52,6 +53,7 @@ def _bomb_pieces() -> tuple[bytes, bytes]:
 
 
 BOMB_FIRST, BOMB_BLOCK = _bomb_pieces()
+GZIPPED = gzip.compress(b"<p>hello</p>" * 1000)
 BOMB_MIB = 512  # inflated size of /bomb; about 0.5 MB on the wire
 
 
@@ -182,6 +184,9 @@ class Handler(BaseHTTPRequestHandler):
         )
         self.close_connection = True
         self.wfile.write(head.encode() + BOMB_FIRST + BOMB_BLOCK * (BOMB_MIB - 1))
+
+    def route_gzipped(self) -> None:
+        self.reply(200, GZIPPED, Content_Type="text/html", Content_Encoding="gzip")
 
     def route_stall(self) -> None:
         self.server.stop.wait(10)
@@ -350,6 +355,23 @@ def test_a_200_is_a_page(server: Server) -> None:
     headers = server.requests[0][1]
     assert headers["accept"] == "text/html"
     assert headers["user-agent"].startswith("ingest/")
+
+
+def test_a_page_can_be_kept_as_it_came_for_its_extraction_worker(server: Server) -> None:
+    kept = get(open_settings(), server.url("/gzipped"), decode=False)
+    assert (kept.body, kept.encoding) == (GZIPPED, "gzip")
+    assert "content-encoding" not in kept.headers  # said by `encoding`
+    decoded = get(open_settings(), server.url("/gzipped"))
+    assert (decoded.body, decoded.encoding) == (b"<p>hello</p>" * 1000, "")
+    plain = get(open_settings(), server.url("/ok"), decode=False)
+    assert (plain.body, plain.encoding) == (b"<p>hello</p>", "")
+
+
+def test_a_compressed_body_is_refused_once_it_could_not_fit_the_cap(server: Server) -> None:
+    # 1 MiB inflated in about 1 kB: kept compressed, it is for the worker to refuse.
+    assert get(open_settings(), server.url("/bomb"), decode=False, max_bytes=10**6).encoding
+    error = get_error(open_settings(), server.url("/bomb"), decode=False, max_bytes=1000)
+    assert isinstance(error, TooLargeError)
 
 
 def test_a_redirect_is_followed(server: Server) -> None:

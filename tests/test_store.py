@@ -423,6 +423,44 @@ def test_articles_without_canonical_url_are_not_merged(
     ]
 
 
+def test_pages_saved_in_one_batch_are_each_stored_or_merged_as_alone(
+    store: Store, feeds: list[Feed], db_path: Path
+) -> None:
+    harbour, valley = feeds
+    canonical = "https://news.example.org/local/ferry"
+    ferry = one_job(store, harbour, entry(canonical, "Ferry"))
+    amp = one_job(store, valley, entry("https://m.news.example.org/ferry-amp", "Ferry"))
+    bridge = one_job(store, harbour, entry("https://news.example.org/bridge", "Bridge"))
+    store.save_article(bridge, ExtractedArticle(text="Bridge body."), page(bridge))
+    body = b"<html><body><p>Ferry body.</p></body></html>"
+
+    stored = store.save_articles(
+        [
+            (
+                ferry,
+                ExtractedArticle(text="Ferry body.", canonical_url=canonical),
+                page(ferry),
+                None,
+            ),
+            # The same article reached through another feed: merged into the first of the batch.
+            (amp, ExtractedArticle(text="Ferry body.", canonical_url=canonical), page(amp), None),
+            # Stored already (another worker, a lease run out): left as it was.
+            (bridge, ExtractedArticle(text="Bridge again."), page(bridge), zlib.compress(body)),
+        ]
+    )
+
+    assert stored == [ferry.article_id, ferry.article_id, None]
+    assert rows(store, "SELECT id, text FROM articles ORDER BY id") == [
+        (ferry.article_id, "Ferry body."),
+        (bridge.article_id, "Bridge body."),
+    ]
+    assert {a for (a,) in rows(store, "SELECT article_id FROM entries")} == {
+        ferry.article_id,
+        bridge.article_id,
+    }
+    assert rows(store, "SELECT count(*) FROM captures") == [(0,)]
+
+
 # --- search ---------------------------------------------------------------------------------------
 
 
