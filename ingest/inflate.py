@@ -38,6 +38,7 @@ class Inflater:
     def __init__(self, encoding: str, url: str) -> None:
         self._url = url
         self._may_be_raw = False  # "deflate" is sometimes sent without its zlib header
+        self.pending = b""  # input not inflated yet: the last call stopped at its cap
         name = encoding.strip().lower()
         if name in {"", "identity"}:
             self._z = None
@@ -52,9 +53,11 @@ class Inflater:
             )
 
     def inflate_into(self, out: bytearray, data: bytes, cap: int) -> None:
-        """Append the decoded bytes of ``data`` to ``out``, stopping once ``out`` is past
-        ``cap`` (it then holds cap+1 bytes): a slice at a time, so that a bomb never needs a
-        second copy of what it inflates to."""
+        """Append the decoded bytes of ``data`` (after any `pending`) to ``out``, stopping
+        once ``out`` is past ``cap`` (it then holds cap+1 bytes; what is left of the input
+        waits in `pending` for a call with a higher cap): a slice at a time, so that a bomb
+        never needs a second copy of what it inflates to."""
+        data, self.pending = self.pending + data if self.pending else data, b""
         if self._z is None:
             out += data
             return
@@ -66,6 +69,8 @@ class Inflater:
                 data = self._z.unconsumed_tail
                 if not data and len(piece) < limit:  # a full slice may leave output pending
                     break
+            if len(out) > cap and not self._z.eof:
+                self.pending = data
         except zlib.error as exc:
             if self._may_be_raw and not out:
                 self._may_be_raw = False

@@ -94,6 +94,19 @@ def test_a_large_body_inflates_whole_however_it_arrives(piece: int) -> None:
     assert out == body
 
 
+def test_input_left_at_a_cap_is_inflated_by_a_later_call_with_a_higher_cap() -> None:
+    # The client inflates a small part of a body first, then the rest in its big-body turn.
+    body = b"".join(b"<p>Paragraph %d of the long live blog.</p>" % n for n in range(50_000))
+    inflater = Inflater("gzip", URL)
+    out = bytearray()
+    inflater.inflate_into(out, gzip.compress(body), 10_000)
+    assert 10_000 < len(out) < len(body)
+    assert inflater.pending
+    inflater.inflate_into(out, b"", len(body))
+    assert out == body
+    assert not inflater.pending
+
+
 def test_a_body_past_the_cap_is_too_large_without_inflating_much_more() -> None:
     bomb = gzip.compress(b" " * 50_000_000, 9)
     with pytest.raises(TooLargeError) as caught:

@@ -32,8 +32,9 @@ from ingest.errors import (
     NetworkError,
     TooLargeError,
 )
-from ingest.net import HttpClient, is_public_address
+from ingest.net import HttpClient
 from ingest.records import Page, utcnow
+from ingest.transport import is_public_address
 
 BIG = 200_000  # bytes of the large bodies
 LIMIT = 10_000  # max_bytes used against them
@@ -473,6 +474,21 @@ def test_a_gzip_bomb_is_not_inflated_far_past_max_bytes(server: Server) -> None:
         tracemalloc.stop()
     assert isinstance(error, TooLargeError)
     assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB allocated for a 100 kB cap"
+
+
+def test_a_refused_body_is_not_held_by_its_error(server: Server) -> None:
+    # A failure is logged, recorded and may wait for a retry: its traceback keeps the reading
+    # frames alive, and must not keep the megabytes read before the cap with them.
+    error = get_error(open_settings(), server.url("/bomb"), max_bytes=2_000_000)
+    assert isinstance(error, TooLargeError)
+    held = 0
+    tb = error.__traceback__
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, bytes | bytearray | memoryview):
+                held += len(value)
+        tb = tb.tb_next
+    assert held < 200_000, f"the error's frames hold {held} bytes of body"
 
 
 def test_a_stalled_server_is_a_timeout(server: Server) -> None:
