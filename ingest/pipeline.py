@@ -486,6 +486,7 @@ async def refresh(
                 settings, store, http, pool, clock=clock, tally=summary, progress=progress
             )
             await ingestor.run_once(claimed)
+            summary.extract_cpu_seconds = pool.extract_cpu_seconds
     except ExceptionGroup as group:
         # Only the database failing escapes a task (everything else is recorded): say so plainly.
         error = first_store_error(group)

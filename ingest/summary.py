@@ -54,6 +54,7 @@ class RunSummary:
     failures: list[Failure] = field(default_factory=list)
     started_at: datetime = field(default_factory=utcnow)
     seconds: float = 0.0
+    extract_cpu_seconds: float = 0.0  # the extractor's own CPU in the workers, all pages
 
     @property
     def completed(self) -> bool:
@@ -70,6 +71,7 @@ class RunSummary:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
         data["seconds"] = round(self.seconds, 3)
+        data["extract_cpu_seconds"] = round(self.extract_cpu_seconds, 3)
         return data
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -38,17 +39,20 @@ def check_page(body: bytes, media_type: str, url: str) -> None:
 
 def _extract(
     page: Page, hints: Hints, keep_raw: bool, max_bytes: int, fragment: str | None
-) -> tuple[ExtractedArticle, bytes | None]:
-    """In a worker: inflate, check, extract; the raw page as a zlib stream with ``keep_raw``."""
+) -> tuple[ExtractedArticle, bytes | None, float]:
+    """In a worker: inflate, check, extract; the raw page as a zlib stream with ``keep_raw``;
+    and the CPU seconds the extraction itself took (what is not extraction is overhead)."""
     from ingest.extract import extract_article  # imported in the worker, not the parent
 
     body = decode_body(page.body, page.encoding, max_bytes=max_bytes, url=page.url)
     check_page(body, page.content_type, page.url)
     content_type = page.headers.get("content-type")
+    started = time.process_time()
     article = extract_article(
         body, page.final_url, content_type=content_type, hints=hints, fragment=fragment
     )
-    return article, as_zlib(page.body, page.encoding, body) if keep_raw else None
+    cpu = time.process_time() - started
+    return article, as_zlib(page.body, page.encoding, body) if keep_raw else None, cpu
 
 
 def _ready() -> None:
@@ -64,6 +68,9 @@ class ExtractorPool:
         self.timeout = timeout
         self._pool: ProcessPool | None = None
         self._starting: asyncio.Task[ProcessPool] | None = None
+        # CPU seconds the workers spent in the extractor itself: the rest of a run's CPU is
+        # what fetching, storing and passing pages around cost (`ingest fetch` reports both).
+        self.extract_cpu_seconds = 0.0
 
     def _start(self) -> ProcessPool:
         from pebble import ProcessPool
@@ -109,7 +116,7 @@ class ExtractorPool:
         from pebble import ProcessExpired  # loaded by `_start` already
 
         try:
-            return await asyncio.wrap_future(future)
+            article, raw, cpu = await asyncio.wrap_future(future)
         except TimeoutError as exc:
             raise ExtractionError(
                 f"extraction took over {self.timeout:g}s: abandoned",
@@ -123,6 +130,8 @@ class ExtractorPool:
         except asyncio.CancelledError:
             future.cancel()  # pebble stops the worker running it
             raise
+        self.extract_cpu_seconds += cpu
+        return article, raw
 
     def close(self) -> None:
         """Stop the workers (abandoning any extraction in flight) and wait for them."""

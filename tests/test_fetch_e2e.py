@@ -54,6 +54,7 @@ def test_first_fetch_archives_every_kind_of_feed(ingest: Ingest, newsroom: Newsr
     # 7 pages extracted, 2 link-less notices and 1 title-only entry of the broken feed.
     assert summary["articles_new"] == 10
     assert summary["articles_failed"] == len(FAILING_PAGES)
+    assert 0 < summary["extract_cpu_seconds"] < summary["seconds"] * 64  # what workers took
     failures = {(f["kind"], f["reason"]) for f in summary["failures"]}
     assert ("feed", "not_feed") in failures
     assert {("page", reason) for reason in FAILING_PAGES.values()} <= failures
