@@ -420,13 +420,19 @@ def daemon(obj: Context) -> None:
       ingest daemon
       ingest --log-format json --config /etc/ingest.toml daemon
     """
-    from ingest.daemon import Daemon
+    from ingest.daemon import Daemon, open_when_available
+    from ingest.store import Store
 
     with _errors():
         settings = obj.settings()
         path = Path(settings.source) if settings.source != "(defaults)" else None
-        with obj.store(settings.database.url, create=True) as store:
+        store = open_when_available(lambda: Store.open(settings.database.url, create=True))
+        if store is None:
+            return
+        try:
             asyncio.run(Daemon(settings, store, config_path=path).run())
+        finally:
+            store.close()
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from ingest.daemon import open_when_available
 from ingest.dbstate import DatabaseState
+from ingest.errors import StoreError, StoreUnavailableError
 
 
 class Clock:
@@ -88,3 +94,31 @@ def test_waits_follow_the_bounds_given() -> None:
         waits.append(state.failed("x", attempt=True))
 
     assert waits == [0.25, 0.5, 1.0, 1.0]
+
+
+# --- waiting for the database at start ----------------------------------------------------------
+
+
+def test_a_store_is_opened_once_the_database_answers_the_waits_doubling() -> None:
+    tries: list[int] = []
+    waits: list[float] = []
+    opened = object()
+
+    def open_store() -> Any:
+        tries.append(1)
+        if len(tries) < 4:
+            raise StoreUnavailableError("database: cannot open x: connection refused")
+        return opened
+
+    assert open_when_available(open_store, sleep=waits.append) is opened
+    assert waits == [1.0, 2.0, 4.0]
+
+
+def test_an_error_that_is_not_an_outage_is_not_waited_on() -> None:
+    def open_store() -> Any:
+        raise StoreError("database: bad URL 'nope'")
+
+    waits: list[float] = []
+    with pytest.raises(StoreError, match="bad URL"):
+        open_when_available(open_store, sleep=waits.append)
+    assert waits == []

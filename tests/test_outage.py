@@ -381,6 +381,55 @@ def test_the_daemon_weathers_a_locked_then_failing_sqlite_archive(
     check_told_once_per_try(database_lines(daemon, middle))
 
 
+def test_a_daemon_started_before_its_database_waits_for_it_then_archives_everything(
+    tmp_path: Path,
+    slow_site: Newsroom,
+    server: PostgresServer,
+    private_postgres: str,
+    daemons: list[Daemon],
+) -> None:
+    server.stop()  # as a compose file may bring the daemon up first
+    port = free_port()
+    hurry(slow_site)
+    cli = daemon_config(tmp_path, slow_site, private_postgres, port)
+    daemon = Daemon(cli, private_postgres, port)
+    daemons.append(daemon)
+    wait_for("two tries told", lambda: len(database_lines(daemon, 0)) >= 2, timeout=30)
+    waiting = database_lines(daemon, 0)
+    assert daemon.process.poll() is None  # still there, waiting
+    assert all(m.startswith("database unavailable at start; next try in") for m in waiting)
+    server.start()
+
+    wait_for("every article", lambda: settled(daemon), timeout=60)
+    wait_for("/healthz ok", lambda: health(daemon)[0] == 200)
+    assert daemon.stop()[0] == 0
+    check_every_article_stored_once(daemon, slow_site)
+    check_quiet(daemon)
+    waits = [line["retry_in"] for line in daemon.logs() if "retry_in" in line]
+    assert waits[:2] == [1, 2]
+
+
+def test_a_daemon_waiting_for_its_database_stops_cleanly_on_sigterm(
+    tmp_path: Path,
+    slow_site: Newsroom,
+    server: PostgresServer,
+    private_postgres: str,
+    daemons: list[Daemon],
+) -> None:
+    server.stop()
+    port = free_port()
+    cli = daemon_config(tmp_path, slow_site, private_postgres, port)
+    daemon = Daemon(cli, private_postgres, port)
+    daemons.append(daemon)
+    wait_for("the first try told", lambda: database_lines(daemon, 0), timeout=30)
+    status, seconds = daemon.stop()
+    assert status == 0
+    assert seconds < 5
+    assert "stopped before the database answered" in daemon.log.read_text(encoding="utf-8")
+    check_quiet(daemon)
+    assert slow_site.requests_for(FEED) == []  # nothing was polled
+
+
 # --- ingest fetch -------------------------------------------------------------------------------
 
 
