@@ -315,9 +315,17 @@ def _role(frame: str, depth: int) -> str:
     return "children" if depth == 1 else "grandchildren"
 
 
+# The store and the modules it is composed of (`ingest.store.Store`).
+STORE = "ingest.store (SQL, incl. SQLAlchemy below it)"
 BUCKETS = (
     ("_bootstrap", "imports"),
-    ("store.py", "ingest.store (SQL, incl. SQLAlchemy below it)"),
+    ("ingest/store.py", STORE),
+    ("ingest/dbsession.py", STORE),
+    ("ingest/feedstate.py", STORE),
+    ("ingest/claims.py", STORE),
+    ("ingest/hostturns.py", STORE),
+    ("ingest/archiving.py", STORE),
+    ("ingest/reads.py", STORE),
     ("sqlalchemy", "sqlalchemy"),
     ("workers.py", "ingest.workers (pool: schedule, pickling)"),
     ("pebble", "pebble"),

@@ -3,7 +3,7 @@
 SQLite: an FTS5 index (``articles_fts``, migration 0001) ranked with BM25, over a bounded
 window of the newest matches for very common words. PostgreSQL: a tsvector per article in its
 language (``articles.search``, migration 0003), one GIN-indexed branch per language.
-`ingest.store.Store.search` opens the session; the SQL is here.
+`Store.search` (`ingest.reads`) opens the session; the SQL is here.
 """
 
 from __future__ import annotations

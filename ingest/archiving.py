@@ -1,0 +1,238 @@
+"""What is archived: a feed's entries recorded once, a page's clean article saved (merged into
+the article it duplicates), a page's failure recorded with its retry time.
+
+Identity lives in the schema: ``articles.url_key`` (the normalised link) and
+``entries (feed_id, entry_key)`` are unique, and every insert is insert-if-new, so running the
+same fetch twice, or reaching one article from two feeds, stores it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+from urllib.parse import urldefrag
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from ingest.dbsession import Database
+from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
+from ingest.errors import FetchError
+from ingest.feeds import url_key
+from ingest.models import Article, ArticleStatus, Capture, ContentSource, Entry, Feed
+from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
+
+# What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
+Save = tuple[PageJob, ExtractedArticle, Page, bytes | None]
+
+
+def _page_keys(
+    job: PageJob, article: ExtractedArticle, page: Page, _raw: bytes | None
+) -> tuple[set[str], str]:
+    """The URL keys a saved page is known by (where it was fetched from, its canonical URL),
+    and the URL it is archived under: a post keeps its fragment in both."""
+    post = job.fragment is not None
+    final_url = f"{urldefrag(page.final_url).url}#{job.fragment}" if post else page.final_url
+    keys = {url_key(final_url, fragment=post)}
+    if article.canonical_url:
+        keys.add(url_key(article.canonical_url, fragment=post))
+    return keys, final_url
+
+
+class _Saving:
+    """The statements `Store.save_article` runs, built once with bound parameters."""
+
+    def __init__(self) -> None:
+        articles = Article.__table__  # type: ignore[attr-defined]
+        entries = Entry.__table__  # type: ignore[attr-defined]
+        c = articles.c
+
+        def param(name: str) -> Any:  # named apart from the columns, as UPDATE requires
+            return sa.bindparam(f"new_{name}", type_=c[name].type)
+
+        self.duplicate = (
+            sa.select(c.id)
+            .where(
+                c.id != sa.bindparam("id"),
+                c.url_key.in_(sa.bindparam("keys", expanding=True))
+                | (
+                    (c.canonical_url == sa.bindparam("canonical", type_=sa.String))
+                    & (c.content_source == ContentSource.PAGE.value)
+                ),
+            )
+            .limit(1)
+        )
+        self.move_entries = (
+            sa.update(entries)
+            .where(entries.c.article_id == sa.bindparam("from_id"))
+            .values(article_id=sa.bindparam("to_id"))
+        )
+        self.drop = sa.delete(articles).where(c.id == sa.bindparam("id"))
+        fields = ("authors", "published", "updated", "language", "summary", "text")
+        fields += ("canonical_url", "final_url", "content_hash", "attempts", "fetched_at")
+        fields += ("content_source",)
+        self.store = (
+            sa.update(articles)
+            .where(c.id == sa.bindparam("article"), c.status != ArticleStatus.OK.value)
+            .values(
+                {name: param(name) for name in fields}
+                | {
+                    "title": sa.func.coalesce(param("title"), c.title),
+                    "site_name": sa.func.coalesce(param("site_name"), c.site_name),
+                    "status": ArticleStatus.OK.value,
+                    "next_attempt_at": None,
+                    "error": None,
+                    "error_message": None,
+                    "lease_owner": None,
+                    "lease_until": None,
+                }
+            )
+        )
+        self.capture = sa.insert(Capture.__table__)  # type: ignore[attr-defined]
+
+
+_SAVING = _Saving()
+
+
+class Archiving(Database):
+    """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
+    `save_failure`."""
+
+    @cached_property
+    def _statements(self) -> Statements:
+        """The statements `record` runs, built once in this database's dialect."""
+        return Statements(self._insert)
+
+    def record_entries(
+        self, feed: Feed, entries: Sequence[FeedEntry], *, hold: bool = True
+    ) -> Recorded:
+        """Store the entries a feed lists, each once, and say which pages are to be fetched.
+
+        An entry whose link is already archived (from another feed, or the same URL with
+        tracking parameters) is linked to that article rather than stored again; entries
+        sharing one link are told apart (`ingest.entries`). With ``hold`` the new pages are
+        leased to this worker; without, any worker may claim them.
+        """
+        assert feed.id is not None
+        now = utcnow()
+        lease = Lease(self.owner, now + self.lease) if hold else Lease()
+        with self._session() as session:
+            recorded = record(
+                session,
+                self._statements,
+                feed,
+                entries,
+                now=now,
+                lease=lease,
+                postgres=self.postgres,
+            )
+            session.commit()
+        return recorded
+
+    def save_article(
+        self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: bytes | None = None
+    ) -> int | None:
+        """Store a page's clean article; returns its id, or the id of the article it duplicates
+        (None when it was stored meanwhile).
+
+        A page whose final or canonical URL is already archived under another article (a
+        redirecting feed link, say) is merged into that article instead of stored twice. A post
+        on a page of several (``job.fragment``) is that URL with its fragment: the page's other
+        posts, and the page itself, are other articles.
+        """
+        return self.save_articles([(job, article, page, raw)])[0]
+
+    def save_articles(self, saves: Sequence[Save]) -> list[int | None]:
+        """`save_article` for several pages in one transaction: one commit and one flush of
+        the search index for all of them."""
+        keyed = [(_page_keys(*save), save) for save in saves]
+        with self._session() as session:
+            if self.postgres:
+                # Two workers saving pages that share a URL: the second waits for the first
+                # and merges into it (keys locked in one order: no deadlock).
+                lock_keys(session, (k for (keys, _), _ in keyed for k in keys if k))
+            # Core statements built once (`_saving`): this runs for every page archived.
+            conn = session.connection()
+            stored = [self._save(conn, keys, final_url, *save) for (keys, final_url), save in keyed]
+            session.commit()
+        return stored
+
+    @staticmethod
+    def _save(
+        conn: sa.Connection,
+        keys: set[str],
+        final_url: str,
+        job: PageJob,
+        article: ExtractedArticle,
+        page: Page,
+        raw: bytes | None,
+    ) -> int | None:
+        duplicate = conn.execute(
+            _SAVING.duplicate,
+            {"id": job.article_id, "keys": sorted(keys), "canonical": article.canonical_url},
+        ).scalar()
+        if duplicate is not None:
+            conn.execute(_SAVING.move_entries, {"from_id": job.article_id, "to_id": duplicate})
+            conn.execute(_SAVING.drop, {"id": job.article_id})
+            return duplicate
+        # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while it
+        # worked may store the same page too, and only the first one counts.
+        stored = conn.execute(
+            _SAVING.store,
+            {
+                "article": job.article_id,
+                "new_title": article.title,
+                "new_authors": list(article.authors),
+                "new_published": article.published,
+                "new_updated": article.updated,
+                "new_language": article.language,
+                "new_site_name": article.site_name,
+                "new_summary": article.summary,
+                "new_text": article.text or None,
+                "new_canonical_url": article.canonical_url,
+                "new_final_url": final_url,
+                "new_content_source": (
+                    ContentSource.PAGE if article.from_page else ContentSource.FEED
+                ).value,
+                "new_content_hash": content_hash(article.text),
+                "new_attempts": job.attempts + 1,
+                "new_fetched_at": page.fetched_at,
+            },
+        )
+        if stored.rowcount == 0:  # stored meanwhile, or merged into another article
+            return None
+        if raw is not None:  # the page's body, as a zlib stream
+            conn.execute(
+                _SAVING.capture,
+                {
+                    "article_id": job.article_id,
+                    "url": page.final_url,
+                    "status": page.status,
+                    "headers": page.headers,
+                    "body": raw,
+                    "fetched_at": page.fetched_at,
+                },
+            )
+        return job.article_id
+
+    def save_failure(
+        self, job: PageJob, error: FetchError, *, attempts: int, next_attempt_at: datetime | None
+    ) -> None:
+        """Record why a page failed and when to try it again (None: never)."""
+        with self._session() as session:
+            session.execute(
+                sa.update(Article)
+                .where(col(Article.id) == job.article_id, col(Article.status) != ArticleStatus.OK)
+                .values(
+                    status=ArticleStatus.FAILED,
+                    attempts=attempts,
+                    error=error.reason,
+                    error_message=str(error),
+                    next_attempt_at=next_attempt_at,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            session.commit()

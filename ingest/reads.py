@@ -1,0 +1,139 @@
+"""The read side: search, one article, every article streamed, archive counts.
+
+Each opens its session here; the search SQL and the filters are in `ingest.search`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from ingest.dbsession import Database
+from ingest.errors import NotFoundError
+from ingest.feeds import url_key
+from ingest.models import Article, ArticleStatus, Feed
+from ingest.search import (
+    RANK_WINDOW,
+    Filters,
+    SearchHit,
+    filtered,
+    postgres_search,
+    sqlite_search,
+)
+
+
+class Reads(Database):
+    """`Store`'s reads: `search`, `article`, `iter_articles`, `stats`."""
+
+    def search(
+        self,
+        text: str,
+        filters: Filters,
+        *,
+        limit: int = 20,
+        rank_window: int | None = RANK_WINDOW,
+    ) -> list[SearchHit]:
+        """Full-text search over title and text, best first, title matches weighing more.
+
+        SQLite: FTS5 syntax, BM25 (a title occurrence counts as four in the text). A query
+        matching more than ``rank_window`` articles (after filters) is ranked among its
+        newest ``rank_window`` matches only; None ranks every match. PostgreSQL: web-search
+        syntax (words, "phrases", OR, -not) in every language the archive indexes,
+        ``ts_rank_cd``, ``ts_headline`` snippets, every match ranked.
+        """
+        with self._session(query=text) as session:
+            if self.postgres:
+                return postgres_search(session, text, filters, limit)
+            return sqlite_search(session, text, filters, limit, rank_window)
+
+    def article(self, ref: str) -> tuple[Article, str]:
+        """One article by id or URL (as fetched, final or canonical), with its feed's URL; a
+        post's URL (``page#post``) finds the post before its page."""
+        query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
+        if ref.isdigit():
+            query = query.where(col(Article.id) == int(ref))
+        else:
+            post = url_key(ref, fragment=True)
+            query = query.where(
+                col(Article.url_key).in_([url_key(ref), post])
+                | (col(Article.url) == ref)
+                | (col(Article.final_url) == ref)
+                | (col(Article.canonical_url) == ref)
+            ).order_by(sa.case((col(Article.url_key) == post, 0), else_=1), col(Article.id))
+        with self._session() as session:
+            row = session.exec(query.limit(1)).first()
+        if row is None:
+            raise NotFoundError(f"no article {ref!r} in the archive")
+        return row[0], row[1]
+
+    def iter_articles(self, filters: Filters, *, batch: int = 500) -> Iterator[tuple[Article, str]]:
+        """Every article matching ``filters`` in id order, streamed in batches."""
+        last = 0
+        while True:
+            query = (
+                select(Article, col(Feed.url))
+                .join(Feed, col(Feed.id) == col(Article.feed_id))
+                .where(col(Article.id) > last)
+            )
+            query = filtered(query, filters, postgres=self.postgres)
+            query = query.order_by(col(Article.id)).limit(batch)
+            with self._session() as session:
+                rows = session.exec(query).all()
+            if not rows:
+                return
+            yield from ((article, feed_url) for article, feed_url in rows)
+            last = rows[-1][0].id or last
+
+    def stats(self, now: datetime) -> dict[str, Any]:
+        """Archive counts and recent activity, for `ingest stats`."""
+        day, week = now - timedelta(days=1), now - timedelta(days=7)
+        created = col(Article.created_at)
+        with self._session() as session:
+            by_status = dict(
+                session.exec(
+                    select(Article.status, sa.func.count()).group_by(col(Article.status))
+                ).all()
+            )
+            reasons = dict(
+                session.exec(
+                    select(Article.error, sa.func.count())
+                    .where(col(Article.status) == ArticleStatus.FAILED)
+                    .group_by(col(Article.error))
+                ).all()
+            )
+            feeds = session.exec(
+                select(
+                    sa.func.count(),
+                    sa.func.sum(sa.case((col(Feed.active), 1), else_=0)),
+                    sa.func.sum(sa.case((col(Feed.error_count) > 0, 1), else_=0)),
+                    sa.func.max(col(Feed.last_polled_at)),
+                )
+            ).one()
+            recent = session.exec(
+                select(
+                    sa.func.sum(sa.case((created >= day, 1), else_=0)),
+                    sa.func.sum(sa.case((created >= week, 1), else_=0)),
+                    sa.func.sum(sa.case((col(Article.fetched_at) >= day, 1), else_=0)),
+                )
+            ).one()
+        last_poll = feeds[3]
+        if isinstance(last_poll, str):  # aggregates lose the column type on SQLite
+            last_poll = datetime.fromisoformat(last_poll).replace(tzinfo=UTC)
+        return {
+            "feeds": {"total": feeds[0], "active": feeds[1] or 0, "failing": feeds[2] or 0},
+            "articles": {
+                "total": sum(by_status.values()),
+                **{status: by_status.get(status, 0) for status in ArticleStatus},
+            },
+            "failures_by_reason": {str(k): v for k, v in sorted(reasons.items(), key=str)},
+            "recent": {
+                "articles_last_24h": recent[0] or 0,
+                "articles_last_7d": recent[1] or 0,
+                "pages_fetched_last_24h": recent[2] or 0,
+                "last_poll": last_poll.isoformat() if last_poll else None,
+            },
+        }
