@@ -372,7 +372,7 @@ def test_the_daemon_weathers_a_locked_then_failing_sqlite_archive(
     assert "disk" in failing["database_error"]  # "disk I/O error" (or "... disk is full")
 
     hurry(slow_site)
-    wait_for("every article", lambda: settled(daemon), timeout=60)
+    wait_for("every article", lambda: settled(daemon), timeout=120)  # a daemon on a loaded machine
     assert health(daemon)[0] == 200
     assert daemon.stop()[0] == 0
     check_every_article_stored_once(daemon, slow_site)
