@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 
-from ingest.metadata import WS, byline_authors
+from ingest.bylines import byline_authors
+from ingest.markup import WS, text_key
 
 _BANNER = re.compile(
     r"(is not supported|isn't supported|unsupported browser|upgrade your browser|outdated browser"
@@ -64,10 +65,6 @@ _COPYRIGHT_LINE = re.compile(r"^copyright\b.{0,60}\b(?:19|20)\d{2}\b", re.I)
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")
 _YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
 _CLOCK = re.compile(r"\b\d{1,2}[:h]\d{2}\b")
-
-
-def text_key(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.casefold()))
 
 
 def word_count(text: str | None) -> int:

@@ -18,9 +18,12 @@ from trafilatura.readability_lxml import Document as Readability
 from w3lib.encoding import html_to_unicode
 
 from ingest.anchors import post_article
-from ingest.cleanup import clean_paragraphs, text_key, word_count
+from ingest.bylines import split_authors
+from ingest.cleanup import clean_paragraphs, word_count
+from ingest.dates import parse_time
 from ingest.errors import ExtractionError
-from ingest.metadata import clean_text, merge_hints, page_metadata, parse_time, split_authors
+from ingest.markup import clean_text, text_key
+from ingest.metadata import merge_hints, page_metadata
 from ingest.pagefix import prepare_tree
 from ingest.records import ExtractedArticle, Hints
 

@@ -7,7 +7,7 @@ import itertools
 import re
 from typing import Any
 
-from ingest.cleanup import text_key
+from ingest.markup import text_key
 
 # Class names of a story's body container, and the blocks that carry its text.
 _BODY_CLASS = re.compile(r"body|content|text|story|article|entry|post", re.I)

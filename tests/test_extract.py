@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import lxml.html
 import pytest
 
-from ingest.cleanup import clean_paragraphs, text_key
+from ingest.bylines import split_authors
+from ingest.cleanup import clean_paragraphs
 from ingest.errors import ExtractionError
 from ingest.extract import decode_html, extract_article
-from ingest.metadata import PageMeta, merge_hints, page_metadata, split_authors
+from ingest.markup import text_key
+from ingest.metadata import PageMeta, merge_hints, page_metadata
 from ingest.records import Hints
 
 # --- split_authors --------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import lxml.html
 import pytest
 
 from bench.metadata import FIELDS, Case, all_cases, extracted_record
-from ingest.metadata import PageMeta, byline_authors, merge_hints, page_metadata, split_authors
+from ingest.bylines import byline_authors, split_authors
+from ingest.metadata import PageMeta, merge_hints, page_metadata
 from ingest.records import Hints
 
 CASES = all_cases()
