@@ -420,7 +420,8 @@ def daemon(obj: Context) -> None:
       ingest daemon
       ingest --log-format json --config /etc/ingest.toml daemon
     """
-    from ingest.daemon import Daemon, open_when_available
+    from ingest.daemon import Daemon
+    from ingest.dbstate import open_when_available
     from ingest.store import Store
 
     with _errors():

@@ -47,52 +47,6 @@ log = logging.getLogger("ingest.daemon")
 CLAIM_HORIZON = 4.0  # seconds of each host's turns that one claim of pages covers
 
 
-class _Stopped(Exception):
-    """SIGTERM while waiting for the database at start."""
-
-
-def open_when_available(
-    open_store: Callable[[], Store],
-    *,
-    state: DatabaseState | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Store | None:
-    """The archive, once its database answers: a daemon started before its database (a
-    compose file bringing both up, a reboot) waits, saying so once per try, with the wait
-    doubling as when the database goes away later. None if stopped (SIGTERM) meanwhile.
-    Errors that are not unavailability (a bad URL, a schema too old) are raised at once."""
-    state = state or DatabaseState()
-
-    def stop(_signum: int, _frame: object) -> None:
-        raise _Stopped
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        while True:
-            try:
-                store = open_store()
-            except StoreUnavailableError as exc:
-                wait = state.failed(exc, attempt=not state.up)
-                assert wait is not None  # a first failure and a failed try both set one
-                log.warning(
-                    "database unavailable at start; next try in %g s: %s",
-                    wait,
-                    exc,
-                    extra={"error": "database_unavailable", "retry_in": wait},
-                )
-                sleep(wait)
-                continue
-            down_for = state.succeeded()
-            if down_for is not None:
-                log.info("database available after %.1f s", down_for)
-            return store
-    except (_Stopped, KeyboardInterrupt):
-        log.info("stopped before the database answered")
-        return None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 class Daemon:
     """Runs until `stop` (or a signal); `run` returns when everything is shut down."""
 

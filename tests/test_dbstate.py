@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from ingest.daemon import open_when_available
-from ingest.dbstate import DatabaseState
+from ingest.dbstate import DatabaseState, open_when_available
 from ingest.errors import StoreError, StoreUnavailableError
 
 
