@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -142,6 +143,10 @@ class Database:
         # at once with this message instead of waiting on the database (a locked SQLite file
         # holds each call for its busy timeout, an unreachable server for the connect timeout).
         self.unavailable: str | None = None
+        # Seconds spent in database calls so far. They are synchronous: a locked SQLite file
+        # holds the event loop for its busy timeout, and a request in flight meanwhile may
+        # run out of time through no fault of its server (`ingest.pipeline` tells them apart).
+        self.busy_seconds = 0.0
 
     def close(self) -> None:
         self.engine.dispose()
@@ -161,6 +166,7 @@ class Database:
         the user's search ``query`` (FTS5 reports bad syntax as an OperationalError)."""
         if self.unavailable is not None:
             raise StoreUnavailableError(self.unavailable)
+        started = time.monotonic()
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 yield session
@@ -168,3 +174,5 @@ class Database:
             if query is not None and isinstance(exc, OperationalError):
                 raise QueryError(f"bad search query {query!r}: {_message(exc)}") from exc
             raise store_error(exc, "database") from exc
+        finally:
+            self.busy_seconds += time.monotonic() - started

@@ -72,6 +72,13 @@ class PostPages:
         return kept[1]
 
 
+# The share of a request's time limit spent in database calls past which its timeout is not
+# the page's: a store call holds the event loop (SQLite waits out a lock for up to 10 s). A
+# busy run's ordinary calls add up to far less; a page excused again and again would need the
+# database to stall that long during each of its tries.
+STALLED = 0.25
+
+
 class Ingestor:
     """Polls feeds and archives their pages with one HTTP client and one extraction pool."""
 
@@ -295,6 +302,7 @@ class Ingestor:
     async def _archive(self, job: PageJob) -> None:
         if self.paused:
             return  # the page stays pending, for this worker or another to take up later
+        busy = self.store.busy_seconds
         try:
             started = time.monotonic()
             try:
@@ -317,6 +325,17 @@ class Ingestor:
             )
             metrics.EXTRACT_SECONDS.observe(time.monotonic() - started)
         except FetchError as error:
+            stalled = self.store.busy_seconds - busy
+            if error.reason == "timeout" and stalled >= STALLED * self.settings.fetch.timeout:
+                # The loop was held by the database (a locked SQLite file waits out its busy
+                # timeout): the time ran out here, not at the server. Left pending, the page
+                # is given back and fetched again, as when the database goes away.
+                log.info(
+                    "page left pending: the database held the loop %.1f s of its request",
+                    stalled,
+                    extra={"url": job.url},
+                )
+                return
             await self._page_failed(job, error)
             return
         except StoreError:

@@ -152,6 +152,14 @@ def daemons() -> Iterator[list[Daemon]]:
         daemon.kill()
 
 
+def start_daemon(tmp_path: Path, room: Newsroom, database: str, daemons: list[Daemon]) -> Daemon:
+    """A daemon on a PostgreSQL archive (`daemon_config`), stopped after the test."""
+    port = free_port()
+    daemon = Daemon(daemon_config(tmp_path, room, database, port), database, port)
+    daemons.append(daemon)
+    return daemon
+
+
 def stored(daemon: Daemon) -> int:
     rows = daemon.query("SELECT count(*) FROM articles WHERE status = 'ok'")
     return int(rows[0][0]) if rows else -1
@@ -198,7 +206,13 @@ def check_every_article_stored_once(daemon: Daemon, room: Newsroom) -> None:
     assert sorted(keys) == sorted(room.url(page_path(n)) for n in range(PAGES))
     captures = daemon.query("SELECT article_id, count(*) FROM captures GROUP BY article_id")
     assert len(captures) == PAGES and {n for _, n in captures} == {1}
-    assert [len(room.requests_for(page_path(n))) for n in range(PAGES)] == [1] * PAGES
+    # A page whose request ran out of time while a locked SQLite file held the daemon's loop
+    # is left pending and asked for again (its first answer was never read): said in the log.
+    again = {
+        line["url"] for line in daemon.logs() if line["message"].startswith("page left pending")
+    }
+    expected = [2 if room.url(page_path(n)) in again else 1 for n in range(PAGES)]
+    assert [len(room.requests_for(page_path(n))) for n in range(PAGES)] == expected
     assert len(room.requests_for(GONE)) == 1
     assert daemon.query("SELECT count(*) FROM articles WHERE lease_owner IS NOT NULL") == [(0,)]
 
@@ -304,10 +318,7 @@ def test_the_daemon_weathers_a_postgres_outage_and_stores_every_article_once(
     private_postgres: str,
     daemons: list[Daemon],
 ) -> None:
-    port = free_port()
-    cli = daemon_config(tmp_path, slow_site, private_postgres, port)
-    daemon = Daemon(cli, private_postgres, port)
-    daemons.append(daemon)
+    daemon = start_daemon(tmp_path, slow_site, private_postgres, daemons)
     wait_for("a few articles", lambda: stored(daemon) >= 6, timeout=60)
     before = len(daemon.logs())
 
@@ -389,11 +400,8 @@ def test_a_daemon_started_before_its_database_waits_for_it_then_archives_everyth
     daemons: list[Daemon],
 ) -> None:
     server.stop()  # as a compose file may bring the daemon up first
-    port = free_port()
     hurry(slow_site)
-    cli = daemon_config(tmp_path, slow_site, private_postgres, port)
-    daemon = Daemon(cli, private_postgres, port)
-    daemons.append(daemon)
+    daemon = start_daemon(tmp_path, slow_site, private_postgres, daemons)
     wait_for("two tries told", lambda: len(database_lines(daemon, 0)) >= 2, timeout=30)
     waiting = database_lines(daemon, 0)
     assert daemon.process.poll() is None  # still there, waiting
@@ -417,10 +425,7 @@ def test_a_daemon_waiting_for_its_database_stops_cleanly_on_sigterm(
     daemons: list[Daemon],
 ) -> None:
     server.stop()
-    port = free_port()
-    cli = daemon_config(tmp_path, slow_site, private_postgres, port)
-    daemon = Daemon(cli, private_postgres, port)
-    daemons.append(daemon)
+    daemon = start_daemon(tmp_path, slow_site, private_postgres, daemons)
     wait_for("the first try told", lambda: database_lines(daemon, 0), timeout=30)
     status, seconds = daemon.stop()
     assert status == 0
