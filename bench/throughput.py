@@ -171,7 +171,7 @@ def archive_report(database: Path, started_at: float, ended_at: float) -> dict[s
     }
 
 
-def run_pipeline(tmp: Path, room: Newsroom, workers: int, round_no: int, python: str) -> Run:
+def run_pipeline(tmp: Path, room: Newsroom, workers: int, round_no: int | str, python: str) -> Run:
     folder = tmp / f"pipeline-{round_no}"
     folder.mkdir()
     database = folder / "archive.sqlite3"
