@@ -15,12 +15,12 @@ import lxml.html
 import trafilatura
 from lxml import etree
 from trafilatura.readability_lxml import Document as Readability
-from w3lib.encoding import html_to_unicode
 
 from ingest.anchors import post_article
 from ingest.bylines import split_authors
 from ingest.cleanup import clean_paragraphs, word_count
 from ingest.dates import parse_time
+from ingest.decoding import decode_html
 from ingest.errors import ExtractionError
 from ingest.markup import clean_text, text_key
 from ingest.metadata import merge_hints, page_metadata
@@ -30,30 +30,6 @@ from ingest.records import ExtractedArticle, Hints
 # Parse as trafilatura does: a comment inside a paragraph ("When <!-- -->President") would
 # otherwise cut the text after it.
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
-
-
-def decode_html(body: bytes, content_type: str | None = None) -> str:
-    """Bytes -> text, trusting the bytes over what the server or page declares.
-
-    Bytes that are valid UTF-8 with non-ASCII characters are UTF-8 whatever a header or
-    ``<meta>`` says (legacy text almost never forms valid multi-byte sequences by chance).
-    Otherwise: BOM, the HTTP charset, ``<meta charset>``, detection, in that order; and if the
-    HTTP charset does not fit the bytes, the page's own declaration or detection is tried.
-    """
-    if not body.isascii():
-        try:
-            return body.decode("utf-8").removeprefix("\ufeff")
-        except UnicodeDecodeError:
-            pass
-    encoding, text = html_to_unicode(content_type, body)
-    if "\ufffd" in text and content_type:
-        try:
-            body.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            _, declared = html_to_unicode(None, body)
-            if declared.count("\ufffd") < text.count("\ufffd"):
-                return declared
-    return text
 
 
 # Below this many words, precision mode may have kept a notice or a teaser of the story: look

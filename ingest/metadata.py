@@ -204,7 +204,10 @@ def page_metadata(tree: Any, url: str | None) -> PageMeta:
     declared = [
         language_tag(value)
         for value in (
-            root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
+            # XHTML's xml:lang: namespaced in an XML tree, a plain name to the HTML parser
+            root.get("lang")
+            or root.get("xml:lang")
+            or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
             tags.get("content-language"),
             in_language if isinstance(in_language, str) else None,
             tags.get("og:locale"),

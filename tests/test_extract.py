@@ -10,7 +10,7 @@ import pytest
 from ingest.bylines import split_authors
 from ingest.cleanup import clean_paragraphs
 from ingest.errors import ExtractionError
-from ingest.extract import decode_html, extract_article
+from ingest.extract import extract_article
 from ingest.markup import text_key
 from ingest.metadata import PageMeta, merge_hints, page_metadata
 from ingest.records import Hints
@@ -255,54 +255,6 @@ def test_clean_paragraphs_keeps_a_trailing_list_of_plain_items() -> None:
     items = ["- Bring a coat", "- Check the tide table", "- Buy tickets online"]
 
     assert clean([*BODY, *items])[0] == [*BODY, *items]
-
-
-# --- decode_html ----------------------------------------------------------------------------------
-
-TEXT = "Café «naïve» — 5 € “quoted” œuvre"
-
-
-def page_html(head: str = "") -> str:
-    return f"<html><head>{head}<title>t</title></head><body><p>{TEXT}</p></body></html>"
-
-
-def test_decode_windows_1252_from_http_header() -> None:
-    body = page_html().encode("cp1252")
-
-    assert TEXT in decode_html(body, "text/html; charset=windows-1252")
-
-
-def test_decode_windows_1252_from_meta_charset_only() -> None:
-    body = page_html('<meta charset="windows-1252">').encode("cp1252")
-
-    assert TEXT in decode_html(body, "text/html")
-    assert TEXT in decode_html(body, None)
-
-
-def test_decode_windows_1252_from_meta_http_equiv() -> None:
-    head = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
-
-    assert TEXT in decode_html(page_html(head).encode("cp1252"), "text/html")
-
-
-def test_decode_shift_jis_from_http_header() -> None:
-    text = "港の新しい潮位計は来月から稼働します。"
-    body = f"<html><body><p>{text}</p></body></html>".encode("shift_jis")
-
-    assert text in decode_html(body, "text/html; charset=Shift_JIS")
-
-
-def test_decode_utf8_bom_wins_and_is_dropped() -> None:
-    body = b"\xef\xbb\xbf" + page_html().encode("utf-8")
-
-    for content_type in (None, "text/html", "text/html; charset=iso-8859-1"):
-        decoded = decode_html(body, content_type)
-        assert TEXT in decoded
-        assert decoded.startswith("<html>")
-
-
-def test_decode_utf8_without_any_declaration() -> None:
-    assert TEXT in decode_html(page_html().encode("utf-8"), "text/html")
 
 
 # --- page_metadata --------------------------------------------------------------------------------
