@@ -98,7 +98,7 @@ _SAVING = _Saving()
 
 class Archiving(Database):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
-    `save_failure`."""
+    `replace_extraction`, `save_failure`."""
 
     @cached_property
     def _statements(self) -> Statements:
@@ -216,6 +216,27 @@ class Archiving(Database):
                 },
             )
         return job.article_id
+
+    def replace_extraction(self, article_id: int, article: ExtractedArticle) -> None:
+        """Store a new extraction of an archived article (`ingest.reextract`): its text and
+        what the page says of itself; a field the new extraction lacks keeps its value."""
+        values: dict[str, Any] = {
+            "text": article.text or None,
+            "content_hash": content_hash(article.text),
+            "content_source": (
+                ContentSource.PAGE if article.from_page else ContentSource.FEED
+            ).value,
+        }
+        for name in ("title", "published", "updated", "language", "site_name", "summary"):
+            if getattr(article, name) is not None:
+                values[name] = getattr(article, name)
+        if article.authors:
+            values["authors"] = list(article.authors)
+        if article.canonical_url:
+            values["canonical_url"] = article.canonical_url
+        with self._session() as session:
+            session.execute(sa.update(Article).where(col(Article.id) == article_id).values(values))
+            session.commit()
 
     def save_failure(
         self, job: PageJob, error: FetchError, *, attempts: int, next_attempt_at: datetime | None

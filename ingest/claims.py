@@ -99,7 +99,7 @@ class Claims(Database):
             turns = turns.where(queue.c.turn <= per_host)
         pick = select(Article.id).where(col(Article.id).in_(turns.scalar_subquery()))
         rows = sorted(self._claim(Article, pick, now), key=lambda a: a.id or 0)
-        return [_job(a) for a in rows]
+        return [page_job(a) for a in rows]
 
     def _claim(self, model: Any, pick: Any, now: datetime) -> list[Any]:
         """Lease to this worker the rows of ``model`` that ``pick`` (a SELECT of their ids)
@@ -202,7 +202,7 @@ class Claims(Database):
             return session.exec(query).one()
 
 
-def _job(article: Article) -> PageJob:
+def page_job(article: Article) -> PageJob:
     """The page job of an article left to fetch; a post's (its key ``page#post``) carries its
     fragment and the entry's own text, the post's text should the page not hold it."""
     _, mark, fragment = (article.url_key or "").partition("#")

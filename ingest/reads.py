@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from ingest.dbsession import Database
 from ingest.errors import NotFoundError
 from ingest.feeds import url_key
-from ingest.models import Article, ArticleStatus, Feed
+from ingest.models import Article, ArticleStatus, Capture, Feed
 from ingest.search import (
     RANK_WINDOW,
     Filters,
@@ -27,7 +28,7 @@ from ingest.search import (
 
 
 class Reads(Database):
-    """`Store`'s reads: `search`, `article`, `iter_articles`, `stats`."""
+    """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`, `stats`."""
 
     def search(
         self,
@@ -86,6 +87,35 @@ class Reads(Database):
             if not rows:
                 return
             yield from ((article, feed_url) for article, feed_url in rows)
+            last = rows[-1][0].id or last
+
+    def iter_captured(
+        self, filters: Filters, *, batch: int = 100
+    ) -> Iterator[tuple[Article, Capture | None]]:
+        """Every archived article matching ``filters``, in id order, with its latest raw
+        capture (None: the page was not kept), streamed in batches."""
+        last = 0
+        other = aliased(Capture)
+        latest = (
+            select(sa.func.max(other.id))
+            .where(other.article_id == col(Article.id))
+            .correlate(Article)
+            .scalar_subquery()
+        )
+        while True:
+            query = (
+                select(Article, Capture)
+                .join(Feed, col(Feed.id) == col(Article.feed_id))
+                .outerjoin(Capture, col(Capture.id) == latest)
+                .where(col(Article.id) > last, col(Article.status) == ArticleStatus.OK)
+            )
+            query = filtered(query, filters, postgres=self.postgres)
+            query = query.order_by(col(Article.id)).limit(batch)
+            with self._session() as session:
+                rows = session.exec(query).all()
+            if not rows:
+                return
+            yield from ((article, capture) for article, capture in rows)
             last = rows[-1][0].id or last
 
     def stats(self, now: datetime) -> dict[str, Any]:
