@@ -245,7 +245,8 @@ def _print_summary(summary: Any) -> None:
 def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> None:
     """Full-text search of titles and texts, best match first.
 
-    QUERY uses SQLite FTS5 syntax: words (all must match), "a phrase", OR, NOT, prefix*.
+    QUERY: words (all must match), "a phrase", OR, -word (or NOT word) to exclude, prefix*,
+    title:word, (grouping). COVID-19, U.S. or don't are searched as typed.
 
     \b
     Example:

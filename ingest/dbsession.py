@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLA
 from sqlmodel import Session
 
 from ingest.errors import QueryError, StoreError, StoreUnavailableError
+from ingest.querytext import HOW
 
 CONNECT_TIMEOUT = 10  # seconds, PostgreSQL; SQLite waits as long for a lock (busy_timeout)
 
@@ -172,7 +173,7 @@ class Database:
                 yield session
         except SQLAlchemyError as exc:
             if query is not None and isinstance(exc, OperationalError):
-                raise QueryError(f"bad search query {query!r}: {_message(exc)}") from exc
+                raise QueryError(f"bad search query {query!r}: {_message(exc)} ({HOW})") from exc
             raise store_error(exc, "database") from exc
         finally:
             self.busy_seconds += time.monotonic() - started

@@ -40,10 +40,10 @@ class Reads(Database):
     ) -> list[SearchHit]:
         """Full-text search over title and text, best first, title matches weighing more.
 
-        SQLite: FTS5 syntax, BM25 (a title occurrence counts as four in the text). A query
-        matching more than ``rank_window`` articles (after filters) is ranked among its
-        newest ``rank_window`` matches only; None ranks every match. PostgreSQL: web-search
-        syntax (words, "phrases", OR, -not) in every language the archive indexes,
+        One query syntax on both backends (`ingest.querytext`). SQLite: FTS5, BM25 (a title
+        occurrence counts as four in the text); a query matching more than ``rank_window``
+        articles (after filters) is ranked among its newest ``rank_window`` matches only;
+        None ranks every match. PostgreSQL: every language the archive indexes,
         ``ts_rank_cd``, ``ts_headline`` snippets, every match ranked.
         """
         with self._session(query=text) as session:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ingest.models import Article, Entry, Feed, UTCDateTime
+from ingest.querytext import Node, fts5_query, query_tree
 
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
 # Languages PostgreSQL search stems for (ingest_ts_config, migration 0003); others: 'simple'.
@@ -109,7 +110,7 @@ def sqlite_search(
     # slower on a million articles for common words. No bm25() in step two: with `rowid
     # IN` FTS5 would recount the word statistics once per id.
     fts = sa.table("articles_fts", sa.column("rowid"), sa.column("articles_fts"))
-    match = sa.literal_column("articles_fts").op("MATCH")(text)
+    match = sa.literal_column("articles_fts").op("MATCH")(fts5_query(text))
     rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
     matches = select(fts.c.rowid.label("id"), rank.label("rank")).select_from(fts).where(match)
     if replace(filters, feed=None) != Filters():
@@ -148,22 +149,39 @@ def sqlite_search(
     return [SearchHit(*found[i], float(r)) for i, r in ranked if i in found]
 
 
+def _tsquery(node: Node, config: Any) -> Any:
+    """The tsquery of a query tree in text search configuration ``config``: each term a
+    phrase of its words (``websearch_to_tsquery`` never fails on what it is given), joined
+    with tsquery's own and, or and not (nested calls: the tree's grouping is kept)."""
+    if not isinstance(node, tuple):
+        return sa.func.websearch_to_tsquery(config, '"' + node.text.replace('"', " ") + '"')
+    kind, parts = node
+    queries = [_tsquery(part, config) for part in parts]
+    if kind == "not":
+        return sa.func.tsquery_and(queries[0], sa.func.tsquery_not(queries[1]))
+    joined = queries[0]
+    for query in queries[1:]:
+        joined = (sa.func.tsquery_and if kind == "and" else sa.func.tsquery_or)(joined, query)
+    return joined
+
+
 def postgres_search(session: Session, text: str, filters: Filters, limit: int) -> list[SearchHit]:
-    """tsvector per language: web-search syntax, ts_rank_cd, ts_headline snippets."""
+    """tsvector per language: the query tree per language, ts_rank_cd, ts_headline snippets."""
     # Each article is indexed in its own language's configuration, so it is matched with
     # the query parsed in that configuration: "elections" finds "election" in English,
     # "Wahlen" finds "Wahl" in German. One branch per language keeps every branch on the
     # GIN index (and "-word" means the same thing as in the article's language).
+    tree = query_tree(text)  # the same syntax, and errors, as on SQLite
     language = sa.func.coalesce(col(Article.language), "")
     search = sa.literal_column("articles.search")
     wanted = filters.language.lower() if filters.language else None
     branches: list[tuple[Any, Any]] = []  # (which articles, the query for them)
     for code in SEARCH_LANGUAGES:
         if wanted in (None, code):
-            query = sa.func.websearch_to_tsquery(sa.func.ingest_ts_config(code), text)
+            query = _tsquery(tree, sa.func.ingest_ts_config(code))
             branches.append((language == code, query))
     if wanted is None or wanted not in SEARCH_LANGUAGES:
-        others = sa.func.websearch_to_tsquery(sa.func.ingest_ts_config(wanted), text)
+        others = _tsquery(tree, sa.func.ingest_ts_config(wanted))
         branches.append((language.not_in(SEARCH_LANGUAGES), others))
     tsquery = sa.case(*branches, else_=branches[-1][1])
     matches = sa.or_(*(which & search.op("@@")(query) for which, query in branches))
