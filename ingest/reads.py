@@ -6,6 +6,7 @@ Each opens its session here; the search SQL and the filters are in `ingest.searc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from ingest.dbsession import Database
-from ingest.errors import NotFoundError
-from ingest.feeds import url_key
+from ingest.errors import NotFoundError, QueryError
+from ingest.feeds import language_tag, url_key
 from ingest.models import Article, ArticleStatus, Capture, Feed
 from ingest.search import (
     RANK_WINDOW,
@@ -29,6 +30,28 @@ from ingest.search import (
 
 class Reads(Database):
     """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`, `stats`."""
+
+    def checked(self, filters: Filters) -> Filters:
+        """``filters`` as the archive keeps what they name (``en-US`` is ``en``); a filter
+        that names nothing (a feed not in the archive, a language that is no language code)
+        is a `QueryError` saying so, not an empty answer."""
+        if filters.language is not None:
+            tag = language_tag(filters.language)
+            if tag is None:
+                raise QueryError(
+                    f"{filters.language!r} is not a language code: use one such as en, de, ja"
+                )
+            filters = replace(filters, language=tag)
+        if filters.feed is not None:
+            named = (col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed)
+            with self._session() as session:
+                found = session.exec(select(Feed.id).where(named).limit(1)).first()
+            if found is None:
+                raise QueryError(
+                    f"no feed {filters.feed!r} in the archive: `ingest feeds` lists the names "
+                    "and URLs a --feed filter takes"
+                )
+        return filters
 
     def search(
         self,
@@ -46,6 +69,7 @@ class Reads(Database):
         None ranks every match. PostgreSQL: every language the archive indexes,
         ``ts_rank_cd``, ``ts_headline`` snippets, every match ranked.
         """
+        filters = self.checked(filters)
         with self._session(query=text) as session:
             if self.postgres:
                 return postgres_search(session, text, filters, limit)
@@ -73,6 +97,7 @@ class Reads(Database):
 
     def iter_articles(self, filters: Filters, *, batch: int = 500) -> Iterator[tuple[Article, str]]:
         """Every article matching ``filters`` in id order, streamed in batches."""
+        filters = self.checked(filters)
         last = 0
         while True:
             query = (
@@ -94,6 +119,7 @@ class Reads(Database):
     ) -> Iterator[tuple[Article, Capture | None]]:
         """Every archived article matching ``filters``, in id order, with its latest raw
         capture (None: the page was not kept), streamed in batches."""
+        filters = self.checked(filters)
         last = 0
         other = aliased(Capture)
         latest = (

@@ -877,3 +877,27 @@ def test_open_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError):
         Store.open(f"sqlite:///{path}")
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        (Filters(feed="Nope"), "no feed 'Nope' in the archive"),
+        (Filters(language="english"), "'english' is not a language code"),
+    ],
+)
+def test_a_filter_that_names_nothing_is_an_error_not_an_empty_answer(
+    archive: Store, filters: Filters, message: str
+) -> None:
+    with pytest.raises(QueryError, match=message):
+        archive.search("lighthouse", filters)
+    with pytest.raises(QueryError, match=message):
+        list(archive.iter_articles(filters))
+
+
+def test_a_language_filter_takes_a_regional_tag(archive: Store) -> None:
+    assert titles(archive.search("lighthouse", Filters(language="en-GB"))) == [
+        "Harbour dredging starts",
+        "Lighthouse keeper retires",
+    ]
+    assert archive.search("lighthouse", Filters(language="de")) == []  # a code: just no match
