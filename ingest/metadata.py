@@ -70,7 +70,7 @@ class PageMeta:
     sites: frozenset[str] = frozenset()
 
     def add_bylines(self, *sources: list[str]) -> None:
-        """Add less trusted author sources (the body's byline, the feed's) and merge again."""
+        """Add author sources, each less trusted than those already in, and merge again."""
         self.bylines.extend(names for names in sources if names)
         self.authors = merge_authors(self.bylines, self.sites)
 
@@ -271,13 +271,13 @@ def merge_hints(meta: PageMeta, text: str, hints: Hints) -> ExtractedArticle:
     The feed's authors are one more source to merge with the page's (`merge_authors`)."""
     published = meta.published
     feed_authors = [n for name in hints.authors for n in split_authors(name)]
-    # What the feed says stands as it is when the page names nobody and the feed no clean name.
     authors = merge_authors([*(meta.bylines or [meta.authors]), feed_authors], meta.sites)
     if hints.published and (published is None or meta.published_date_only):
         published = hints.published
     return ExtractedArticle(
         text=text,
         title=meta.title or hints.title,
+        # Nobody named cleanly on the page or in the feed: the feed's authors as it wrote them.
         authors=tuple(authors) or hints.authors,
         published=published,
         # A feed's "updated" may predate the page's own publication time: then it says nothing.
