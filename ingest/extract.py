@@ -150,8 +150,9 @@ def extract_article(
     )
     if not paragraphs:
         raise ExtractionError("no article text left after cleaning", url=where)
-    if not meta.authors:
-        meta.authors = byline or split_authors(document.author if document is not None else None)
+    # The body's byline and trafilatura's author (read only when the page lacked a title or a
+    # date) are the least trusted sources: they add names and agencies, never replace them.
+    meta.add_bylines(byline, split_authors(document.author if document is not None else None))
     if not meta.published and document is not None and document.date:
         meta.published, meta.published_date_only = parse_time(document.date)
     return merge_hints(meta, "\n\n".join(paragraphs), hints or Hints())

@@ -16,7 +16,14 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from courlan.clean import TRACKERS_RE
 
-from ingest.bylines import page_authors, split_authors
+from ingest.bylines import (
+    AUTHOR_TAGS,
+    agency_name,
+    merge_authors,
+    page_bylines,
+    site_key,
+    split_authors,
+)
 from ingest.dates import published_time, updated_time
 from ingest.feeds import language_tag
 from ingest.markup import clean_text, element_text, itemprops, story_scope, text_key
@@ -57,6 +64,15 @@ class PageMeta:
     site_name: str | None = None
     description: str | None = None
     canonical_url: str | None = None
+    # What each author source named, most trusted first, and the site's names (`site_key`s):
+    # `authors` is their merge (`ingest.bylines.merge_authors`), redone as sources are added.
+    bylines: list[list[str]] = field(default_factory=list)
+    sites: frozenset[str] = frozenset()
+
+    def add_bylines(self, *sources: list[str]) -> None:
+        """Add author sources, each less trusted than those already in, and merge again."""
+        self.bylines.extend(names for names in sources if names)
+        self.authors = merge_authors(self.bylines, self.sites)
 
 
 def _ld_text(value: Any) -> str | None:
@@ -105,15 +121,21 @@ def _names(value: Any, nodes: dict[str, dict[str, Any]]) -> list[str]:
     return names
 
 
-def _meta_tags(tree: Any) -> dict[str, str]:
+def _meta_tags(tree: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Each meta tag's first value; and every value of the author tags (a page may name
+    each of its authors in a tag of its own)."""
     tags: dict[str, str] = {}
+    authors: dict[str, list[str]] = {}
     for meta in tree.iterfind(".//meta"):
         key = meta.get("property") or meta.get("name") or meta.get("itemprop")
         key = key or meta.get("http-equiv")
         content = clean_text(meta.get("content"))
         if key and content:
-            tags.setdefault(key.strip().lower(), content)
-    return tags
+            key = key.strip().lower()
+            tags.setdefault(key, content)
+            if key in AUTHOR_TAGS:
+                authors.setdefault(key, []).append(content)
+    return tags, authors
 
 
 # --- titles and URLs ----------------------------------------------------------------------------
@@ -154,7 +176,7 @@ def page_metadata(tree: Any, url: str | None) -> PageMeta:
     """Read JSON-LD, meta tags, microdata, ``<html lang>``, the canonical link, and the bylines
     and dates the page shows."""
     meta = PageMeta()
-    tags = _meta_tags(tree)
+    tags, author_tags = _meta_tags(tree)
     objects = _json_ld_objects(tree)
     nodes = {o["@id"]: o for o in objects if isinstance(o.get("@id"), str) and len(o) > 1}
     article: dict[str, Any] = {}
@@ -192,10 +214,14 @@ def page_metadata(tree: Any, url: str | None) -> PageMeta:
     # trafilatura's choice (see `ingest.extract`) is as good.
     meta.title = meta.title or (stripped if stripped != page_title else None)
 
-    # Authors: JSON-LD, meta tags, microdata, then the byline the page shows.
-    meta.authors = page_authors(
-        _names(article.get("author"), nodes), tags, meta.site_name, tree, scope
-    )
+    # Authors: JSON-LD, meta tags, microdata and the byline the page shows, merged.
+    meta.sites = frozenset(site_key(s) for s in (*sites, tags.get("dc.publisher") or "")) - {""}
+    # A wire story's agency may be its sourceOrganization rather than one of its authors.
+    declared = _names(article.get("author"), nodes)
+    declared += [
+        a for n in _names(article.get("sourceOrganization"), nodes) if (a := agency_name(n))
+    ]
+    meta.add_bylines(*page_bylines(declared, author_tags, tree, scope))
 
     root = tree.getroottree().getroot() if hasattr(tree, "getroottree") else tree
     in_language = article.get("inLanguage")
@@ -244,14 +270,18 @@ def page_metadata(tree: Any, url: str | None) -> PageMeta:
 
 
 def merge_hints(meta: PageMeta, text: str, hints: Hints) -> ExtractedArticle:
-    """Page metadata first; the feed entry fills gaps, and beats a page date without a time."""
+    """Page metadata first; the feed entry fills gaps, and beats a page date without a time.
+    The feed's authors are one more source to merge with the page's (`merge_authors`)."""
     published = meta.published
+    feed_authors = [n for name in hints.authors for n in split_authors(name)]
+    authors = merge_authors([*(meta.bylines or [meta.authors]), feed_authors], meta.sites)
     if hints.published and (published is None or meta.published_date_only):
         published = hints.published
     return ExtractedArticle(
         text=text,
         title=meta.title or hints.title,
-        authors=tuple(meta.authors) or hints.authors,
+        # Nobody named cleanly on the page or in the feed: the feed's authors as it wrote them.
+        authors=tuple(authors) or hints.authors,
         published=published,
         # A feed's "updated" may predate the page's own publication time: then it says nothing.
         updated=meta.updated

@@ -488,6 +488,19 @@ def test_extract_article_metadata() -> None:
     assert article.canonical_url == "https://news.example.org/local/new-tide-gauge"
 
 
+def test_extract_article_body_byline_completes_the_declared_authors() -> None:
+    # The byline is the story's first paragraph (no byline class): the body's clean-up finds it.
+    head = '<meta name="author" content="Mara Lind"><meta name="author" content="Harbour Gazette">'
+    page = news_page(byline="", head=head).replace(
+        "<p>The harbour authority", "<p>By Mara Lind and Ola Berg, AFP</p><p>The harbour authority"
+    )
+
+    article = extract_article(page, PAGE_URL, hints=Hints(authors=("Harbour Gazette",)))
+
+    assert article.authors == ("Mara Lind", "Ola Berg", "Agence France-Presse")
+    assert article.text == "\n\n".join(ARTICLE_BODY)
+
+
 def test_extract_article_windows_1252_page() -> None:
     body = news_page(byline="By Zoë Brontë").encode("cp1252")
 

@@ -10,7 +10,7 @@ import lxml.html
 import pytest
 
 from bench.metadata import FIELDS, Case, all_cases, extracted_record
-from ingest.bylines import byline_authors, split_authors
+from ingest.bylines import author_key, byline_authors, merge_authors, split_authors
 from ingest.metadata import PageMeta, merge_hints, page_metadata
 from ingest.records import Hints
 
@@ -65,6 +65,21 @@ def test_page_metadata_is_exactly_as_expected(case: Case) -> None:
         ("Felix Amundsen, Grace Whitlock", ["Felix Amundsen", "Grace Whitlock"]),
         ("Nia Callaghan and agencies", ["Nia Callaghan"]),
         ("Von Lena Brandt, dpa", ["Lena Brandt", "dpa"]),
+        # agencies in every form a byline credits them
+        ("Von Anna Berg (dpa/AFP)", ["Anna Berg", "dpa", "Agence France-Presse"]),
+        ("Par Claire Dubois avec AFP", ["Claire Dubois", "Agence France-Presse"]),
+        ("Por Lucía Montero, con información de EFE", ["Lucía Montero", "EFE"]),
+        ("Inês Carvalho, com Lusa", ["Inês Carvalho", "Lusa"]),
+        ("By Jane Doe / Reuters", ["Jane Doe", "Reuters"]),
+        ("Reuters Staff", ["Reuters"]),
+        ("PA Reporter", ["PA Media"]),
+        ("Bloomberg News", ["Bloomberg"]),
+        ("Agencia EFE", ["EFE"]),
+        ("Door Sanne Bakker", ["Sanne Bakker"]),
+        # an aside that is no agency goes; links go
+        ("By Jane Doe (Berlin)", ["Jane Doe"]),
+        ("Jane Doe, https://www.facebook.com/janedoe", ["Jane Doe"]),
+        ("facebook.com/janedoe", []),
     ],
 )
 def test_split_authors_every_byline_form(byline: str, authors: list[str]) -> None:
@@ -88,6 +103,8 @@ def test_split_authors_of_a_timestamp_or_role_alone_is_empty(byline: str) -> Non
         ("AP", ["The Associated Press"]),
         ("Por María López", ["María López"]),
         ("Von Lena Brandt, dpa", ["Lena Brandt", "dpa"]),
+        ("(dpa)", ["dpa"]),
+        ("AP/Reuters", ["The Associated Press", "Reuters"]),
         ("文・佐藤美咲", None),
     ],
 )
@@ -321,3 +338,158 @@ def test_wire_credits_at_the_end_name_the_reporters_not_the_editors() -> None:
     Additional reporting by Ann Poe; Editing by Max Moe)</p></article>"""
 
     assert meta_of("", body).authors == ["Jane Doe", "John Roe"]
+
+
+# --- merging the author sources -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sources", "authors"),
+    [
+        # one source a subset of another, either way round: the fuller one stands
+        ([["Jane Doe"], ["Jane Doe", "Reuters"]], ["Jane Doe", "Reuters"]),
+        ([["Jane Doe", "John Roe", "Reuters"], ["Jane Doe"]], ["Jane Doe", "John Roe", "Reuters"]),
+        # people in the order of the fullest byline
+        (
+            [["Tom Price"], ["Maria Köhler", "Tom Price", "Reuters"]],
+            ["Maria Köhler", "Tom Price", "Reuters"],
+        ),
+        # two partial lists that share a person: both
+        ([["Ann Poe", "Jane Doe"], ["Jane Doe", "Max Moe"]], ["Ann Poe", "Jane Doe", "Max Moe"]),
+        # a source naming only an agency adds it, whichever comes first
+        ([["Jane Doe"], ["The Associated Press"]], ["Jane Doe", "The Associated Press"]),
+        ([["Reuters"], ["Jane Doe"]], ["Jane Doe", "Reuters"]),
+        # a byline that names the agency first: people still come first
+        ([split_authors("By Reuters and Jane Doe")], ["Jane Doe", "Reuters"]),
+        # a source naming other people disagrees: left out, its agency too
+        ([["Jane Doe"], ["John Roe", "The Associated Press"]], ["Jane Doe"]),
+        # a less trusted source adds only what looks like a name
+        ([["Jane Doe"], ["Jane Doe", "follow her on social media"]], ["Jane Doe"]),
+        # desks and CMS accounts yield to people, and stand when nobody else is named
+        ([["admin"], ["Tomasz Nowak"]], ["Tomasz Nowak"]),
+        ([["Web Desk"], ["Redaktion"]], ["Web Desk"]),
+        ([], []),
+    ],
+)
+def test_merge_authors(sources: list[list[str]], authors: list[str]) -> None:
+    assert merge_authors(sources) == authors
+
+
+def test_merge_authors_the_site_name_is_no_author_beside_people() -> None:
+    sites = {"metroledger"}
+
+    assert merge_authors([["The Metro Ledger"], ["Priscilla Vane"]], sites) == ["Priscilla Vane"]
+    assert merge_authors([["Metro Ledger"]], sites) == ["Metro Ledger"]
+    # an agency is kept even on the agency's own site
+    assert merge_authors([["Jane Doe"], ["Reuters"]], {"reuters"}) == ["Jane Doe", "Reuters"]
+
+
+@pytest.mark.parametrize(
+    ("spellings", "kept"),
+    [
+        (["Maria Kohler", "Maria Koehler", "MARIA KÖHLER", "Maria Köhler"], "Maria Köhler"),
+        (["Juergen Weiss", "Jürgen Weiß"], "Jürgen Weiß"),
+        (["JANE DOE", "jane doe", "Jane Doe"], "Jane Doe"),
+        (["Jane Doe", "Jane A. Doe"], "Jane A. Doe"),
+        (["Zoe Brontë", "Zoë Brontë"], "Zoë Brontë"),
+    ],
+)
+def test_spellings_of_one_person_are_one_author(spellings: list[str], kept: str) -> None:
+    assert len({author_key(s) for s in spellings}) == 1
+    assert merge_authors([[s] for s in spellings]) == [kept]
+
+
+def test_different_people_are_not_merged() -> None:
+    assert len({author_key(n) for n in ("Jane Doe", "John Doe", "Jane Roe", "佐藤美咲")}) == 4
+
+
+BYLINE_REUTERS = '<article><h1>H</h1><div class="byline">By Jane Doe, Reuters</div></article>'
+JSON_LD_JANE = """<script type="application/ld+json">{"@type": "NewsArticle", "headline": "H",
+    "author": {"@type": "Person", "name": "Jane Doe"}}</script>"""
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "",
+        JSON_LD_JANE,
+        '<meta name="author" content="Jane Doe">',
+        '<meta name="author" content="JANE DOE">',
+        '<meta property="article:author" content="https://www.facebook.com/jane.doe.news">',
+    ],
+)
+def test_the_agency_is_kept_whatever_else_the_page_declares(head: str) -> None:
+    # Issue 10: "By Jane Doe, Reuters" gave ["Jane Doe"] on a page with JSON-LD.
+    assert meta_of(head, BYLINE_REUTERS).authors == ["Jane Doe", "Reuters"]
+
+
+def test_a_meta_author_naming_one_of_the_byline_loses_no_one() -> None:
+    body = """<article><h1>H</h1>
+    <p class="byline">By Maria Köhler and Tom Price, Reuters</p><p>Text.</p></article>"""
+
+    meta = meta_of('<meta name="author" content="Maria Koehler">', body)
+
+    assert meta.authors == ["Maria Köhler", "Tom Price", "Reuters"]
+
+
+def test_every_author_meta_tag_counts() -> None:
+    head = """<meta property="article:author" content="Inês Carvalho">
+    <meta property="article:author" content="Duarte Pires">"""
+
+    assert meta_of(head).authors == ["Inês Carvalho", "Duarte Pires"]
+
+
+def test_a_json_ld_source_organization_that_is_an_agency_is_credited() -> None:
+    head = """<script type="application/ld+json">{"@type": "NewsArticle", "headline": "H",
+    "author": [{"@type": "Person", "name": "Jane Doe"}],
+    "sourceOrganization": {"@type": "Organization", "name": "Associated Press"},
+    "publisher": {"@type": "Organization", "name": "Metro Ledger"}}</script>"""
+
+    assert meta_of(head).authors == ["Jane Doe", "The Associated Press"]
+
+
+def test_a_json_ld_source_organization_that_is_the_publisher_is_no_author() -> None:
+    head = """<script type="application/ld+json">{"@type": "NewsArticle", "headline": "H",
+    "sourceOrganization": {"@type": "Organization", "name": "Metro Ledger"}}</script>"""
+
+    assert meta_of(head).authors == []
+
+
+def test_a_byline_naming_someone_else_does_not_join_the_declared_authors() -> None:
+    body = '<article><h1>H</h1><div class="byline">By John Roe, AP</div></article>'
+
+    assert meta_of(JSON_LD_JANE, body).authors == ["Jane Doe"]
+
+
+def test_the_sites_own_name_and_its_facebook_page_add_nobody() -> None:
+    head = """<meta name="author" content="The Metro Ledger">
+    <meta property="article:author" content="https://www.facebook.com/metroledger">
+    <meta property="og:site_name" content="Metro Ledger">"""
+    body = '<article><h1>H</h1><div class="byline">By Priscilla Vane and Ola Berg</div></article>'
+
+    assert meta_of(head, body).authors == ["Priscilla Vane", "Ola Berg"]
+
+
+# --- the feed's authors: one more source ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page", "feed", "authors"),
+    [
+        (["Jane Doe"], ("Jane Doe and John Roe",), ("Jane Doe", "John Roe")),
+        (["Jane Doe"], ("By Jane Doe", "Reuters"), ("Jane Doe", "Reuters")),
+        (["Jane Doe", "Reuters"], ("JANE DOE",), ("Jane Doe", "Reuters")),
+        (["Jane Doe"], ("Metro Ledger",), ("Jane Doe",)),  # the site's name
+        (["Jane Doe"], ("Ola Berg",), ("Jane Doe",)),  # someone else: the page wins
+        (["Metro Ledger"], ("Ola Berg",), ("Ola Berg",)),  # the page named only the site
+        ([], ("Maren Ostby and Tomas Reyes",), ("Maren Ostby", "Tomas Reyes")),
+        ([], ("Newsdesk staff",), ("Newsdesk staff",)),  # no clean name: as the feed says
+    ],
+)
+def test_feed_authors_merge_with_the_pages(
+    page: list[str], feed: tuple[str, ...], authors: tuple[str, ...]
+) -> None:
+    meta = PageMeta(sites=frozenset({"metroledger"}))
+    meta.add_bylines(page)
+
+    assert merge_hints(meta, "Body.", Hints(authors=feed)).authors == authors
