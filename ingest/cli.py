@@ -254,7 +254,7 @@ def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> No
     """
     from ingest.query import hit_record, write_records
 
-    with _errors(), obj.store() as store:
+    with _errors(), obj.store(readonly=True) as store:
         hits = store.search(query, _filters(**filters), limit=limit)
     if fmt != "table":
         write_records((hit_record(h) for h in hits), fmt, sys.stdout)
@@ -289,7 +289,7 @@ def show(obj: Context, ref: str, fmt: str) -> None:
     """
     from ingest.query import record, render_text
 
-    with _errors(), obj.store() as store:
+    with _errors(), obj.store(readonly=True) as store:
         article, feed_url = store.article(ref)
     if fmt == "json":
         click.echo(json.dumps(record(article, feed_url), ensure_ascii=False, indent=2))
@@ -313,7 +313,7 @@ def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
     """
     from ingest.query import export_records, write_records
 
-    with _errors(), obj.store() as store:
+    with _errors(), obj.store(readonly=True) as store:
         if out is None:
             count = write_records(export_records(store, _filters(**filters)), fmt, sys.stdout)
         else:
@@ -379,7 +379,7 @@ def feeds(obj: Context, fmt: str) -> None:
     Example:
       ingest feeds --format json
     """
-    with _errors(), obj.store() as store:
+    with _errors(), obj.store(readonly=True) as store:
         rows = store.feeds()
     data = [
         {
@@ -431,7 +431,7 @@ def stats(obj: Context, fmt: str) -> None:
     """
     from ingest.records import utcnow
 
-    with _errors(), obj.store() as store:
+    with _errors(), obj.store(readonly=True) as store:
         data = store.stats(utcnow())
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))

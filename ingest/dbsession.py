@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,9 +33,11 @@ from ingest.querytext import HOW
 CONNECT_TIMEOUT = 10  # seconds, PostgreSQL; SQLite waits as long for a lock (busy_timeout)
 
 
-def open_engine(url: str, *, create: bool) -> Engine:
+def open_engine(url: str, *, create: bool, readonly: bool = False) -> Engine:
     """An engine for the archive at ``url`` (SQLite or PostgreSQL); with ``create``, the
-    directory of a new SQLite file is made, without, a missing file is refused."""
+    directory of a new SQLite file is made, without, a missing file is refused. With
+    ``readonly`` nothing is ever written, not even SQLite's journal mode: an archive in a
+    read-only directory or mount can be read, and a file that is no archive stays as it was."""
     try:
         database = sa.make_url(url)
     except ArgumentError as exc:
@@ -45,6 +49,8 @@ def open_engine(url: str, *, create: bool) -> Engine:
     if backend == "sqlite" and path and path != ":memory:":
         if not create and not Path(path).exists():
             raise StoreError(f"database: no archive at {path}; run `ingest fetch` first")
+        if readonly:
+            return _sqlite_readonly(Path(path))
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -58,13 +64,47 @@ def open_engine(url: str, *, create: bool) -> Engine:
     # fails after its busy timeout (libpq's default is to wait on).
     given = "connect_timeout" in database.query
     timeout = {} if given else {"connect_timeout": CONNECT_TIMEOUT}
-    return sa.create_engine(
+    engine = sa.create_engine(
         database,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
         connect_args=timeout,
     )
+    if readonly:
+        sa.event.listen(engine, "connect", _postgres_readonly)
+    return engine
+
+
+def _sqlite_readonly(path: Path) -> Engine:
+    """A read-only SQLite engine. A WAL archive is read through its -shm file, which a reader
+    creates if it is missing; where it cannot (a read-only directory or mount, the archive
+    closed cleanly, so no -shm beside it), the file is opened as immutable: nothing can be
+    writing it there."""
+    shm = path.with_name(path.name + "-shm")
+    immutable = not shm.exists() and not os.access(path.parent, os.W_OK)
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def connect() -> Any:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    engine = sa.create_engine("sqlite://", creator=connect)
+    sa.event.listen(engine, "connect", _sqlite_readonly_pragmas)
+    return engine
+
+
+def _sqlite_readonly_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _postgres_readonly(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

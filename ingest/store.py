@@ -39,10 +39,15 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads):
     """
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True, migrate: bool = True) -> Store:
+    def open(
+        cls, url: str, *, create: bool = True, migrate: bool = True, readonly: bool = False
+    ) -> Store:
         """Open the archive at ``url``: with ``create``, a missing one is created; with
-        ``migrate``, one whose schema is out of date is refused (see `upgrade`)."""
-        engine = open_engine(url, create=create)
+        ``migrate``, one whose schema is out of date is refused (see `upgrade`); with
+        ``readonly``, nothing is written (`open_engine`), and a missing or empty archive is
+        refused rather than created."""
+        create = create and not readonly
+        engine = open_engine(url, create=create, readonly=readonly)
         store = cls(engine)
         try:
             if migrate:
