@@ -97,30 +97,14 @@ class Reads(Database):
 
     def iter_articles(self, filters: Filters, *, batch: int = 500) -> Iterator[tuple[Article, str]]:
         """Every article matching ``filters`` in id order, streamed in batches."""
-        filters = self.checked(filters)
-        last = 0
-        while True:
-            query = (
-                select(Article, col(Feed.url))
-                .join(Feed, col(Feed.id) == col(Article.feed_id))
-                .where(col(Article.id) > last)
-            )
-            query = filtered(query, filters, postgres=self.postgres)
-            query = query.order_by(col(Article.id)).limit(batch)
-            with self._session() as session:
-                rows = session.exec(query).all()
-            if not rows:
-                return
-            yield from ((article, feed_url) for article, feed_url in rows)
-            last = rows[-1][0].id or last
+        query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
+        yield from self._stream(query, filters, batch)
 
     def iter_captured(
         self, filters: Filters, *, batch: int = 100
     ) -> Iterator[tuple[Article, Capture | None]]:
         """Every archived article matching ``filters``, in id order, with its latest raw
         capture (None: the page was not kept), streamed in batches."""
-        filters = self.checked(filters)
-        last = 0
         other = aliased(Capture)
         latest = (
             select(sa.func.max(other.id))
@@ -128,20 +112,26 @@ class Reads(Database):
             .correlate(Article)
             .scalar_subquery()
         )
+        query = (
+            select(Article, Capture)
+            .join(Feed, col(Feed.id) == col(Article.feed_id))
+            .outerjoin(Capture, col(Capture.id) == latest)
+            .where(col(Article.status) == ArticleStatus.OK)
+        )
+        yield from self._stream(query, filters, batch)
+
+    def _stream(self, query: Any, filters: Filters, batch: int) -> Iterator[Any]:
+        """The rows of ``query`` (an article first in each) for the articles matching
+        ``filters``, in id order, read ``batch`` at a time: no session stays open between."""
+        filters = self.checked(filters)
+        query = filtered(query, filters, postgres=self.postgres).order_by(col(Article.id))
+        last = 0
         while True:
-            query = (
-                select(Article, Capture)
-                .join(Feed, col(Feed.id) == col(Article.feed_id))
-                .outerjoin(Capture, col(Capture.id) == latest)
-                .where(col(Article.id) > last, col(Article.status) == ArticleStatus.OK)
-            )
-            query = filtered(query, filters, postgres=self.postgres)
-            query = query.order_by(col(Article.id)).limit(batch)
             with self._session() as session:
-                rows = session.exec(query).all()
+                rows = session.exec(query.where(col(Article.id) > last).limit(batch)).all()
             if not rows:
                 return
-            yield from ((article, capture) for article, capture in rows)
+            yield from (tuple(row) for row in rows)
             last = rows[-1][0].id or last
 
     def stats(self, now: datetime) -> dict[str, Any]:
