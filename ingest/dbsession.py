@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +31,11 @@ from ingest.errors import QueryError, StoreError, StoreUnavailableError
 CONNECT_TIMEOUT = 10  # seconds, PostgreSQL; SQLite waits as long for a lock (busy_timeout)
 
 
-def open_engine(url: str, *, create: bool) -> Engine:
+def open_engine(url: str, *, create: bool, read_only: bool = False) -> Engine:
     """An engine for the archive at ``url`` (SQLite or PostgreSQL); with ``create``, the
-    directory of a new SQLite file is made, without, a missing file is refused."""
+    directory of a new SQLite file is made, without, a missing file is refused; with
+    ``read_only``, every connection refuses writes (SQLite ``query_only``, PostgreSQL
+    read-only transactions)."""
     try:
         database = sa.make_url(url)
     except ArgumentError as exc:
@@ -51,19 +54,24 @@ def open_engine(url: str, *, create: bool) -> Engine:
     if backend == "sqlite":
         engine = sa.create_engine(database)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        if read_only:
+            sa.event.listen(engine, "connect", _read_only)
         return engine
     # Connections dropped by a restarted server are replaced, not handed out; a server that
     # does not answer at all fails a connection after CONNECT_TIMEOUT, as a locked SQLite file
     # fails after its busy timeout (libpq's default is to wait on).
     given = "connect_timeout" in database.query
     timeout = {} if given else {"connect_timeout": CONNECT_TIMEOUT}
-    return sa.create_engine(
+    engine = sa.create_engine(
         database,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
         connect_args=timeout,
     )
+    if read_only:
+        sa.event.listen(engine, "connect", _read_only)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -74,6 +82,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _read_only(dbapi_connection: Any, _record: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA query_only=ON")
+        return
+    # Outside a transaction: the pool's rollback would undo a SET made inside one.
+    dbapi_connection.autocommit = True
+    dbapi_connection.execute("SET default_transaction_read_only = on")
+    dbapi_connection.autocommit = False
 
 
 def store_error(exc: SQLAlchemyError, context: str) -> StoreError:
