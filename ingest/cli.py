@@ -494,7 +494,7 @@ def serve(obj: Context, listen: str | None) -> None:
     \b
     Example:
       ingest serve --listen 127.0.0.1:8080
-      INGEST_SERVE_TOKEN=... ingest serve --listen 0.0.0.0:8080
+      ingest serve --listen 0.0.0.0:8080    # with INGEST_SERVE_TOKEN set
     """
     from ingest.web.server import prepare, run
 
