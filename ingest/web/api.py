@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ingest.errors import NotFoundError
@@ -90,6 +90,8 @@ def article_query(
 
 
 Asked = Annotated[ArticleQuery, Depends(article_query)]
+# Ids are 64-bit in the database: a larger number names nothing (and SQLite refuses it).
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/api/v1/articles", response_model=ArticlesOut, tags=["articles"])
@@ -121,7 +123,7 @@ def changes(
 
 
 @router.get("/api/v1/articles/{article_id}", response_model=ArticleOut, tags=["articles"])
-def article(request: Request, article_id: int) -> dict[str, Any]:
+def article(request: Request, article_id: Id) -> dict[str, Any]:
     """One article's whole record, as `ingest export` writes it."""
     return record(*store_of(request).article(str(article_id)))
 
@@ -132,7 +134,7 @@ def article(request: Request, article_id: int) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {"*/*": {}}, "description": "The page as it was received"}},
 )
-def capture(request: Request, article_id: int) -> Response:
+def capture(request: Request, article_id: Id) -> Response:
     """The raw page an article was extracted from, as received (Content-Type and charset
     as the site sent them), as a download: never shown inline."""
     kept = store_of(request).capture(article_id)
@@ -160,7 +162,7 @@ def feeds(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/api/v1/feeds/{feed_id}", response_model=FeedOut, tags=["feeds"])
-def feed(request: Request, feed_id: int) -> dict[str, Any]:
+def feed(request: Request, feed_id: Id) -> dict[str, Any]:
     """One feed with its health."""
     found = store_of(request).feed_health(feed_id)
     if not found:

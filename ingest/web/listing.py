@@ -111,7 +111,7 @@ def decode_cursor(kind: str, cursor: str, types: tuple[type, ...]) -> tuple[Any,
 def _key_part(kind: type, part: Any) -> Any:
     if kind is datetime and isinstance(part, str):
         return parse_moment(part)
-    if kind is int and isinstance(part, int) and not isinstance(part, bool):
+    if kind is int and isinstance(part, int) and not isinstance(part, bool) and abs(part) < 2**63:
         return part
     number = isinstance(part, int | float) and not isinstance(part, bool)
     if kind is float and number and math.isfinite(part):

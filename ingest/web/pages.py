@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ingest.models import ArticleStatus, ContentSource
 from ingest.query import record
 from ingest.records import utcnow
-from ingest.web.api import CHART_DAYS, Asked, archive_stats, feed_record, store_of
+from ingest.web.api import CHART_DAYS, Asked, Id, archive_stats, feed_record, store_of
 from ingest.web.auth import COOKIE, COOKIE_MAX_AGE, safe_next, session_value
 from ingest.web.chart import draw
 from ingest.web.listing import find
@@ -80,7 +80,7 @@ def search(request: Request, asked: Asked) -> HTMLResponse:
 
 
 @router.get("/articles/{article_id}", response_class=HTMLResponse)
-def article(request: Request, article_id: int) -> HTMLResponse:
+def article(request: Request, article_id: Id) -> HTMLResponse:
     found, feed_url = store_of(request).article(str(article_id))
     data = record(found, feed_url)
     paragraphs = [p.strip() for p in (data["text"] or "").split("\n\n") if p.strip()]
