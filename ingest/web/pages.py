@@ -43,7 +43,8 @@ def web_url(url: str | None) -> str | None:
 def overview(request: Request) -> HTMLResponse:
     store = store_of(request)
     data = archive_stats(store)
-    names = {h.feed.id: h.feed.name or h.feed.title or h.feed.url for h in store.feed_health()}
+    # The feeds' rows only: their health counts every article (the feeds page pays that).
+    names = {f.id: f.name or f.title or f.url for f in store.feeds() if f.id is not None}
     counts = [
         (date.fromisoformat(d["day"]), d["feed_id"], d["articles"])
         for d in data["articles_per_day"]
@@ -59,7 +60,7 @@ def search(request: Request, asked: Asked) -> HTMLResponse:
     next_url = (
         f"/search?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
     )
-    feeds = [h.feed for h in store_of(request).feed_health()]
+    feeds = store_of(request).feeds()
     return render(
         request,
         "search.html",
