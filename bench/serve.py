@@ -85,7 +85,7 @@ def timed(client: httpx.Client, path: str, params: dict[str, Any] | None = None)
     return elapsed
 
 
-def concurrent(base: str, clients: int, jobs: list[tuple[str, dict[str, Any] | None]]) -> float:
+def concurrent(base: str, clients: int, jobs: Sequence[tuple[str, dict[str, Any] | None]]) -> float:
     """Requests/s with ``clients`` threads sharing out ``jobs`` (each client its own turn)."""
     done = [0] * clients
 

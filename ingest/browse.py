@@ -89,7 +89,7 @@ class Browse(Database):
         """Every feed (or one) with its article counts, failing feeds first, then by name."""
         status = col(Article.status)
         counts = (
-            select(
+            sa.select(
                 col(Entry.feed_id).label("feed_id"),
                 sa.func.count().label("articles"),
                 *(
@@ -102,7 +102,7 @@ class Browse(Database):
             .group_by(col(Entry.feed_id))
             .subquery()
         )
-        query = select(Feed, counts).outerjoin(counts, counts.c.feed_id == col(Feed.id))
+        query = sa.select(Feed, counts).outerjoin(counts, counts.c.feed_id == col(Feed.id))
         if feed_id is not None:
             query = query.where(col(Feed.id) == feed_id)
         query = query.order_by(
