@@ -3,6 +3,8 @@
 #   docker run -d --name ingest -v ingest-data:/data ingest            # the daemon
 #   docker run --rm -v ingest-data:/data ingest fetch                  # one run, then exit
 #   docker exec ingest ingest search kosovo
+#   docker run -d -p 8080:8080 -v ingest-data:/data -e INGEST_SERVE_TOKEN=... ingest \
+#     serve --listen 0.0.0.0:8080                                     # the API and pages
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,6 +24,7 @@ USER ingest
 ENV INGEST_CONFIG=/app/config/ingest.toml \
     INGEST_DATABASE_URL=sqlite:////data/ingest.sqlite3
 VOLUME ["/data"]
+EXPOSE 8080
 
 # /healthz answers 200 while the daemon's clock ticks (listen defaults to 127.0.0.1:9464;
 # set INGEST_DAEMON_LISTEN=0.0.0.0:9464 to let Prometheus scrape /metrics from outside).

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,11 +46,12 @@ class Context:
         self.config = config
         self.database = database
 
-    def settings(self) -> Settings:
+    def settings(self, **sections: dict[str, Any]) -> Settings:
+        """The settings, with ``sections`` (command-line flags) over the rest."""
         from ingest.config import load_settings
 
-        overrides = {"database": {"url": self.database}} if self.database else None
-        return load_settings(self.config, overrides=overrides)
+        overrides = {"database": {"url": self.database}} if self.database else {}
+        return load_settings(self.config, overrides={**overrides, **sections})
 
     @contextmanager
     def store(self, url: str | None = None, **options: bool) -> Iterator[Store]:
@@ -85,13 +86,14 @@ class Moment(click.ParamType):
     name = "DATE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ingest.query import parse_moment
+
         if isinstance(value, datetime):
             return value
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return parse_moment(str(value))
         except ValueError:
             self.fail(f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)", param, ctx)
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _filter_options(func: F) -> F:
@@ -254,7 +256,7 @@ def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> No
     """
     from ingest.query import hit_record, write_records
 
-    with _errors(), obj.store(readonly=True) as store:
+    with _errors(), obj.store(read_only=True) as store:
         hits = store.search(query, _filters(**filters), limit=limit)
     if fmt != "table":
         write_records((hit_record(h) for h in hits), fmt, sys.stdout)
@@ -289,7 +291,7 @@ def show(obj: Context, ref: str, fmt: str) -> None:
     """
     from ingest.query import record, render_text
 
-    with _errors(), obj.store(readonly=True) as store:
+    with _errors(), obj.store(read_only=True) as store:
         article, feed_url = store.article(ref)
     if fmt == "json":
         click.echo(json.dumps(record(article, feed_url), ensure_ascii=False, indent=2))
@@ -313,7 +315,7 @@ def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
     """
     from ingest.query import export_records, write_records
 
-    with _errors(), obj.store(readonly=True) as store:
+    with _errors(), obj.store(read_only=True) as store:
         if out is None:
             count = write_records(export_records(store, _filters(**filters)), fmt, sys.stdout)
         else:
@@ -379,7 +381,7 @@ def feeds(obj: Context, fmt: str) -> None:
     Example:
       ingest feeds --format json
     """
-    with _errors(), obj.store(readonly=True) as store:
+    with _errors(), obj.store(read_only=True) as store:
         rows = store.feeds()
     data = [
         {
@@ -431,7 +433,7 @@ def stats(obj: Context, fmt: str) -> None:
     """
     from ingest.records import utcnow
 
-    with _errors(), obj.store(readonly=True) as store:
+    with _errors(), obj.store(read_only=True) as store:
         data = store.stats(utcnow())
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -479,6 +481,28 @@ def daemon(obj: Context) -> None:
             asyncio.run(Daemon(settings, store, config_path=path).run())
         finally:
             store.close()
+
+
+@cli.command()
+@click.option("--listen", metavar="HOST:PORT", help="Address to serve on [serve.listen].")
+@click.pass_obj
+def serve(obj: Context, listen: str | None) -> None:
+    """Serve the archive read-only over HTTP: a JSON API (/api/v1, /api/docs) and pages.
+
+    A non-loopback address needs serve.token (or INGEST_SERVE_TOKEN); it may run beside
+    a daemon on the same archive.
+
+    \b
+    Example:
+      ingest serve --listen 127.0.0.1:8080
+      ingest serve --listen 0.0.0.0:8080    # with INGEST_SERVE_TOKEN set
+    """
+    from ingest.web.server import prepare, run
+
+    with _errors():
+        served = prepare(obj.settings(**({"serve": {"listen": listen}} if listen else {})))
+    click.echo(f"ingest: serving the archive on {served.url}", err=True)
+    run(served)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -165,9 +165,38 @@ class DaemonSettings(_Section):
     @field_validator("listen")
     @classmethod
     def _address(cls, value: str) -> str:
-        if value and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}", value):
-            raise ValueError("must be host:port, like 127.0.0.1:9464")
+        return _host_port(value, "127.0.0.1:9464")
+
+
+class ServeSettings(_Section):
+    listen: str = Field(
+        "127.0.0.1:8080", description="host:port of `ingest serve` (the API and the pages)."
+    )
+    token: str = Field(
+        "",
+        description="Required when listen is not a loopback address: API clients send it as "
+        "Authorization: Bearer, people type it once on the login page.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must be host:port, like 127.0.0.1:8080")
+        return _host_port(value, "127.0.0.1:8080")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (a guessable token guards nothing)")
         return value
+
+
+def _host_port(value: str, example: str) -> str:
+    if value and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}", value):
+        raise ValueError(f"must be host:port, like {example}")
+    return value
 
 
 class ExtractSettings(_Section):
@@ -200,6 +229,7 @@ class Settings(_Section):
     extract: ExtractSettings = ExtractSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     daemon: DaemonSettings = DaemonSettings()
+    serve: ServeSettings = ServeSettings()
     feeds: list[FeedSettings] = []
     _source: str = PrivateAttr("(defaults)")
 
@@ -227,6 +257,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "extract": ExtractSettings,
     "schedule": ScheduleSettings,
     "daemon": DaemonSettings,
+    "serve": ServeSettings,
 }
 
 

@@ -33,10 +33,11 @@ from ingest.querytext import HOW
 CONNECT_TIMEOUT = 10  # seconds, PostgreSQL; SQLite waits as long for a lock (busy_timeout)
 
 
-def open_engine(url: str, *, create: bool, readonly: bool = False) -> Engine:
+def open_engine(url: str, *, create: bool, read_only: bool = False) -> Engine:
     """An engine for the archive at ``url`` (SQLite or PostgreSQL); with ``create``, the
     directory of a new SQLite file is made, without, a missing file is refused. With
-    ``readonly`` nothing is ever written, not even SQLite's journal mode: an archive in a
+    ``read_only`` nothing is ever written, not even SQLite's journal mode (every connection
+    refuses writes: SQLite ``query_only``, PostgreSQL read-only transactions): an archive in a
     read-only directory or mount can be read, and a file that is no archive stays as it was."""
     try:
         database = sa.make_url(url)
@@ -49,8 +50,8 @@ def open_engine(url: str, *, create: bool, readonly: bool = False) -> Engine:
     if backend == "sqlite" and path and path != ":memory:":
         if not create and not Path(path).exists():
             raise StoreError(f"database: no archive at {path}; run `ingest fetch` first")
-        if readonly:
-            return _sqlite_readonly(Path(path))
+        if read_only:
+            return _sqlite_read_only(Path(path))
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -58,6 +59,8 @@ def open_engine(url: str, *, create: bool, readonly: bool = False) -> Engine:
     if backend == "sqlite":
         engine = sa.create_engine(database)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        if read_only:
+            sa.event.listen(engine, "connect", _read_only)
         return engine
     # Connections dropped by a restarted server are replaced, not handed out; a server that
     # does not answer at all fails a connection after CONNECT_TIMEOUT, as a locked SQLite file
@@ -71,12 +74,12 @@ def open_engine(url: str, *, create: bool, readonly: bool = False) -> Engine:
         max_overflow=5,
         connect_args=timeout,
     )
-    if readonly:
-        sa.event.listen(engine, "connect", _postgres_readonly)
+    if read_only:
+        sa.event.listen(engine, "connect", _read_only)
     return engine
 
 
-def _sqlite_readonly(path: Path) -> Engine:
+def _sqlite_read_only(path: Path) -> Engine:
     """A read-only SQLite engine. A WAL archive is read through its -shm file, which a reader
     creates if it is missing; where it cannot (a read-only directory or mount, the archive
     closed cleanly, so no -shm beside it), the file is opened as immutable: nothing can be
@@ -89,22 +92,13 @@ def _sqlite_readonly(path: Path) -> Engine:
         return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
     engine = sa.create_engine("sqlite://", creator=connect)
-    sa.event.listen(engine, "connect", _sqlite_readonly_pragmas)
+    sa.event.listen(engine, "connect", _read_only)
+    sa.event.listen(engine, "connect", _sqlite_busy_timeout)
     return engine
 
 
-def _sqlite_readonly_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA query_only=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def _postgres_readonly(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-    cursor.close()
-    dbapi_connection.commit()
+def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=10000")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -115,6 +109,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _read_only(dbapi_connection: Any, _record: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA query_only=ON")
+        return
+    # Outside a transaction: the pool's rollback would undo a SET made inside one.
+    dbapi_connection.autocommit = True
+    dbapi_connection.execute("SET default_transaction_read_only = on")
+    dbapi_connection.autocommit = False
 
 
 def store_error(exc: SQLAlchemyError, context: str) -> StoreError:

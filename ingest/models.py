@@ -134,6 +134,8 @@ class Article(SQLModel, table=True):
         sa.Index(
             "ix_articles_search_filters", "id", "language", "published", "created_at", "authors"
         ).ddl_if(dialect="sqlite"),
+        # Mirrors read what changed after a point in this order (migration 0008).
+        sa.Index("ix_articles_changes", "change_seq", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -170,6 +172,9 @@ class Article(SQLModel, table=True):
     # The worker fetching its page now, until when (a crashed worker's lease runs out).
     lease_owner: str | None = None
     lease_until: datetime | None = _time()
+    # Set by triggers whenever the article's record changes (migration 0008): SQLite's next
+    # number, PostgreSQL's writing transaction id. Never written by the code.
+    change_seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
 
 
 class Entry(SQLModel, table=True):

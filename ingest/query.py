@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ingest.models import Article
@@ -33,6 +34,13 @@ RECORD_FIELDS = (
     "error",
 )
 HIT_FIELDS = ("id", "title", "url", "published", "feed_url", "authors", "language", "snippet")
+
+
+def parse_moment(text: str) -> datetime:
+    """A date or ISO 8601 date-time, as the CLI and the API take them; without a zone it is
+    UTC. Raises ValueError."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -105,27 +113,44 @@ def _why_feed(article: Article) -> str:
 def write_records(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
     """Stream records as ``json`` (one array), ``jsonl`` or ``csv``; returns how many."""
     count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    for chunk in format_records(counted(), fmt):
+        out.write(chunk)
+    return count
+
+
+def format_records(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """Records as ``json`` (one array), ``jsonl`` or ``csv`` text, a record at a time (for
+    a file or an HTTP response alike)."""
     if fmt == "csv":
+        buffer = io.StringIO()
         writer: csv.DictWriter[str] | None = None
         for row in rows:
             flat = {k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()}
             if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(flat))
+                writer = csv.DictWriter(buffer, fieldnames=list(flat))
                 writer.writeheader()
             writer.writerow(flat)
-            count += 1
-        return count
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        return
     if fmt == "json":
-        out.write("[")
+        yield "["
+        first = True
         for row in rows:
-            out.write(("," if count else "") + "\n" + json.dumps(row, ensure_ascii=False))
-            count += 1
-        out.write("\n]\n" if count else "]\n")
-        return count
+            yield ("" if first else ",") + "\n" + json.dumps(row, ensure_ascii=False)
+            first = False
+        yield "]\n" if first else "\n]\n"
+        return
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        count += 1
-    return count
+        yield json.dumps(row, ensure_ascii=False) + "\n"
 
 
 def export_records(store: Store, filters: Filters) -> Iterator[dict[str, Any]]:

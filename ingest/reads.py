@@ -21,6 +21,7 @@ from ingest.models import Article, ArticleStatus, Capture, Feed
 from ingest.search import (
     RANK_WINDOW,
     Filters,
+    Keyset,
     SearchHit,
     filtered,
     postgres_search,
@@ -60,6 +61,8 @@ class Reads(Database):
         *,
         limit: int = 20,
         rank_window: int | None = RANK_WINDOW,
+        newest: bool = False,
+        after: Keyset | None = None,
     ) -> list[SearchHit]:
         """Full-text search over title and text, best first, title matches weighing more.
 
@@ -68,12 +71,17 @@ class Reads(Database):
         articles (after filters) is ranked among its newest ``rank_window`` matches only;
         None ranks every match. PostgreSQL: every language the archive indexes,
         ``ts_rank_cd``, ``ts_headline`` snippets, every match ranked.
+
+        ``newest`` orders by date instead (published, else stored), newest first. A next page
+        starts ``after`` the last hit's (rank, article id).
         """
         filters = self.checked(filters)
         with self._session(query=text) as session:
             if self.postgres:
-                return postgres_search(session, text, filters, limit)
-            return sqlite_search(session, text, filters, limit, rank_window)
+                return postgres_search(session, text, filters, limit, newest=newest, after=after)
+            return sqlite_search(
+                session, text, filters, limit, rank_window, newest=newest, after=after
+            )
 
     def article(self, ref: str) -> tuple[Article, str]:
         """One article by id or URL (as fetched, final or canonical), with its feed's URL; a

@@ -54,6 +54,12 @@ class Filters:
     until: datetime | None = None
     author: str | None = None
     language: str | None = None
+    status: str | None = None  # pending, ok or failed
+    content_source: str | None = None  # page or feed
+
+
+# Where a page of hits starts: after the hit with this (rank, id), in the search's order.
+Keyset = tuple[float, int]
 
 
 def filtered(
@@ -97,13 +103,37 @@ def filtered(
         query = query.where(
             sa.exists().where(authors.c.value.ilike(f"%{filters.author}%")).correlate(articles)
         )
+    for name in ("status", "content_source"):
+        value = getattr(filters, name)
+        if value:
+            column = articles.c.get(name)
+            if column is None:  # not among the columns read (SQLite's covering index)
+                table = Article.__table__
+                column = select(table.c[name]).where(table.c.id == ids).scalar_subquery()
+            query = query.where(column == value)
     return query
 
 
+def _after(rank: Any, ids: Any, after: Keyset | None, *, descending: bool) -> Any:
+    """Hits past ``after`` in the order (rank, then id descending)."""
+    if after is None:
+        return sa.true()
+    past = rank < after[0] if descending else rank > after[0]
+    return past | ((rank == after[0]) & (ids < after[1]))
+
+
 def sqlite_search(
-    session: Session, text: str, filters: Filters, limit: int, rank_window: int | None
+    session: Session,
+    text: str,
+    filters: Filters,
+    limit: int,
+    rank_window: int | None,
+    *,
+    newest: bool = False,
+    after: Keyset | None = None,
 ) -> list[SearchHit]:
-    """FTS5: BM25 over the newest ``rank_window`` matches (None: every match)."""
+    """FTS5: BM25 over the newest ``rank_window`` matches (None: every match); with
+    ``newest``, every match by date, newest first (rank: minus the date's Julian day)."""
     # Two steps: the ids of the best matches from the index alone (joining the filter
     # columns only for filters), then rows and snippets of those only. In one statement
     # SQLite loads every matching article, text and snippet included, before sorting: 3x
@@ -111,12 +141,15 @@ def sqlite_search(
     # IN` FTS5 would recount the word statistics once per id.
     fts = sa.table("articles_fts", sa.column("rowid"), sa.column("articles_fts"))
     match = sa.literal_column("articles_fts").op("MATCH")(fts5_query(text))
-    rank = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
+    rank: Any = sa.func.bm25(sa.literal_column("articles_fts"), 4.0, 1.0)
+    columns = _FILTER_ROWS.subquery("filter_rows")
+    if newest:
+        rank = -sa.func.julianday(sa.func.coalesce(columns.c.published, columns.c.created_at))
+        rank_window = None
     matches = select(fts.c.rowid.label("id"), rank.label("rank")).select_from(fts).where(match)
-    if replace(filters, feed=None) != Filters():
+    if newest or replace(filters, feed=None) != Filters():
         # From the covering index, not the table: a row holds the text (6 KB on average),
         # and without ANALYZE statistics SQLite would read it by rowid.
-        columns = _FILTER_ROWS.subquery("filter_rows")
         matches = matches.join(columns, columns.c.id == fts.c.rowid)
         matches = filtered(matches, filters, postgres=False, articles=columns)
     elif filters.feed:  # the match's id is all it needs: no lookup per match
@@ -132,7 +165,12 @@ def sqlite_search(
         matches = matches.order_by(fts.c.rowid.desc()).limit(max(rank_window, limit))
     best = matches.subquery()
     # Equal ranks: newest first, as the window prefers.
-    top = select(best.c.id, best.c.rank).order_by(best.c.rank, best.c.id.desc()).limit(limit)
+    top = (
+        select(best.c.id, best.c.rank)
+        .where(_after(best.c.rank, best.c.id, after, descending=False))
+        .order_by(best.c.rank, best.c.id.desc())
+        .limit(limit)
+    )
     snippet = sa.func.snippet(
         sa.literal_column("articles_fts"), -1, SNIPPET_OPEN, SNIPPET_CLOSE, "…", 24
     )
@@ -165,8 +203,17 @@ def _tsquery(node: Node, config: Any) -> Any:
     return joined
 
 
-def postgres_search(session: Session, text: str, filters: Filters, limit: int) -> list[SearchHit]:
-    """tsvector per language: the query tree per language, ts_rank_cd, ts_headline snippets."""
+def postgres_search(
+    session: Session,
+    text: str,
+    filters: Filters,
+    limit: int,
+    *,
+    newest: bool = False,
+    after: Keyset | None = None,
+) -> list[SearchHit]:
+    """tsvector per language: the query tree per language, ts_rank_cd, ts_headline snippets; with
+    ``newest``, by date, newest first (rank: the date's epoch seconds)."""
     # Each article is indexed in its own language's configuration, so it is matched with
     # the query parsed in that configuration: "elections" finds "election" in English,
     # "Wahlen" finds "Wahl" in German. One branch per language keeps every branch on the
@@ -185,11 +232,15 @@ def postgres_search(session: Session, text: str, filters: Filters, limit: int) -
         branches.append((language.not_in(SEARCH_LANGUAGES), others))
     tsquery = sa.case(*branches, else_=branches[-1][1])
     matches = sa.or_(*(which & search.op("@@")(query) for which, query in branches))
-    rank = sa.func.ts_rank_cd(search, tsquery)
+    # As float8: a keyset's rank comes back as a Python float, which a real never equals.
+    rank: Any = sa.cast(sa.func.ts_rank_cd(search, tsquery), sa.Float(53))
+    if newest:
+        when = sa.func.coalesce(col(Article.published), col(Article.created_at))
+        rank = sa.cast(sa.extract("epoch", when), sa.Float(53))
     best = (
         filtered(select(col(Article.id), rank.label("rank")), filters, postgres=True)
-        .where(matches)
-        .order_by(rank.desc())
+        .where(matches, _after(rank, col(Article.id), after, descending=True))
+        .order_by(rank.desc(), col(Article.id).desc())
         .limit(limit)
         .subquery()
     )
@@ -210,7 +261,7 @@ def postgres_search(session: Session, text: str, filters: Filters, limit: int) -
         select(Article, col(Feed.url), snippet, best.c.rank)
         .join(best, best.c.id == col(Article.id))
         .join(Feed, col(Feed.id) == col(Article.feed_id))
-        .order_by(best.c.rank.desc())
+        .order_by(best.c.rank.desc(), best.c.id.desc())
     )
     rows = session.exec(query).all()
     return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]

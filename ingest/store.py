@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.archiving import Archiving, Save
+from ingest.browse import Browse
 from ingest.claims import Claims
 from ingest.dbsession import open_engine, store_error
 from ingest.errors import StoreError
@@ -25,12 +26,12 @@ from ingest.reads import Reads
 __all__ = ["MIGRATIONS", "SCHEMA_REVISION", "Save", "Store"]
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 
 
-class Store(FeedState, Claims, HostTurns, Archiving, Reads):
+class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
     """The archive database. Open with `Store.open`; every method runs its own transaction.
 
     Several processes may share one archive: work (a feed's poll, an article's page) is
@@ -40,14 +41,13 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads):
 
     @classmethod
     def open(
-        cls, url: str, *, create: bool = True, migrate: bool = True, readonly: bool = False
+        cls, url: str, *, create: bool = True, migrate: bool = True, read_only: bool = False
     ) -> Store:
         """Open the archive at ``url``: with ``create``, a missing one is created; with
         ``migrate``, one whose schema is out of date is refused (see `upgrade`); with
-        ``readonly``, nothing is written (`open_engine`), and a missing or empty archive is
+        ``read_only``, nothing is written (`open_engine`), and a missing or empty archive is
         refused rather than created."""
-        create = create and not readonly
-        engine = open_engine(url, create=create, readonly=readonly)
+        engine = open_engine(url, create=create and not read_only, read_only=read_only)
         store = cls(engine)
         try:
             if migrate:

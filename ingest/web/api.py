@@ -1,0 +1,263 @@
+"""The JSON API under /api/v1, and the search as feeds (Atom, JSON Feed): thin routes over
+`ingest.web.listing` and the `Store` reads, answering `ingest.query`'s records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from ingest.errors import NotFoundError
+from ingest.inflate import decode_body
+from ingest.query import export_records, format_records, record
+from ingest.records import utcnow
+from ingest.search import Filters
+from ingest.store import Store
+from ingest.web import syndication
+from ingest.web.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ArticleQuery,
+    decode_cursor,
+    encode_cursor,
+    filters_from,
+    find,
+    text_param,
+)
+from ingest.web.schemas import (
+    ArticleOut,
+    ArticlesOut,
+    ChangesOut,
+    ErrorOut,
+    FeedOut,
+    StatsOut,
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A malformed search query"},
+    401: {"model": ErrorOut, "description": "A token is required"},
+    404: {"model": ErrorOut, "description": "No such article or feed"},
+    422: {"model": ErrorOut, "description": "Bad parameters"},
+}
+CHART_DAYS = 30
+CAPTURE_CAP = 256 * 1024 * 1024  # far above any page kept (fetch.max_page_bytes)
+EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+
+router = APIRouter(responses=ERRORS)
+
+
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def filters(
+    feed: Annotated[str | None, Query(description="Feed name or URL")] = None,
+    author: Annotated[str | None, Query(description="Part of an author's name")] = None,
+    lang: Annotated[str | None, Query(description="Language code, e.g. en")] = None,
+    since: Annotated[str | None, Query(description="Published on or after (ISO 8601)")] = None,
+    until: Annotated[str | None, Query(description="Published before (ISO 8601)")] = None,
+    status: Annotated[str | None, Query(description="pending, ok or failed")] = None,
+    content_source: Annotated[str | None, Query(description="page or feed")] = None,
+) -> Filters:
+    return filters_from(
+        feed=feed,
+        author=author,
+        lang=lang,
+        since=since,
+        until=until,
+        status=status,
+        content_source=content_source,
+    )
+
+
+Q = Annotated[str, Query(description="Search query, as `ingest search` takes it")]
+Sort = Annotated[str, Query(pattern="^(relevance|newest)$", description="relevance or newest")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Chosen = Annotated[Filters, Depends(filters)]
+
+
+def article_query(
+    chosen: Chosen,
+    q: Q = "",
+    sort: Sort = "relevance",
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> ArticleQuery:
+    return ArticleQuery(text_param("q", q), chosen, sort, limit, cursor or None)
+
+
+Asked = Annotated[ArticleQuery, Depends(article_query)]
+# Ids are 64-bit in the database: a larger number names nothing (and SQLite refuses it).
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.get("/api/v1/articles", response_model=ArticlesOut, tags=["articles"])
+def articles(request: Request, asked: Asked) -> dict[str, Any]:
+    """Search (with `q`) or list the newest articles, a page at a time: pass `next_cursor`
+    back as `cursor` for the next page. Hits carry a highlighted snippet."""
+    page = find(store_of(request), asked)
+    return {"articles": page.hits, "next_cursor": page.next_cursor}
+
+
+@router.get("/api/v1/changes", response_model=ChangesOut, tags=["articles"])
+def changes(
+    request: Request,
+    chosen: Chosen,
+    cursor: Annotated[str | None, Query(description="From the last answer; none: start")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """Every article stored or changed since `cursor`, oldest change first, whole records:
+    mirror the archive by asking again with `next_cursor`. Nothing is missed while the
+    daemon writes; an article changed twice comes again."""
+    after = decode_cursor("changes", cursor, (int, int)) if cursor else None
+    rows = store_of(request).changes(chosen, after=after, limit=limit)
+    out = [
+        {**record(article, feed_url), "change": encode_cursor("changes", *key)}
+        for article, feed_url, key in rows
+    ]
+    next_cursor = out[-1]["change"] if out else cursor or encode_cursor("changes", 0, 0)
+    return {"articles": out, "next_cursor": next_cursor}
+
+
+@router.get("/api/v1/articles/{article_id}", response_model=ArticleOut, tags=["articles"])
+def article(request: Request, article_id: Id) -> dict[str, Any]:
+    """One article's whole record, as `ingest export` writes it."""
+    return record(*store_of(request).article(str(article_id)))
+
+
+@router.get(
+    "/api/v1/articles/{article_id}/capture",
+    tags=["articles"],
+    response_class=Response,
+    responses={200: {"content": {"*/*": {}}, "description": "The page as it was received"}},
+)
+def capture(request: Request, article_id: Id) -> Response:
+    """The raw page an article was extracted from, as received (Content-Type and charset
+    as the site sent them), as a download: never shown inline."""
+    kept = store_of(request).capture(article_id)
+    headers = {k.lower(): v for k, v in kept.headers.items()}
+    kind = headers.get("content-type", "application/octet-stream")
+    extension = "html" if "html" in kind else "bin"
+    # Kept as a zlib stream of the body after its Content-Encoding was undone.
+    body = decode_body(kept.body, "deflate", max_bytes=CAPTURE_CAP, url=kept.url)
+    return Response(
+        body,
+        media_type=kind,
+        headers={
+            "Content-Disposition": f'attachment; filename="article-{article_id}.{extension}"',
+            # Opened anyway (a browser told to), it runs nothing and reaches nothing.
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )
+
+
+@router.get("/api/v1/feeds", response_model=list[FeedOut], tags=["feeds"])
+def feeds(request: Request) -> list[dict[str, Any]]:
+    """Every feed with its health: last and next poll, status, errors, article counts.
+    Failing feeds first."""
+    return [feed_record(h) for h in store_of(request).feed_health()]
+
+
+@router.get("/api/v1/feeds/{feed_id}", response_model=FeedOut, tags=["feeds"])
+def feed(request: Request, feed_id: Id) -> dict[str, Any]:
+    """One feed with its health."""
+    found = store_of(request).feed_health(feed_id)
+    if not found:
+        raise NotFoundError(f"no feed {feed_id} in the archive")
+    return feed_record(found[0])
+
+
+@router.get("/api/v1/stats", response_model=StatsOut, tags=["archive"])
+def stats(request: Request) -> dict[str, Any]:
+    """Archive counts, failures by reason, and articles stored per day per feed (30 days)."""
+    return archive_stats(store_of(request))
+
+
+@router.get(
+    "/api/v1/export",
+    tags=["archive"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {t.split(";")[0]: {} for t in EXPORT_TYPES.values()}}},
+)
+def export(
+    request: Request,
+    chosen: Chosen,
+    fmt: Annotated[str, Query(alias="format", pattern="^(jsonl|csv)$")] = "jsonl",
+) -> StreamingResponse:
+    """Every matching article's whole record, oldest first, as JSON lines or CSV; streamed
+    (the server holds a few hundred articles at a time, whatever the archive's size)."""
+    rows = format_records(export_records(store_of(request), chosen), fmt)
+    return StreamingResponse(
+        (chunk.encode() for chunk in rows),
+        media_type=EXPORT_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="ingest-export.{fmt}"'},
+    )
+
+
+@router.get(
+    "/search.atom",
+    tags=["feeds of a search"],
+    response_class=Response,
+    responses={200: {"content": {"application/atom+xml": {}}}},
+)
+def search_atom(request: Request, asked: Asked) -> Response:
+    """The search's first page as an Atom feed (same parameters as /api/v1/articles)."""
+    body = syndication.atom(find(store_of(request), asked).hits, asked.q, str(request.url))
+    return Response(body, media_type="application/atom+xml")
+
+
+@router.get(
+    "/search.feed.json",
+    tags=["feeds of a search"],
+    response_class=Response,
+    responses={200: {"content": {"application/feed+json": {}}}},
+)
+def search_json_feed(request: Request, asked: Asked) -> Response:
+    """The search's first page as a JSON Feed 1.1 (same parameters as /api/v1/articles)."""
+    body = syndication.json_feed(find(store_of(request), asked).hits, asked.q, str(request.url))
+    return Response(body, media_type="application/feed+json")
+
+
+def feed_record(health: Any) -> dict[str, Any]:
+    f = health.feed
+    return {
+        "id": f.id,
+        "name": f.name,
+        "url": f.url,
+        "title": f.title,
+        "site_url": f.site_url,
+        "active": f.active,
+        "last_polled_at": _iso(f.last_polled_at),
+        "next_poll_at": _iso(f.next_poll_at),
+        "interval_seconds": f.interval,
+        "last_status": f.last_status,
+        "error_count": f.error_count,
+        "last_error": f.last_error,
+        "articles": health.articles,
+        "articles_ok": health.ok,
+        "articles_pending": health.pending,
+        "articles_failed": health.failed,
+        "last_article_at": _iso(health.last_article_at),
+    }
+
+
+def archive_stats(store: Store) -> dict[str, Any]:
+    now = utcnow()
+    since = (now - timedelta(days=CHART_DAYS - 1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    days = store.daily_counts(since)
+    return {
+        **store.stats(now),
+        "articles_per_day": [
+            {"day": day.isoformat(), "feed_id": feed_id, "articles": count}
+            for day, feed_id, count in days
+        ],
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None

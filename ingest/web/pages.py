@@ -1,0 +1,142 @@
+"""The pages: overview, search, article, feeds, login and the API's docs. Server-rendered
+Jinja templates (autoescaped) over the same reads as the API; they work without JavaScript."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ingest.models import ArticleStatus, ContentSource
+from ingest.query import record
+from ingest.records import utcnow
+from ingest.web.api import CHART_DAYS, Asked, Id, archive_stats, feed_record, store_of
+from ingest.web.auth import COOKIE, COOKIE_MAX_AGE, safe_next, session_value
+from ingest.web.chart import draw
+from ingest.web.listing import find
+
+router = APIRouter(include_in_schema=False)
+LOGIN_BODY_MAX = 4096
+FILTER_NAMES = ("feed", "author", "lang", "since", "until", "status", "content_source")
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    template = request.app.state.templates.get_template(name)
+    html = template.render(request=request, exposed=bool(request.app.state.token), **context)
+    return HTMLResponse(html, status_code=status)
+
+
+def web_url(url: str | None) -> str | None:
+    """A link only to the web: a `javascript:` or `data:` URL from a feed is shown, not
+    linked."""
+    if url and urlsplit(url).scheme.lower() in ("http", "https"):
+        return url
+    return None
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> HTMLResponse:
+    store = store_of(request)
+    data = archive_stats(store)
+    # The feeds' rows only: their health counts every article (the feeds page pays that).
+    names = {f.id: f.name or f.title or f.url for f in store.feeds() if f.id is not None}
+    counts = [
+        (date.fromisoformat(d["day"]), d["feed_id"], d["articles"])
+        for d in data["articles_per_day"]
+    ]
+    chart = draw(counts, names, utcnow().date(), CHART_DAYS)
+    return render(request, "overview.html", stats=data, chart=chart, days=CHART_DAYS)
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search(request: Request, asked: Asked) -> HTMLResponse:
+    page = find(store_of(request), asked)
+    kept = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
+    next_url = (
+        f"/search?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
+    )
+    feeds = store_of(request).feeds()
+    return render(
+        request,
+        "search.html",
+        asked=asked,
+        params=request.query_params,
+        page=page,
+        next_url=next_url,
+        first_url=f"/search?{urlencode(kept)}" if asked.cursor else None,
+        feeds=feeds,
+        statuses=list(ArticleStatus),
+        sources=list(ContentSource),
+        feed_links={
+            "Atom": f"/search.atom?{urlencode(kept)}",
+            "JSON Feed": f"/search.feed.json?{urlencode(kept)}",
+            "JSON": f"/api/v1/articles?{urlencode(kept)}",
+        },
+    )
+
+
+@router.get("/articles/{article_id}", response_class=HTMLResponse)
+def article(request: Request, article_id: Id) -> HTMLResponse:
+    found, feed_url = store_of(request).article(str(article_id))
+    data = record(found, feed_url)
+    paragraphs = [p.strip() for p in (data["text"] or "").split("\n\n") if p.strip()]
+    original = web_url(data["canonical_url"]) or web_url(data["final_url"]) or web_url(data["url"])
+    return render(
+        request,
+        "article.html",
+        article=data,
+        paragraphs=paragraphs,
+        original=original,
+        shown_url=data["canonical_url"] or data["final_url"] or data["url"],
+        feed_link=web_url(feed_url),
+    )
+
+
+@router.get("/feeds", response_class=HTMLResponse)
+def feeds(request: Request) -> HTMLResponse:
+    rows = [feed_record(h) for h in store_of(request).feed_health()]
+    return render(request, "feeds.html", feeds=rows, web_url=web_url)
+
+
+@router.get("/api/docs", response_class=HTMLResponse)
+def docs(request: Request) -> HTMLResponse:
+    return render(request, "docs.html")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return render(request, "login.html", next=safe_next(request.query_params.get("next")))
+
+
+@router.post("/login", response_model=None)
+async def login(request: Request) -> Response:
+    body = await request.body()
+    fields = parse_qs(body[:LOGIN_BODY_MAX].decode("utf-8", "replace"))
+    given = (fields.get("token") or [""])[0]
+    target = safe_next((fields.get("next") or ["/"])[0])
+    token = request.app.state.token
+    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+        await asyncio.sleep(0.5)  # a guess costs half a second
+        return render(request, "login.html", status=401, next=target, failed=True)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        session_value(token),
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.get("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response

@@ -1,0 +1,100 @@
+"""What the API answers, as pydantic models: the OpenAPI schema is generated from them, and
+every answer is checked against it (the fuzz test holds the server to it)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    message: str = Field(description="What was wrong, for people.")
+    errors: list[str] = Field(default_factory=list, description="Each bad parameter, if any.")
+
+
+class ArticleOut(BaseModel):
+    """An article's whole record, as `ingest export` and `ingest show --format json` write it."""
+
+    id: int
+    url: str | None
+    final_url: str | None
+    canonical_url: str | None
+    feed_url: str
+    guid: str | None
+    title: str | None
+    authors: list[str]
+    published: str | None = Field(description="ISO 8601, UTC")
+    updated: str | None
+    language: str | None
+    site_name: str | None
+    summary: str | None
+    text: str | None
+    content_source: str = Field(description="page (extracted) or feed (the feed's own)")
+    fetched_at: str | None
+    status: str = Field(description="pending, ok or failed")
+    error: str | None
+
+
+class HitOut(BaseModel):
+    """An article found: `ingest search`'s record."""
+
+    id: int
+    title: str | None
+    url: str | None
+    published: str | None
+    feed_url: str
+    authors: list[str]
+    language: str | None
+    snippet: str = Field(description="Plain text; the matched words between ** and **.")
+    snippet_html: str = Field(description="The snippet as escaped HTML, matches in <mark>.")
+
+
+class ArticlesOut(BaseModel):
+    articles: list[HitOut]
+    next_cursor: str | None = Field(
+        description="Pass as cursor for the next page; null on the last page."
+    )
+
+
+class ChangeOut(ArticleOut):
+    change: str = Field(description="This change's cursor: read on after it.")
+
+
+class ChangesOut(BaseModel):
+    articles: list[ChangeOut]
+    next_cursor: str = Field(
+        description="Pass as cursor next time; with no articles, it is the cursor given."
+    )
+
+
+class FeedOut(BaseModel):
+    id: int
+    name: str | None
+    url: str
+    title: str | None
+    site_url: str | None
+    active: bool
+    last_polled_at: str | None
+    next_poll_at: str | None
+    interval_seconds: float | None
+    last_status: str | None
+    error_count: int
+    last_error: str | None
+    articles: int = Field(description="Articles this feed listed, whatever their status.")
+    articles_ok: int
+    articles_pending: int
+    articles_failed: int
+    last_article_at: str | None = Field(description="When its newest article was stored.")
+
+
+class DayOut(BaseModel):
+    day: str = Field(description="YYYY-MM-DD, UTC")
+    feed_id: int
+    articles: int = Field(description="Articles stored that day first listed by the feed.")
+
+
+class StatsOut(BaseModel):
+    feeds: dict[str, int]
+    articles: dict[str, int]
+    failures_by_reason: dict[str, int]
+    recent: dict[str, int | str | None]
+    articles_per_day: list[DayOut] = Field(description="The last 30 days.")
