@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from ingest.dbsession import Database
 from ingest.errors import NotFoundError
 from ingest.models import Article, ArticleStatus, Capture, Entry, Feed
-from ingest.search import Filters, filtered
+from ingest.search import Filters, checked, filtered
 
 # A point in the change sequence: (change_seq, article id) of the last article a mirror has.
 ChangeKey = tuple[int, int]
@@ -43,6 +43,8 @@ class Browse(Database):
         stored); a next page starts ``after`` the last one's (date, id)."""
         when = sa.func.coalesce(col(Article.published), col(Article.created_at))
         query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
+        with self._session() as session:
+            filters = checked(session, filters)
         query = filtered(query, filters, postgres=self.postgres)
         if after is not None:
             query = query.where(
@@ -66,6 +68,8 @@ class Browse(Database):
         """
         seq = col(Article.change_seq)
         query = select(Article, col(Feed.url), seq).join(Feed, col(Feed.id) == col(Article.feed_id))
+        with self._session() as session:
+            filters = checked(session, filters)
         query = filtered(query, filters, postgres=self.postgres).where(seq.is_not(None))
         if after is not None:
             query = query.where(

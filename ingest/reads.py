@@ -6,7 +6,6 @@ Each opens its session here; the search SQL and the filters are in `ingest.searc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,14 +14,15 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from ingest.dbsession import Database
-from ingest.errors import NotFoundError, QueryError
-from ingest.feeds import language_tag, url_key
+from ingest.errors import NotFoundError
+from ingest.feeds import url_key
 from ingest.models import Article, ArticleStatus, Capture, Feed
 from ingest.search import (
     RANK_WINDOW,
     Filters,
     Keyset,
     SearchHit,
+    checked,
     filtered,
     postgres_search,
     sqlite_search,
@@ -33,26 +33,9 @@ class Reads(Database):
     """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`, `stats`."""
 
     def checked(self, filters: Filters) -> Filters:
-        """``filters`` as the archive keeps what they name (``en-US`` is ``en``); a filter
-        that names nothing (a feed not in the archive, a language that is no language code)
-        is a `QueryError` saying so, not an empty answer."""
-        if filters.language is not None:
-            tag = language_tag(filters.language)
-            if tag is None:
-                raise QueryError(
-                    f"{filters.language!r} is not a language code: use one such as en, de, ja"
-                )
-            filters = replace(filters, language=tag)
-        if filters.feed is not None:
-            named = (col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed)
-            with self._session() as session:
-                found = session.exec(select(Feed.id).where(named).limit(1)).first()
-            if found is None:
-                raise QueryError(
-                    f"no feed {filters.feed!r} in the archive: `ingest feeds` lists the names "
-                    "and URLs a --feed filter takes"
-                )
-        return filters
+        """``filters`` as the archive keeps what they name (`ingest.search.checked`)."""
+        with self._session() as session:
+            return checked(session, filters)
 
     def search(
         self,

@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from ingest.errors import QueryError
+from ingest.feeds import language_tag
 from ingest.models import Article, Entry, Feed, UTCDateTime
 from ingest.querytext import Node, fts5_query, query_tree
 
@@ -60,6 +62,27 @@ class Filters:
 
 # Where a page of hits starts: after the hit with this (rank, id), in the search's order.
 Keyset = tuple[float, int]
+
+
+def checked(session: Session, filters: Filters) -> Filters:
+    """``filters`` as the archive keeps what they name (``en-US`` is ``en``); a filter that
+    names nothing (a feed not in the archive, a language that is no language code) is a
+    `QueryError` saying so, not an empty answer."""
+    if filters.language is not None:
+        tag = language_tag(filters.language)
+        if tag is None:
+            raise QueryError(
+                f"{filters.language!r} is not a language code: use one such as en, de, ja"
+            )
+        filters = replace(filters, language=tag)
+    if filters.feed is not None:
+        named = (col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed)
+        if session.exec(select(Feed.id).where(named).limit(1)).first() is None:
+            raise QueryError(
+                f"no feed {filters.feed!r} in the archive: `ingest feeds` lists the names "
+                "and URLs a --feed filter takes"
+            )
+    return filters
 
 
 def filtered(
