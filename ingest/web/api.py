@@ -189,7 +189,9 @@ def export(
 ) -> StreamingResponse:
     """Every matching article's whole record, oldest first, as JSON lines or CSV; streamed
     (the server holds a few hundred articles at a time, whatever the archive's size)."""
-    rows = format_records(export_records(store_of(request), chosen), fmt)
+    store = store_of(request)
+    # Checked before the answer starts: an unknown feed is a 400, not a stream cut short.
+    rows = format_records(export_records(store, store.checked(chosen)), fmt)
     return StreamingResponse(
         (chunk.encode() for chunk in rows),
         media_type=EXPORT_TYPES[fmt],
