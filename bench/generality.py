@@ -22,6 +22,7 @@ worker process, so that their timings share the machine's load; ms a page is CPU
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -109,10 +110,8 @@ def load_pages(corpus: Path, only: Sequence[str] = ()) -> list[Page]:
 def _warm_up() -> None:
     sample = b"<html><body><article><p>" + b"Warm words here. " * 40 + b"</p></article></body>"
     for extract in EXTRACTORS.values():
-        try:
+        with contextlib.suppress(Exception):
             extract(sample + b"</html>")
-        except Exception:
-            pass
 
 
 def _run_page(page: Page, xml_declaration: bool) -> dict[str, Outcome]:
