@@ -119,9 +119,12 @@ def _dedupe_lead(paras: list[str], description: str | None) -> list[str]:
     paragraph saying the same. Keep one."""
     seen: set[str] = set()
     unique: list[str] = []
+    # A paragraph that comes back after the lead (a refrain, a repeated notice, a pattern the
+    # page is made of) is the page's text, not a lead printed twice.
+    recurring = {text_key(para) for para in paras[4:]}
     for index, para in enumerate(paras):
         key = text_key(para)
-        if index < 4 and len(key) >= 40 and key in seen:
+        if index < 4 and len(key) >= 40 and key in seen and key not in recurring:
             continue
         seen.add(key)
         unique.append(para)

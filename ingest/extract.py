@@ -22,7 +22,7 @@ from ingest.bylines import split_authors
 from ingest.cleanup import clean_paragraphs, word_count
 from ingest.dates import parse_time
 from ingest.errors import ExtractionError
-from ingest.markup import clean_text, text_key
+from ingest.markup import clean_text, on_story, text_key
 from ingest.metadata import merge_hints, page_metadata
 from ingest.pagefix import prepare_tree
 from ingest.records import ExtractedArticle, Hints
@@ -56,11 +56,20 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
     return text
 
 
-# Below this many words, precision mode may have kept a notice or a teaser of the story: look
-# wider, and take the wider text if it is at least twice as long.
+# Below this many words, precision mode may have kept a notice or a teaser of the story; below
+# this share of the page's prose, a part of it (a long page cut to its intro): look wider, and
+# take a wider text when it is half as long again.
 SHORT_BODY_WORDS = 150
-WIDER_FACTOR = 2
+CUT_SHARE = 0.5
+WIDER_FACTOR = 1.5
 _READABLE_BLOCKS = ("p", "li", "h2", "h3", "h4", "blockquote")
+# What readers are not shown: trafilatura drops it in both modes, readability does not.
+_HIDDEN = (
+    '//*[@hidden or @aria-hidden="true" or contains(translate(@style, " ", ""), "display:none")'
+    ' or contains(translate(@style, " ", ""), "visibility:hidden")]'
+)
+# Prose: paragraphs of a sentence or more, mostly not link text.
+_PROSE_WORDS = 8
 
 
 def _trafilatura(tree: Any, url: str | None, *, precise: bool) -> Any:
@@ -81,10 +90,19 @@ def _trafilatura(tree: Any, url: str | None, *, precise: bool) -> Any:
     )
 
 
+def _text_of(tree: Any, url: str | None, *, precise: bool) -> str:
+    document = _trafilatura(tree, url, precise=precise)  # it works on a copy
+    return (document.text or "") if document is not None else ""
+
+
 def _readable_text(tree: Any) -> str:
-    """The body readability's scoring picks, one line per block."""
+    """The body readability's scoring picks, one line per block, hidden elements left out."""
     # readability rewrites the tree it is given
-    summary = lxml.html.fromstring(Readability(copy.deepcopy(tree)).summary())
+    visible = copy.deepcopy(tree)
+    for element in visible.xpath(_HIDDEN):
+        if element.getparent() is not None:
+            element.drop_tree()
+    summary = lxml.html.fromstring(Readability(visible).summary())
     blocks = (
         " ".join(block.text_content().split())
         for block in summary.iter(*_READABLE_BLOCKS)
@@ -93,19 +111,51 @@ def _readable_text(tree: Any) -> str:
     return "\n".join(b for b in blocks if b)
 
 
+def _prose_words(tree: Any) -> int:
+    """Words in the page's paragraphs of prose outside asides, footers and lists of stories:
+    about what a whole article holds, to tell a body cut short."""
+    total = 0
+    for paragraph in tree.iter("p"):
+        words = len(paragraph.text_content().split())
+        if words < _PROSE_WORDS:
+            continue
+        linked = sum(len(a.text_content().split()) for a in paragraph.iter("a"))
+        if 2 * linked < words and on_story(paragraph):
+            total += words
+    return total
+
+
+def _covered(whole: str, part: str) -> float:
+    """The share of ``part``'s words in lines that ``whole`` holds too."""
+    held = " ".join(text_key(line) for line in whole.split("\n"))
+    keys = [text_key(line) for line in part.split("\n")]
+    words = sum(len(key.split()) for key in keys)
+    return sum(len(key.split()) for key in keys if key in held) / words if words else 1.0
+
+
 def _body(tree: Any, url: str | None) -> str:
-    """The body text: trafilatura's precision mode, unless it found little: then readability's
-    pick, or trafilatura's recall mode, when one of them finds twice as much."""
-    document = _trafilatura(tree, url, precise=True)
-    text = (document.text or "") if document is not None else ""
-    if word_count(text) >= SHORT_BODY_WORDS:
+    """The body text: trafilatura's precision mode, unless it kept little, or little of the
+    page's prose. Then readability's pick or trafilatura's recall mode, when one of them holds
+    half as much again; and when readability found another part of the page than precision
+    (a body in sections, each judged alone), recall mode if it holds both, and twice as much."""
+    text = _text_of(tree, url, precise=True)
+    words = word_count(text)
+    if words >= SHORT_BODY_WORDS and words >= CUT_SHARE * _prose_words(tree):
         return text
     readable = _readable_text(tree)
-    if word_count(readable) >= WIDER_FACTOR * word_count(text):
+    if word_count(readable) > max(0, WIDER_FACTOR * words - 1):
+        if words and _covered(readable, text) < 0.5:
+            wider = _text_of(tree, url, precise=False)
+            if (
+                word_count(wider) >= 2 * word_count(readable)
+                and _covered(wider, readable) >= 0.8
+                and _covered(wider, text) >= 0.8
+            ):
+                return wider
         return readable
-    wider = _trafilatura(tree, url, precise=False)
-    if wider is not None and word_count(wider.text) >= WIDER_FACTOR * word_count(text):
-        return wider.text or ""
+    wider = _text_of(tree, url, precise=False)
+    if word_count(wider) > max(0, WIDER_FACTOR * words - 1):
+        return wider
     return text
 
 
