@@ -8,10 +8,12 @@ contact, copyright and taxonomy lines. Generic rules only: nothing here names a 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 
 from ingest.bylines import byline_authors
 from ingest.markup import WS, text_key
+from ingest.notices import drop_notices
 
 _BANNER = re.compile(
     r"(is not supported|isn't supported|unsupported browser|upgrade your browser|outdated browser"
@@ -117,6 +119,7 @@ def _trailing_chrome(para: str) -> bool:
 def _dedupe_lead(paras: list[str], description: str | None) -> list[str]:
     """The lead repeated: a summary ("dek") printed above the body, then the body's first
     paragraph saying the same. Keep one."""
+    paras = _drop_teaser(paras)
     seen: set[str] = set()
     unique: list[str] = []
     # A paragraph that comes back after the lead (a refrain, a repeated notice, a pattern the
@@ -137,6 +140,34 @@ def _dedupe_lead(paras: list[str], description: str | None) -> list[str]:
     ):
         unique.pop(0)
     return unique
+
+
+def _drop_teaser(paras: list[str]) -> list[str]:
+    """A teaser printed above the body that opens with it again (a paywall's preview, a
+    summary of the first paragraphs): keep the body's copy. The teaser's paragraphs each come
+    twice, in the same order; its last one may be cut short."""
+    keys = [text_key(p) for p in paras]
+    counts = Counter(keys)
+    size = 0
+    while (
+        size < len(keys)
+        and len(keys[size]) >= 40
+        and counts[keys[size]] == 2
+        and keys[size] not in keys[:size]
+    ):
+        size += 1
+    if (
+        size < len(keys)
+        and len(keys[size]) >= 40
+        and any(k.startswith(keys[size]) and k != keys[size] for k in keys[size + 1 :])
+    ):
+        size += 1  # a teaser's last paragraph, cut short
+    if not size:
+        return paras
+    for start in range(size, len(keys) - size + 1):
+        if all(keys[start + i].startswith(keys[i]) for i in range(size)):
+            return paras[size:]
+    return paras
 
 
 def _link_share(para: str, links: Mapping[str, float]) -> float:
@@ -182,7 +213,7 @@ def clean_paragraphs(
     ``links`` maps the `text_key` of link texts and list items to the share of their
     text inside links, to tell lists of links from article text.
     """
-    paras = [p for p in (WS.sub(" ", p).strip() for p in paragraphs) if p]
+    paras = drop_notices([p for p in (WS.sub(" ", p).strip() for p in paragraphs) if p])
     links = links or {}
     heads = {k for k in (text_key(t) for t in (title or "", *headlines)) if k}
     authors: list[str] = []
@@ -197,11 +228,19 @@ def clean_paragraphs(
         paras.pop(0)
     paras = _dedupe_lead(paras, description)
     paras = [p for p in paras if not (len(p) <= 200 and _SIGNPOST.match(p))]
-    paras = _drop_link_runs(paras, links)
+    # Lists of links are dropped as other stories, unless they are most of the text: then the
+    # links are what the page is about (a post of links, a reading list, a directory).
+    unlinked = _drop_link_runs(paras, links)
+    while unlinked and _trailing_chrome(unlinked[-1]):
+        unlinked.pop()
+    if count := _trailing_link_list(unlinked, links):
+        del unlinked[-count:]
+    if _words(unlinked) * 2 >= _words(paras):
+        paras = unlinked
     while paras and _trailing_chrome(paras[-1]):
         paras.pop()
-    if count := _trailing_link_list(paras, links):
-        del paras[-count:]
-        while paras and _trailing_chrome(paras[-1]):
-            paras.pop()
     return paras, authors
+
+
+def _words(paras: list[str]) -> int:
+    return sum(word_count(p) for p in paras)

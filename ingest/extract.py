@@ -206,7 +206,7 @@ def extract_article(
     if not (meta.title and meta.published):
         document = trafilatura.extract_metadata(tree, default_url=url)
     links = _link_shares(tree)
-    prepare_tree(tree)
+    prepare_tree(tree, meta.canonical_url or url)
     body = _body(tree, url)
     if not body.strip():
         raise ExtractionError("no article text found", url=where)

@@ -3,11 +3,14 @@ embedded posts in "social" wrappers, hover cards inside paragraphs, a story body
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
+from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
-from ingest.markup import text_key
+from ingest.markup import on_story, text_key
 
 # Class names of a story's body container, and the blocks that carry its text.
 _BODY_CLASS = re.compile(r"body|content|text|story|article|entry|post", re.I)
@@ -88,8 +91,42 @@ def _join_split_bodies(tree: Any) -> None:
                 chunk.drop_tree()
 
 
-def prepare_tree(tree: Any) -> None:
+def _host(href: str | None) -> str:
+    if not href or not href.startswith(("http://", "https://", "//")):
+        return ""
+    try:
+        return urlsplit(href).hostname or ""
+    except ValueError:
+        return ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _site(host: str) -> str:
+    """The registered domain: ``news.example.co.uk`` and ``www.example.co.uk`` are one site."""
+    import courlan  # here: only pages with absolute links need it
+
+    return courlan.extract_domain(f"https://{host}/") or host
+
+
+def _unlink_outbound(tree: Any, url: str | None) -> None:
+    """Links to other sites in the story's text and lists are what a post points at (a list of
+    links with or without a word each is the post): make them text, so that link-density
+    filters, which are there to drop menus and lists of the site's own stories, keep them."""
+    links = [(a, _host(a.get("href"))) for a in tree.iter("a")]
+    links = [(a, _site(host)) for a, host in links if host]
+    own = _site(_host(url)) if _host(url) else ""
+    if not own:
+        # Without the page's address, the site is the one most of its absolute links name.
+        sites = Counter(site for _, site in links)
+        own = sites.most_common(1)[0][0] if sites else ""
+    for a, site in links:
+        if site != own and on_story(a):
+            a.drop_tag()
+
+
+def prepare_tree(tree: Any, url: str | None = None) -> None:
     """Fix in place what misleads trafilatura on news pages (after `page_metadata` read it)."""
+    _unlink_outbound(tree, url)
     _lift_embedded_posts(tree)
     _drop_hover_cards(tree)
     _join_split_bodies(tree)
