@@ -22,9 +22,9 @@ from ingest.bylines import split_authors
 from ingest.cleanup import clean_paragraphs, word_count
 from ingest.dates import parse_time
 from ingest.errors import ExtractionError
-from ingest.markup import clean_text, on_story, text_key
+from ingest.markup import clean_text, text_key
 from ingest.metadata import merge_hints, page_metadata
-from ingest.pagefix import prepare_tree
+from ingest.pagefix import join_sections, prepare_tree, prose_paragraphs
 from ingest.records import ExtractedArticle, Hints
 
 # Parse as trafilatura does: a comment inside a paragraph ("When <!-- -->President") would
@@ -68,8 +68,6 @@ _HIDDEN = (
     '//*[@hidden or @aria-hidden="true" or contains(translate(@style, " ", ""), "display:none")'
     ' or contains(translate(@style, " ", ""), "visibility:hidden")]'
 )
-# Prose: paragraphs of a sentence or more, mostly not link text.
-_PROSE_WORDS = 8
 
 
 def _trafilatura(tree: Any, url: str | None, *, precise: bool) -> Any:
@@ -111,20 +109,6 @@ def _readable_text(tree: Any) -> str:
     return "\n".join(b for b in blocks if b)
 
 
-def _prose_words(tree: Any) -> int:
-    """Words in the page's paragraphs of prose outside asides, footers and lists of stories:
-    about what a whole article holds, to tell a body cut short."""
-    total = 0
-    for paragraph in tree.iter("p"):
-        words = len(paragraph.text_content().split())
-        if words < _PROSE_WORDS:
-            continue
-        linked = sum(len(a.text_content().split()) for a in paragraph.iter("a"))
-        if 2 * linked < words and on_story(paragraph):
-            total += words
-    return total
-
-
 def _covered(whole: str, part: str) -> float:
     """The share of ``part``'s words in lines that ``whole`` holds too."""
     held = " ".join(text_key(line) for line in whole.split("\n"))
@@ -140,8 +124,15 @@ def _body(tree: Any, url: str | None) -> str:
     (a body in sections, each judged alone), recall mode if it holds both, and twice as much."""
     text = _text_of(tree, url, precise=True)
     words = word_count(text)
-    if words >= SHORT_BODY_WORDS and words >= CUT_SHARE * _prose_words(tree):
+    prose = sum(n for _, n in prose_paragraphs(tree))
+    if words >= SHORT_BODY_WORDS and words >= CUT_SHARE * prose:
         return text
+    if words < CUT_SHARE * prose:
+        joined = copy.deepcopy(tree)
+        if join_sections(joined):
+            text_joined = _text_of(joined, url, precise=True)
+            if word_count(text_joined) >= WIDER_FACTOR * words:
+                return text_joined
     readable = _readable_text(tree)
     if word_count(readable) > max(0, WIDER_FACTOR * words - 1):
         if words and _covered(readable, text) < 0.5:

@@ -1,5 +1,7 @@
 """Fixes to a page's tree, before extraction, where it misleads trafilatura on news pages:
-embedded posts in "social" wrappers, hover cards inside paragraphs, a story body split by ads."""
+embedded posts in "social" wrappers, hover cards inside paragraphs, a story body split by ads,
+links to other sites that are a post's content; and, for a body cut short, its sections put
+back together."""
 
 from __future__ import annotations
 
@@ -89,6 +91,68 @@ def _join_split_bodies(tree: Any) -> None:
             for chunk in chunks[1:]:
                 chunks[0].extend(list(chunk))
                 chunk.drop_tree()
+
+
+# Prose: paragraphs of a sentence or more, mostly not link text.
+_PROSE_WORDS = 8
+
+
+def prose_paragraphs(tree: Any) -> list[tuple[Any, int]]:
+    """The page's paragraphs of prose outside asides, footers and lists of stories, with their
+    words: about what a whole article holds."""
+    found = []
+    for paragraph in tree.iter("p"):
+        words = len(paragraph.text_content().split())
+        if words < _PROSE_WORDS:
+            continue
+        linked = sum(len(a.text_content().split()) for a in paragraph.iter("a"))
+        if 2 * linked < words and on_story(paragraph):
+            found.append((paragraph, words))
+    return found
+
+
+def _heading_before(element: Any) -> Any:
+    """The heading right before ``element`` (or before a wrapper of it), if any."""
+    for node in (element, *itertools.islice(element.iterancestors(), 3)):
+        previous = node.getprevious()
+        while previous is not None and not previous.text_content().strip():
+            previous = previous.getprevious()
+        if previous is not None:
+            return previous if previous.tag in ("h2", "h3", "h4") else None
+    return None
+
+
+def join_sections(tree: Any) -> bool:
+    """Make one element of a body laid out as sections, each in a container of the same kind
+    (``<div class="article-text">`` in every block, galleries and fact boxes between): an
+    extractor takes the first and leaves the rest. Only when those containers hold most of the
+    page's prose; headings between them come along. Returns whether the tree changed."""
+    prose = prose_paragraphs(tree)
+    total = sum(words for _, words in prose)
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for element in tree.iter("div", "section"):
+        kind = (element.get("class") or "").split()
+        if kind and _BODY_CLASS.search(kind[0]) and on_story(element):
+            groups.setdefault((element.tag, kind[0]), []).append(element)
+    for chunks in groups.values():
+        # the outermost containers of the kind, in page order
+        chunks = [c for c in chunks if not any(a in chunks for a in c.iterancestors())]
+        if len(chunks) < 2:
+            continue
+        inside = set(chunks)
+        held = sum(words for p, words in prose if any(a in inside for a in p.iterancestors()))
+        if held < 0.6 * total:
+            continue
+        first = chunks[0]
+        for chunk in chunks[1:]:
+            heading = _heading_before(chunk)
+            if heading is not None:
+                heading.tail = None
+                first.append(heading)
+            first.extend(list(chunk))
+            chunk.drop_tree()
+        return True
+    return False
 
 
 def _host(href: str | None) -> str:
