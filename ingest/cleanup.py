@@ -118,15 +118,16 @@ def _trailing_chrome(para: str) -> bool:
 
 def _dedupe_lead(paras: list[str], description: str | None) -> list[str]:
     """The lead repeated: a summary ("dek") printed above the body, then the body's first
-    paragraph saying the same. Keep one."""
-    paras = _drop_teaser(paras)
+    paragraph saying the same, or a teaser of the first paragraphs. Keep one."""
+    keys = [text_key(para) for para in paras]
+    teaser = _teaser_size(keys)
+    paras, keys = paras[teaser:], keys[teaser:]
     seen: set[str] = set()
     unique: list[str] = []
     # A paragraph that comes back after the lead (a refrain, a repeated notice, a pattern the
     # page is made of) is the page's text, not a lead printed twice.
-    recurring = {text_key(para) for para in paras[4:]}
-    for index, para in enumerate(paras):
-        key = text_key(para)
+    recurring = set(keys[4:])
+    for index, (para, key) in enumerate(zip(paras, keys, strict=True)):
         if index < 4 and len(key) >= 40 and key in seen and key not in recurring:
             continue
         seen.add(key)
@@ -142,11 +143,10 @@ def _dedupe_lead(paras: list[str], description: str | None) -> list[str]:
     return unique
 
 
-def _drop_teaser(paras: list[str]) -> list[str]:
-    """A teaser printed above the body that opens with it again (a paywall's preview, a
-    summary of the first paragraphs): keep the body's copy. The teaser's paragraphs each come
-    twice, in the same order; its last one may be cut short."""
-    keys = [text_key(p) for p in paras]
+def _teaser_size(keys: list[str]) -> int:
+    """How many first paragraphs are a teaser printed above the body that opens with them
+    again (a paywall's preview, a summary of the first paragraphs): each comes twice, in the
+    same order, the teaser's last one perhaps cut short."""
     counts = Counter(keys)
     size = 0
     while (
@@ -162,12 +162,10 @@ def _drop_teaser(paras: list[str]) -> list[str]:
         and any(k.startswith(keys[size]) and k != keys[size] for k in keys[size + 1 :])
     ):
         size += 1  # a teaser's last paragraph, cut short
-    if not size:
-        return paras
-    for start in range(size, len(keys) - size + 1):
+    for start in range(size, len(keys) - size + 1) if size else ():
         if all(keys[start + i].startswith(keys[i]) for i in range(size)):
-            return paras[size:]
-    return paras
+            return size
+    return 0
 
 
 def _link_share(para: str, links: Mapping[str, float]) -> float:
@@ -243,4 +241,4 @@ def clean_paragraphs(
 
 
 def _words(paras: list[str]) -> int:
-    return sum(word_count(p) for p in paras)
+    return sum(len(p.split()) for p in paras)

@@ -85,6 +85,22 @@ _PAYWALL = re.compile(
     r"|\balleen voor abonnees|\bben je al abonnee",
     re.I,
 )
+# Words every prompt above has one of: the long pattern runs only where one is.
+_PAYWALL_WORDS = (
+    "subscri",
+    "abonn",
+    "abbona",
+    "suscr",
+    "assin",
+    "member",
+    "limit",
+    "lendo",
+    "leyendo",
+    "leggere",
+    "weiterlesen",
+    "freischalten",
+    "socio",
+)
 _SUBSCRIBE_BUTTON = re.compile(
     r"^(?:subscribe(?: now| today)?|s'abonner|je m'abonne|abonnieren|jetzt abonnieren"
     r"|suscr[ií]bete|assine(?: já)?|abbonati(?: ora)?|log ?in|sign in|se connecter|anmelden"
@@ -126,7 +142,7 @@ def _share_heading(para: str) -> bool:
 
 def cookie_notice(para: str) -> bool:
     """The site telling the reader it uses cookies (and asking to agree)."""
-    if len(para) > 700 or _COOKIE_SITE.search(para) is None:
+    if len(para) > 700 or "cookie" not in para.casefold() or _COOKIE_SITE.search(para) is None:
         return False
     return len(para) < 80 or _READER.search(para) is not None
 
@@ -136,9 +152,12 @@ def consent_button(para: str) -> bool:
 
 
 def paywall_prompt(para: str) -> bool:
-    """ "Subscribe to continue reading", "Already a subscriber?" and their buttons."""
-    return (len(para) < 300 and _PAYWALL.search(para) is not None) or (
-        len(para) < 30 and _SUBSCRIBE_BUTTON.match(para) is not None
+    """A prompt to subscribe to read on ("Already a subscriber?"), or its button."""
+    if len(para) < 30 and _SUBSCRIBE_BUTTON.match(para):
+        return True
+    folded = para.casefold()
+    return (
+        len(para) < 300 and any(w in folded for w in _PAYWALL_WORDS) and bool(_PAYWALL.search(para))
     )
 
 

@@ -10,9 +10,8 @@ import itertools
 import re
 from collections import Counter
 from typing import Any
-from urllib.parse import urlsplit
 
-from ingest.markup import on_story, text_key
+from ingest.markup import on_story, story_test, text_key
 
 # Class names of a story's body container, and the blocks that carry its text.
 _BODY_CLASS = re.compile(r"body|content|text|story|article|entry|post", re.I)
@@ -21,6 +20,7 @@ _EMBEDDED_POSTS = (
     '//blockquote[contains(@class, "twitter-tweet") or contains(@class, "instagram-media")'
     ' or contains(@class, "tiktok-embed")]'
 )
+_ABSOLUTE = re.compile(r"\s*(?:https?:)?//([^/:?#\s]+)", re.I)
 _EMBED_WRAPPER = re.compile(r"social|embed|share|tweet|instagram", re.I)
 
 
@@ -101,6 +101,7 @@ def prose_paragraphs(tree: Any) -> list[tuple[Any, int]]:
     """The page's paragraphs of prose outside asides, footers and lists of stories, with their
     words: about what a whole article holds."""
     found = []
+    on_story = story_test()
     for paragraph in tree.iter("p"):
         words = len(paragraph.text_content().split())
         if words < _PROSE_WORDS:
@@ -156,12 +157,8 @@ def join_sections(tree: Any) -> bool:
 
 
 def _host(href: str | None) -> str:
-    if not href or not href.startswith(("http://", "https://", "//")):
-        return ""
-    try:
-        return urlsplit(href).hostname or ""
-    except ValueError:
-        return ""
+    found = _ABSOLUTE.match(href or "")
+    return found[1].lower() if found else ""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -179,6 +176,7 @@ def _unlink_outbound(tree: Any, url: str | None) -> None:
     links = [(a, _host(a.get("href"))) for a in tree.iter("a")]
     links = [(a, _site(host)) for a, host in links if host]
     own = _site(_host(url)) if _host(url) else ""
+    on_story = story_test()
     if not own:
         # Without the page's address, the site is the one most of its absolute links name.
         sites = Counter(site for _, site in links)
