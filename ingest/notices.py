@@ -45,6 +45,7 @@ _COOKIE_SITE = re.compile(
     r"|(?:wij gebruiken|we gebruiken|deze (?:web)?site gebruikt)\b.{0,60}\bcookies?",
     re.I,
 )
+_SHORT_NOTICE = re.compile(r"^.{0,30}\bcookies?\b[.!]?(?:\s+\w+(?:\s\w+)?[.!]?)?$", re.I | re.S)
 _READER = re.compile(
     r"\b(?:you|your|vous|votre|vos|sie|ihnen|ihre|du|dein|usted|su|sus|tu|tus|você|seu|sua"
     r"|acepta|aceptas|aceita|acconsenti|accetti|je|jij|u|uw)\b"
@@ -86,21 +87,10 @@ _PAYWALL = re.compile(
     re.I,
 )
 # Words every prompt above has one of: the long pattern runs only where one is.
-_PAYWALL_WORDS = (
-    "subscri",
-    "abonn",
-    "abbona",
-    "suscr",
-    "assin",
-    "member",
-    "limit",
-    "lendo",
-    "leyendo",
-    "leggere",
-    "weiterlesen",
-    "freischalten",
-    "socio",
-)
+_PAYWALL_WORDS = frozenset(
+    "subscri abonn abbona suscr assin member limit lendo leyendo leggere weiterlesen"
+    " freischalten socio".split()
+) | {"vous reste"}
 _SUBSCRIBE_BUTTON = re.compile(
     r"^(?:subscribe(?: now| today)?|s'abonner|je m'abonne|abonnieren|jetzt abonnieren"
     r"|suscr[ií]bete|assine(?: já)?|abbonati(?: ora)?|log ?in|sign in|se connecter|anmelden"
@@ -144,7 +134,8 @@ def cookie_notice(para: str) -> bool:
     """The site telling the reader it uses cookies (and asking to agree)."""
     if len(para) > 700 or "cookie" not in para.casefold() or _COOKIE_SITE.search(para) is None:
         return False
-    return len(para) < 80 or _READER.search(para) is not None
+    # A short notice says only that: "This website uses cookies. Learn more".
+    return _READER.search(para) is not None or (len(para) < 80 and bool(_SHORT_NOTICE.match(para)))
 
 
 def consent_button(para: str) -> bool:
