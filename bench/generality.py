@@ -15,8 +15,11 @@ Every extractor gets the page's bytes, as a fetch gives them (ingest through
 `extract_article`, which decodes them, trafilatura through its own decoding). A page an
 extractor gives up on (an `ExtractionError`, an unparseable page) is scored as empty: it
 lowers recall, and is listed. Each page is extracted by every extractor in turn in the same
-worker process, so that their timings share the machine's load; ms a page is CPU time
+worker process, so that their timings share the machine's load; ms a page is the CPU time
 (``time.process_time``) of the extraction call alone, each extractor warmed up first.
+``trafilatura+metadata`` is trafilatura's default extraction with its metadata
+(``bare_extraction(with_metadata=True)``): ingest reads a page's metadata too, so its cost is
+the one to compare ingest's with; ``trafilatura`` alone reads none.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from bench.metric import PageScore, page_scores, summarize
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpus/readability"
 XML_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
+REFERENCE = "trafilatura"
 
 # Block elements of Readability's output: their text is separated from their neighbours'.
 _BLOCKS = frozenset(
@@ -75,12 +79,19 @@ def _trafilatura_precision(html: bytes) -> str:
     return trafilatura.extract(html, favor_precision=True) or ""
 
 
+def _trafilatura_metadata(html: bytes) -> str:
+    import trafilatura
+
+    document = trafilatura.bare_extraction(html, with_metadata=True)
+    return (document.text or "") if document is not None else ""
+
+
 EXTRACTORS: dict[str, Callable[[bytes], str]] = {
     "ingest": _ingest,
     "trafilatura": _trafilatura,
     "trafilatura-precision": _trafilatura_precision,
+    "trafilatura+metadata": _trafilatura_metadata,
 }
-REFERENCE = "trafilatura"
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,24 @@ class Outcome:
     text: str
     ms: float
     failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One extractor on one page."""
+
+    score: PageScore
+    outcome: Outcome
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "precision": self.score.precision,
+            "recall": self.score.recall,
+            "f1": round(self.score.f1, 4),
+            "words": len(self.outcome.text.split()),
+            "ms": round(self.outcome.ms, 1),
+            "failure": self.outcome.failure,
+        }
 
 
 def load_pages(corpus: Path, only: Sequence[str] = ()) -> list[Page]:
@@ -123,33 +152,124 @@ def _run_page(page: Page, xml_declaration: bool) -> dict[str, Outcome]:
         start = time.process_time()
         try:
             text, failure = extract(html), None
-        except Exception as exc:  # scored as empty, listed: a page given up on still counts
+        except Exception as exc:  # scored as empty and listed: a page given up on still counts
             text, failure = "", f"{type(exc).__name__}: {exc}"[:160]
         outcomes[name] = Outcome(text, 1000 * (time.process_time() - start), failure)
     return outcomes
 
 
-def run(pages: Sequence[Page], jobs: int, xml_declaration: bool) -> list[dict[str, Outcome]]:
+def run(pages: Sequence[Page], jobs: int, xml_declaration: bool) -> list[dict[str, Result]]:
+    """Every extractor on every page, scored against the page's reference."""
     flags = [xml_declaration] * len(pages)
     if jobs <= 1:
         _warm_up()
-        return list(map(_run_page, pages, flags))
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_warm_up) as pool:
-        return list(pool.map(_run_page, pages, flags, chunksize=4))
+        outcomes = list(map(_run_page, pages, flags))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_warm_up) as pool:
+            outcomes = list(pool.map(_run_page, pages, flags, chunksize=4))
+    results = []
+    for page, by_name in zip(pages, outcomes, strict=True):
+        reference = reference_text((page.path / "expected.html").read_text(encoding="utf-8"))
+        results.append(
+            {
+                name: Result(page_scores(outcome.text, reference), outcome)
+                for name, outcome in by_name.items()
+            }
+        )
+    return results
 
 
-def _f(score: PageScore) -> float:
-    return score.f1
+def totals(results: Sequence[dict[str, Result]]) -> dict[str, dict[str, float]]:
+    """Per extractor: the benchmark's P/R/F over pages, the mean of page F, ms a page."""
+    out = {}
+    for name in EXTRACTORS:
+        mine = [r[name] for r in results]
+        summary = summarize([r.score for r in mine])
+        ms = [r.outcome.ms for r in mine]
+        out[name] = {
+            "precision": summary.precision,
+            "recall": summary.recall,
+            "f1": summary.f1,
+            "mean_page_f1": statistics.fmean(r.score.f1 for r in mine),
+            "ms_mean": statistics.fmean(ms),
+            "ms_median": statistics.median(ms),
+            "gave_up": sum(r.outcome.failure is not None for r in mine),
+        }
+    return out
 
 
-def _row(name: str, scores: Sequence[PageScore], ms: Sequence[float], failed: int) -> str:
-    s = summarize(scores)
-    return (
-        f"{name:<22} P {s.precision:.3f}  R {s.recall:.3f}  F {s.f1:.3f}  "
-        f"mean F {statistics.fmean(map(_f, scores)):.3f}  "
-        f"ms/page mean {statistics.fmean(ms):5.1f} median {statistics.median(ms):5.1f}  "
-        f"gave up {failed}"
+def delta(result: dict[str, Result]) -> float:
+    return result["ingest"].score.f1 - result[REFERENCE].score.f1
+
+
+def _ratio(value: object) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
+
+
+def _brief(result: Result) -> str:
+    s = result.score
+    return f"{_ratio(s.precision)}/{_ratio(s.recall)}/{len(result.outcome.text.split()):>5}"
+
+
+def format_text(
+    pages: Sequence[Page], results: Sequence[dict[str, Result]], corpus: Path, listed: int | None
+) -> str:
+    lines = []
+    subsets = {"all": list(range(len(pages)))}
+    subsets["readerable"] = [i for i, page in enumerate(pages) if page.readerable]
+    for subset, chosen in subsets.items():
+        lines.append(f"{subset}: {len(chosen)} pages of {corpus}")
+        for name, t in totals([results[i] for i in chosen]).items():
+            lines.append(
+                f"  {name:<22} P {t['precision']:.3f}  R {t['recall']:.3f}  F {t['f1']:.3f}  "
+                f"mean page F {t['mean_page_f1']:.3f}  ms a page {t['ms_mean']:5.1f} "
+                f"(median {t['ms_median']:5.1f})  gave up {t['gave_up']}"
+            )
+    deltas = [delta(r) for r in results]
+    lines.append(
+        f"ingest against {REFERENCE}, page F: {sum(d > 0.005 for d in deltas)} better, "
+        f"{sum(d < -0.005 for d in deltas)} worse (by more than 0.005)"
     )
+    order = sorted(range(len(pages)), key=lambda i: (deltas[i], pages[i].name))
+    if listed is not None:
+        order = [i for i in order[:listed] if deltas[i] < 0]
+    if order:
+        lines.append(f"\n{'page':<40} {'dF':>6}  ingest P/R/words      {REFERENCE} P/R/words")
+    for i in order:
+        failure = results[i]["ingest"].outcome.failure
+        lines.append(
+            f"{pages[i].name:<40} {deltas[i]:+.3f}  {_brief(results[i]['ingest'])}  "
+            f"{_brief(results[i][REFERENCE])}" + (f"  ({failure})" if failure else "")
+        )
+    for page, result in zip(pages, results, strict=True):
+        for name, r in result.items():
+            if r.outcome.failure:
+                lines.append(f"gave up  {name:<22} {page.name}: {r.outcome.failure}")
+    return "\n".join(lines)
+
+
+def format_json(
+    pages: Sequence[Page],
+    results: Sequence[dict[str, Result]],
+    meta: dict[str, object],
+    listed: int | None,
+) -> str:
+    order = sorted(range(len(pages)), key=lambda i: (delta(results[i]), pages[i].name))
+    readerable = [r for page, r in zip(pages, results, strict=True) if page.readerable]
+    doc = {
+        **meta,
+        "totals": {"all": totals(results), "readerable": totals(readerable)},
+        "pages": [
+            {
+                "page": pages[i].name,
+                "readerable": pages[i].readerable,
+                "delta_f1": round(delta(results[i]), 4),
+                **{name: r.as_dict() for name, r in results[i].items()},
+            }
+            for i in (order if listed is None else order[:listed])
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,7 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "with Readability's output as the reference.",
         epilog="example: python -m bench.generality --worst 25",
     )
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument(
+        "--corpus", type=Path, default=DEFAULT_CORPUS, help=f"default: {DEFAULT_CORPUS}"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="page folders")
     parser.add_argument("--worst", type=int, default=15, help="pages listed, biggest loss first")
@@ -172,98 +294,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     pages = load_pages(args.corpus, args.only)
-    outcomes = run(pages, args.jobs, args.xml_declaration)
-    references = {
-        p.name: reference_text((p.path / "expected.html").read_text(encoding="utf-8"))
-        for p in pages
-    }
-    scores = {
-        name: {
-            p.name: page_scores(o[name].text, references[p.name])
-            for p, o in zip(pages, outcomes, strict=True)
-        }
-        for name in EXTRACTORS
-    }
-    rows = []
-    for p, o in zip(pages, outcomes, strict=True):
-        row: dict[str, object] = {"page": p.name, "readerable": p.readerable}
-        for name in EXTRACTORS:
-            s = scores[name][p.name]
-            row[name] = {
-                "precision": s.precision,
-                "recall": s.recall,
-                "f1": round(s.f1, 4),
-                "words": len(o[name].text.split()),
-                "ms": round(o[name].ms, 1),
-                "failure": o[name].failure,
-            }
-        row["delta_f1"] = round(scores["ingest"][p.name].f1 - scores[REFERENCE][p.name].f1, 4)
-        rows.append(row)
-    rows.sort(key=lambda r: (r["delta_f1"], r["page"]))  # type: ignore[arg-type, return-value]
-    subsets = {
-        "all": [p.name for p in pages],
-        "readerable": [p.name for p in pages if p.readerable],
-    }
+    start = time.perf_counter()
+    results = run(pages, args.jobs, args.xml_declaration)
+    seconds = time.perf_counter() - start
+    listed = None if args.per_page else args.worst
     if args.json:
-        doc = {
+        meta = {
             "corpus": str(args.corpus),
             "xml_declaration": args.xml_declaration,
-            "totals": {
-                subset: {
-                    name: {
-                        **summarize([scores[name][n] for n in names]).__dict__,
-                        "ms_mean": statistics.fmean(
-                            o[name].ms
-                            for p, o in zip(pages, outcomes, strict=True)
-                            if p.name in names
-                        ),
-                    }
-                    for name in EXTRACTORS
-                }
-                for subset, names in subsets.items()
-            },
-            "pages": rows if args.per_page else rows[: args.worst],
+            "pages_count": len(pages),
+            "seconds": round(seconds, 1),
         }
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
-    for subset, names in subsets.items():
-        chosen = set(names)
-        print(f"{subset}: {len(names)} pages of {args.corpus}")
-        for name in EXTRACTORS:
-            mine = [o[name] for p, o in zip(pages, outcomes, strict=True) if p.name in chosen]
-            print(
-                "  "
-                + _row(
-                    name,
-                    [scores[name][n] for n in names],
-                    [o.ms for o in mine],
-                    sum(o.failure is not None for o in mine),
-                )
-            )
-    wins = sum(r["delta_f1"] > 0.005 for r in rows)  # type: ignore[operator]
-    losses = sum(r["delta_f1"] < -0.005 for r in rows)  # type: ignore[operator]
-    print(f"ingest against {REFERENCE}, page F: {wins} better, {losses} worse (by > 0.005)")
-    listed = rows if args.per_page else [r for r in rows[: args.worst] if r["delta_f1"] < 0]  # type: ignore[operator]
-    if listed:
-        print(f"\n{'page':<40} {'dF':>6}  ingest P/R/words      trafilatura P/R/words")
-        for r in listed:
-            i, t = r["ingest"], r[REFERENCE]
-            print(
-                f"{r['page']:<40} {r['delta_f1']:+.3f}  "
-                f"{_pr(i)}  {_pr(t)}" + (f"  ({i['failure']})" if i["failure"] else "")  # type: ignore[index]
-            )
-    for p, o in zip(pages, outcomes, strict=True):
-        for name in EXTRACTORS:
-            if o[name].failure:
-                print(f"gave up  {name:<22} {p.name}: {o[name].failure}")
+        print(format_json(pages, results, meta, listed))
+    else:
+        print(format_text(pages, results, args.corpus, listed))
     return 0
-
-
-def _pr(score: dict[str, object]) -> str:
-    def ratio(value: object) -> str:
-        return "  -  " if value is None else f"{value:.3f}"
-
-    return f"{ratio(score['precision'])}/{ratio(score['recall'])}/{score['words']:>5}"
 
 
 if __name__ == "__main__":

@@ -171,8 +171,9 @@ def _site(host: str) -> str:
 
 def _unlink_outbound(tree: Any, url: str | None) -> None:
     """Links to other sites in the story's text and lists are what a post points at (a list of
-    links with or without a word each is the post): make them text, so that link-density
-    filters, which are there to drop menus and lists of the site's own stories, keep them."""
+    links with or without a word each is the post), links within the page are its headings and
+    contents: make them text, so that link-density filters, which are there to drop menus and
+    lists of the site's own stories, keep them."""
     links = [(a, _host(a.get("href"))) for a in tree.iter("a")]
     links = [(a, _site(host)) for a, host in links if host]
     own = _site(_host(url)) if _host(url) else ""
@@ -183,6 +184,10 @@ def _unlink_outbound(tree: Any, url: str | None) -> None:
         own = sites.most_common(1)[0][0] if sites else ""
     for a, site in links:
         if site != own and on_story(a):
+            a.drop_tag()
+    # Links within the page (a heading's permalink, a table of contents) lead nowhere else.
+    for a in tree.xpath('//a[starts-with(@href, "#") and string-length(@href) > 1]'):
+        if on_story(a):
             a.drop_tag()
 
 
