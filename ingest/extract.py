@@ -119,9 +119,14 @@ def _covered(whole: str, part: str) -> float:
 
 def _body(tree: Any, url: str | None) -> str:
     """The body text: trafilatura's precision mode, unless it kept little, or little of the
-    page's prose. Then readability's pick or trafilatura's recall mode, when one of them holds
-    half as much again; and when readability found another part of the page than precision
-    (a body in sections, each judged alone), recall mode if it holds both, and twice as much."""
+    page's prose. Then, the first that holds more:
+
+    - a body in sections (precision took the first): precision again, the sections joined;
+    - readability's pick, if half as long again, or if it holds precision's text and more;
+      but when it found another part of the page than precision did (sections judged each
+      alone), recall mode if it holds both, and twice as much;
+    - recall mode, if half as long again.
+    """
     text = _text_of(tree, url, precise=True)
     words = word_count(text)
     prose = sum(n for _, n in prose_paragraphs(tree))
@@ -134,15 +139,18 @@ def _body(tree: Any, url: str | None) -> str:
             if word_count(text_joined) >= WIDER_FACTOR * words:
                 return text_joined
     readable = _readable_text(tree)
-    if word_count(readable) > max(0, WIDER_FACTOR * words - 1):
+    readable_words = word_count(readable)
+    if readable_words > max(0, WIDER_FACTOR * words - 1):
         if words and _covered(readable, text) < 0.5:
             wider = _text_of(tree, url, precise=False)
             if (
-                word_count(wider) >= 2 * word_count(readable)
+                word_count(wider) >= 2 * readable_words
                 and _covered(wider, readable) >= 0.8
                 and _covered(wider, text) >= 0.8
             ):
                 return wider
+        return readable
+    if readable_words > words and _covered(readable, text) >= 0.9:
         return readable
     wider = _text_of(tree, url, precise=False)
     if word_count(wider) > max(0, WIDER_FACTOR * words - 1):
