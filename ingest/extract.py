@@ -9,6 +9,7 @@ and outputs are picklable.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from typing import Any
 
 import lxml.html
@@ -24,7 +25,7 @@ from ingest.dates import parse_time
 from ingest.errors import ExtractionError
 from ingest.markup import clean_text, text_key
 from ingest.metadata import merge_hints, page_metadata
-from ingest.pagefix import join_sections, prepare_tree, prose_paragraphs
+from ingest.pagefix import join_sections, outbound_links, prepare_tree, prose_paragraphs
 from ingest.records import ExtractedArticle, Hints
 
 # Parse as trafilatura does: a comment inside a paragraph ("When <!-- -->President") would
@@ -166,13 +167,18 @@ def _headlines(tree: Any, document: Any) -> list[str]:
     return [h for h in found if h]
 
 
-def _link_shares(tree: Any) -> dict[str, float]:
-    """`text_key` of every link and list item -> the share of its text inside links."""
+def _link_shares(tree: Any, outbound: Collection[Any]) -> dict[str, float]:
+    """`text_key` of every link and list item -> the share of its text inside links. In an
+    item with words besides its links (a citation, a link and what it is), links to other
+    sites count as text: they are what the item says, not a list of the site's stories."""
     shares = {k: 1.0 for k in (text_key(a.text_content()) for a in tree.iter("a")) if k}
     for block in tree.iter("li"):
         key = text_key(block.text_content())
         if key and key not in shares:
-            linked = sum(len(text_key(a.text_content())) for a in block.iter("a"))
+            sizes = [(len(text_key(a.text_content())), a in outbound) for a in block.iter("a")]
+            linked = sum(size for size, _ in sizes)
+            if linked < len(key):
+                linked = sum(size for size, out in sizes if not out)
             shares[key] = min(1.0, linked / len(key))
     return shares
 
@@ -204,8 +210,9 @@ def extract_article(
     document = None
     if not (meta.title and meta.published):
         document = trafilatura.extract_metadata(tree, default_url=url)
-    links = _link_shares(tree)
-    prepare_tree(tree, meta.canonical_url or url)
+    outbound = outbound_links(tree, meta.canonical_url or url)
+    links = _link_shares(tree, set(outbound))
+    prepare_tree(tree, outbound)
     body = _body(tree, url)
     if not body.strip():
         raise ExtractionError("no article text found", url=where)

@@ -9,6 +9,7 @@ import functools
 import itertools
 import re
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from ingest.markup import on_story, story_test, text_key
@@ -169,31 +170,29 @@ def _site(host: str) -> str:
     return courlan.extract_domain(f"https://{host}/") or host
 
 
-def _unlink_outbound(tree: Any, url: str | None) -> None:
-    """Links to other sites in the story's text and lists are what a post points at (a list of
-    links with or without a word each is the post), links within the page are its headings and
-    contents: make them text, so that link-density filters, which are there to drop menus and
-    lists of the site's own stories, keep them."""
+def outbound_links(tree: Any, url: str | None) -> list[Any]:
+    """Links to other sites in the story's text and lists, and links within the page: what a
+    post points at (a list of links, with or without a word each, is the post), a heading's
+    permalink, a table of contents. `prepare_tree` makes them text, so that link-density
+    filters, which are there to drop menus and lists of the site's own stories, keep them."""
     links = [(a, _host(a.get("href"))) for a in tree.iter("a")]
     links = [(a, _site(host)) for a, host in links if host]
     own = _site(_host(url)) if _host(url) else ""
-    on_story = story_test()
     if not own:
         # Without the page's address, the site is the one most of its absolute links name.
         sites = Counter(site for _, site in links)
         own = sites.most_common(1)[0][0] if sites else ""
-    for a, site in links:
-        if site != own and on_story(a):
-            a.drop_tag()
-    # Links within the page (a heading's permalink, a table of contents) lead nowhere else.
-    for a in tree.xpath('//a[starts-with(@href, "#") and string-length(@href) > 1]'):
-        if on_story(a):
-            a.drop_tag()
+    on_story = story_test()
+    found = [a for a, site in links if site != own and on_story(a)]
+    inside = tree.xpath('//a[starts-with(@href, "#") and string-length(@href) > 1]')
+    return found + [a for a in inside if on_story(a)]
 
 
-def prepare_tree(tree: Any, url: str | None = None) -> None:
-    """Fix in place what misleads trafilatura on news pages (after `page_metadata` read it)."""
-    _unlink_outbound(tree, url)
+def prepare_tree(tree: Any, outbound: Collection[Any] = ()) -> None:
+    """Fix in place what misleads trafilatura on news pages (after `page_metadata` read it);
+    ``outbound`` are the links to make text (`outbound_links`)."""
+    for link in outbound:
+        link.drop_tag()
     _lift_embedded_posts(tree)
     _drop_hover_cards(tree)
     _join_split_bodies(tree)
