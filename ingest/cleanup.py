@@ -204,12 +204,14 @@ def clean_paragraphs(
     description: str | None,
     headlines: Sequence[str] = (),
     links: Mapping[str, float] | None = None,
+    outbound: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Drop page chrome from the body; returns (paragraphs, byline authors).
 
     ``headlines`` are the other forms of the title the page shows (``<h1>``, ``<title>``);
     ``links`` maps the `text_key` of link texts and list items to the share of their
-    text inside links, to tell lists of links from article text.
+    text inside links, to tell lists of links from article text; ``outbound`` holds the
+    `text_key` of links to other sites.
     """
     paras = drop_notices([p for p in (WS.sub(" ", p).strip() for p in paragraphs) if p])
     links = links or {}
@@ -226,14 +228,18 @@ def clean_paragraphs(
         paras.pop(0)
     paras = _dedupe_lead(paras, description)
     paras = [p for p in paras if not (len(p) <= 200 and _SIGNPOST.match(p))]
-    # Lists of links are dropped as other stories, unless they are most of the text: then the
-    # links are what the page is about (a post of links, a reading list, a directory).
+    # Lists of links are dropped as other stories, unless they are most of the text and lead
+    # to other sites: then they are what the page is about (a post of links, a reading list).
     unlinked = _drop_link_runs(paras, links)
     while unlinked and _trailing_chrome(unlinked[-1]):
         unlinked.pop()
     if count := _trailing_link_list(unlinked, links):
         del unlinked[-count:]
-    if _words(unlinked) * 2 >= _words(paras):
+    dropped = Counter(paras) - Counter(unlinked)
+    away = sum(
+        len(p.split()) * n for p, n in dropped.items() if text_key(p.removeprefix("- ")) in outbound
+    )
+    if _words(unlinked) * 2 >= _words(paras) or away * 2 < _words(list(dropped.elements())):
         paras = unlinked
     while paras and _trailing_chrome(paras[-1]):
         paras.pop()

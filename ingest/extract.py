@@ -123,7 +123,8 @@ def _body(tree: Any, url: str | None) -> str:
     page's prose. Then, the first that holds more:
 
     - a body in sections (precision took the first): precision again, the sections joined;
-    - readability's pick, if half as long again, or if it holds precision's text and more;
+    - readability's pick, if half as long again, or if it holds precision's text and a tenth
+      more (20 words at least);
       but when it found another part of the page than precision did (sections judged each
       alone), recall mode if it holds both, and twice as much;
     - recall mode, if half as long again.
@@ -151,7 +152,7 @@ def _body(tree: Any, url: str | None) -> str:
             ):
                 return wider
         return readable
-    if readable_words > words and _covered(readable, text) >= 0.9:
+    if readable_words > max(1.1 * words, words + 20) and _covered(readable, text) >= 0.9:
         return readable
     wider = _text_of(tree, url, precise=False)
     if word_count(wider) > max(0, WIDER_FACTOR * words - 1):
@@ -212,6 +213,7 @@ def extract_article(
         document = trafilatura.extract_metadata(tree, default_url=url)
     outbound = outbound_links(tree, meta.canonical_url or url)
     links = _link_shares(tree, set(outbound))
+    away = {text_key(a.text_content()) for a in outbound}
     prepare_tree(tree, outbound)
     body = _body(tree, url)
     if not body.strip():
@@ -227,6 +229,7 @@ def extract_article(
         description=meta.description,
         headlines=_headlines(tree, document),
         links=links,
+        outbound=away,
     )
     if not paragraphs:
         raise ExtractionError("no article text left after cleaning", url=where)

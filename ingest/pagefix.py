@@ -13,6 +13,7 @@ from collections.abc import Collection
 from typing import Any
 
 from ingest.markup import on_story, story_test, text_key
+from ingest.notices import share_line
 
 # Class names of a story's body container, and the blocks that carry its text.
 _BODY_CLASS = re.compile(r"body|content|text|story|article|entry|post", re.I)
@@ -20,6 +21,11 @@ _TEXT_BLOCKS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockq
 _EMBEDDED_POSTS = (
     '//blockquote[contains(@class, "twitter-tweet") or contains(@class, "instagram-media")'
     ' or contains(@class, "tiktok-embed")]'
+)
+# Share buttons are links to other sites too, but to post the page there, not to read.
+_SHARING = re.compile(
+    r"shar(?:e|er|ing)\b|/intent/|[?&](?:u|url|text)=https?|/send\?|pin/create|submit\?",
+    re.I,
 )
 _ABSOLUTE = re.compile(r"\s*(?:https?:)?//([^/:?#\s]+)", re.I)
 _EMBED_WRAPPER = re.compile(r"social|embed|share|tweet|instagram", re.I)
@@ -183,9 +189,16 @@ def outbound_links(tree: Any, url: str | None) -> list[Any]:
         sites = Counter(site for _, site in links)
         own = sites.most_common(1)[0][0] if sites else ""
     on_story = story_test()
-    found = [a for a, site in links if site != own and on_story(a)]
-    inside = tree.xpath('//a[starts-with(@href, "#") and string-length(@href) > 1]')
-    return found + [a for a in inside if on_story(a)]
+    found = [
+        a for a, site in links if site != own and not _SHARING.search(a.get("href")) and on_story(a)
+    ]
+    # Within the page: a heading's permalink, a table of contents (not a post's permalink).
+    inside = tree.xpath(
+        '//a[starts-with(@href, "#") and string-length(@href) > 1]'
+        "[ancestor::h1 or ancestor::h2 or ancestor::h3 or ancestor::h4 or ancestor::li]"
+    )
+    found += [a for a in inside if on_story(a)]
+    return [a for a in found if not share_line(a.text_content().strip())]
 
 
 def prepare_tree(tree: Any, outbound: Collection[Any] = ()) -> None:

@@ -257,20 +257,35 @@ def test_clean_paragraphs_keeps_a_trailing_list_of_plain_items() -> None:
     assert clean([*BODY, *items])[0] == [*BODY, *items]
 
 
-def test_clean_paragraphs_keeps_links_that_are_most_of_the_text() -> None:
+LINK_ITEMS = [
+    "- How tide gauges work",
+    "- The last lighthouse keeper",
+    "- Mapping the sea floor by sound",
+    "- A history of the ferry timetable",
+]
+LINK_INTRO = "Four things about the sea I read this week."
+
+
+def test_clean_paragraphs_keeps_links_to_other_sites_that_are_most_of_the_text() -> None:
     # A post of links: the list is the post, not a list of other stories.
-    items = [
-        "- How tide gauges work",
-        "- The last lighthouse keeper",
-        "- Mapping the sea floor by sound",
-        "- A history of the ferry timetable",
-    ]
-    intro = "Four things about the sea I read this week."
-    links = {text_key(item[2:]): 1.0 for item in items}
+    links = {text_key(item[2:]): 1.0 for item in LINK_ITEMS}
 
-    paragraphs, _ = clean_paragraphs([intro, *items], title=TITLE, description=None, links=links)
+    paragraphs, _ = clean_paragraphs(
+        [LINK_INTRO, *LINK_ITEMS], title=TITLE, description=None, links=links, outbound=links
+    )
 
-    assert paragraphs == [intro, *items]
+    assert paragraphs == [LINK_INTRO, *LINK_ITEMS]
+
+
+def test_clean_paragraphs_drops_the_sites_own_links_even_when_most_of_the_text() -> None:
+    # A section page: its list of the site's own stories is no article text.
+    links = {text_key(item[2:]): 1.0 for item in LINK_ITEMS}
+
+    paragraphs, _ = clean_paragraphs(
+        [LINK_INTRO, *LINK_ITEMS], title=TITLE, description=None, links=links
+    )
+
+    assert paragraphs == [LINK_INTRO]
 
 
 def test_clean_paragraphs_keeps_a_paragraph_the_page_repeats_throughout() -> None:
