@@ -137,7 +137,9 @@ def load_pages(corpus: Path, only: Sequence[str] = ()) -> list[Page]:
 
 
 def _warm_up() -> None:
-    sample = b"<html><body><article><p>" + b"Warm words here. " * 40 + b"</p></article></body>"
+    # A link to another site: ingest reads the list of public suffixes on the first one.
+    sample = b"<html><body><article><p>" + b"Warm words here. " * 40
+    sample += b'<a href="https://example.org/">a link</a></p></article></body>'
     for extract in EXTRACTORS.values():
         with contextlib.suppress(Exception):
             extract(sample + b"</html>")

@@ -134,12 +134,11 @@ def _body(tree: Any, url: str | None) -> str:
     prose = sum(n for _, n in prose_paragraphs(tree))
     if words >= SHORT_BODY_WORDS and words >= CUT_SHARE * prose:
         return text
-    if words < CUT_SHARE * prose:
-        joined = copy.deepcopy(tree)
-        if join_sections(joined):
-            text_joined = _text_of(joined, url, precise=True)
-            if word_count(text_joined) >= WIDER_FACTOR * words:
-                return text_joined
+    # Joined in place: the fallbacks below read the sections in one piece as well.
+    if words < CUT_SHARE * prose and join_sections(tree):
+        joined = _text_of(tree, url, precise=True)
+        if word_count(joined) >= WIDER_FACTOR * words:
+            return joined
     readable = _readable_text(tree)
     readable_words = word_count(readable)
     if readable_words > max(0, WIDER_FACTOR * words - 1):
