@@ -241,6 +241,12 @@ def clean_paragraphs(
     )
     if _words(unlinked) * 2 >= _words(paras) or away * 2 < _words(list(dropped.elements())):
         paras = unlinked
+    # Nothing but links to the site's own pages (a menu, a page without an article).
+    if all(
+        _link_share(p, links) >= 0.9 and text_key(p.removeprefix("- ")) not in outbound
+        for p in paras
+    ):
+        return [], authors
     while paras and _trailing_chrome(paras[-1]):
         paras.pop()
     return paras, authors

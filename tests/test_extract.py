@@ -685,6 +685,7 @@ def test_extract_article_empty_page_raises(empty: str | bytes) -> None:
         "<html><head><title>Harbour Gazette</title></head><body></body></html>",
         "<html><body><div><img src='/logo.png' alt=''></div></body></html>",
         "<html><body><script>window.app = {};</script></body></html>",
+        "<html><body><nav><a href='/'>Home</a></nav></body></html>",
         """<html><head><title>Harbour Gazette</title></head><body><header><nav><ul>
         <li><a href="/">Home</a></li><li><a href="/local">Local</a></li>
         <li><a href="/sport">Sport</a></li></ul></nav></header>
