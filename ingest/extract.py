@@ -131,11 +131,12 @@ def _body(tree: Any, url: str | None) -> str:
     """
     text = _text_of(tree, url, precise=True)
     words = word_count(text)
-    prose = sum(n for _, n in prose_paragraphs(tree))
+    paragraphs = prose_paragraphs(tree)
+    prose = sum(n for _, n in paragraphs)
     if words >= SHORT_BODY_WORDS and words >= CUT_SHARE * prose:
         return text
     # Joined in place: the fallbacks below read the sections in one piece as well.
-    if words < CUT_SHARE * prose and join_sections(tree):
+    if words < CUT_SHARE * prose and join_sections(tree, paragraphs):
         joined = _text_of(tree, url, precise=True)
         if word_count(joined) >= WIDER_FACTOR * words:
             return joined

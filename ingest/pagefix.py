@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
-from ingest.markup import on_story, story_test, text_key
+from ingest.markup import story_test, text_key
 from ingest.notices import share_line
 
 # Class names of a story's body container, and the blocks that carry its text.
@@ -130,13 +130,14 @@ def _heading_before(element: Any) -> Any:
     return None
 
 
-def join_sections(tree: Any) -> bool:
+def join_sections(tree: Any, prose: list[tuple[Any, int]]) -> bool:
     """Make one element of a body laid out as sections, each in a container of the same kind
     (``<div class="article-text">`` in every block, galleries and fact boxes between): an
     extractor takes the first and leaves the rest. Only when those containers hold most of the
-    page's prose; headings between them come along. Returns whether the tree changed."""
-    prose = prose_paragraphs(tree)
+    page's prose (``prose``, from `prose_paragraphs`); headings between them come along.
+    Returns whether the tree changed."""
     total = sum(words for _, words in prose)
+    on_story = story_test()
     groups: dict[tuple[str, str], list[Any]] = {}
     for element in tree.iter("div", "section"):
         kind = (element.get("class") or "").split()
