@@ -126,7 +126,8 @@ def _heading_before(element: Any) -> Any:
         while previous is not None and not previous.text_content().strip():
             previous = previous.getprevious()
         if previous is not None:
-            return previous if previous.tag in ("h2", "h3", "h4") else None
+            heading = previous.tag in ("h2", "h3", "h4") and not (previous.tail or "").strip()
+            return previous if heading else None
     return None
 
 
