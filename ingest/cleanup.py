@@ -1,8 +1,10 @@
 """The body text's clean-up: what trafilatura lets through on news sites.
 
-Browser banners, the headline or the lead repeated, bylines (they become authors), date and
-reading-time lines, "Related:" pointers, runs and trailing lists of links, newsletter prompts,
-contact, copyright and taxonomy lines. Generic rules only: nothing here names a site.
+Browser banners, the headline, the lead or a teaser repeated, bylines (they become authors),
+date and reading-time lines, share bars, cookie notices, paywall prompts and ad labels
+(`ingest.notices`), "Related:" pointers, runs and trailing lists of links (unless they are the
+post), newsletter prompts, contact, copyright and taxonomy lines. Generic rules only: nothing
+here names a site.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Page bytes -> clean article: decode, read the page's metadata, fix the tree, extract.
 
 trafilatura runs in precision mode, with readability or recall mode as fallback when it finds
-little; `ingest.cleanup` then cleans the body text, `ingest.metadata` merges the page's
-metadata with the feed's. This module runs in worker processes (`ingest.workers`): its inputs
-and outputs are picklable.
+little, or little of the page's prose; `ingest.cleanup` then cleans the body text,
+`ingest.metadata` merges the page's metadata with the feed's. This module runs in worker
+processes (`ingest.workers`): its inputs and outputs are picklable.
 """
 
 from __future__ import annotations
@@ -123,10 +123,10 @@ def _body(tree: Any, url: str | None) -> str:
     page's prose. Then, the first that holds more:
 
     - a body in sections (precision took the first): precision again, the sections joined;
-    - readability's pick, if half as long again, or if it holds precision's text and a tenth
-      more (20 words at least);
-      but when it found another part of the page than precision did (sections judged each
-      alone), recall mode if it holds both, and twice as much;
+    - readability's pick, if half as long again; but when it found another part of the page
+      than precision did (sections judged each alone), recall mode if it holds both, and
+      twice as much;
+    - readability's pick, if it holds precision's text and a tenth more (20 words at least);
     - recall mode, if half as long again.
     """
     text = _text_of(tree, url, precise=True)
