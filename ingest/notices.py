@@ -122,7 +122,7 @@ def share_line(para: str) -> bool:
 
 
 def _share_heading(para: str) -> bool:
-    """ "Like this:", "Share:": what stands above a share bar."""
+    """What stands above a share bar: "Like this:", "Share:"."""
     return (
         len(para) < 40
         and para.endswith(":")
@@ -164,7 +164,7 @@ def drop_notices(paras: list[str]) -> list[str]:
     for para in paras:
         if cookie_notice(para):
             after_notice = True
-            # Buttons printed above the notice
+            # and its buttons, above or below it
             while kept and consent_button(kept[-1]):
                 kept.pop()
             continue
