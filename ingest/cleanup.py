@@ -1,17 +1,21 @@
 """The body text's clean-up: what trafilatura lets through on news sites.
 
-Browser banners, the headline or the lead repeated, bylines (they become authors), date and
-reading-time lines, "Related:" pointers, runs and trailing lists of links, newsletter prompts,
-contact, copyright and taxonomy lines. Generic rules only: nothing here names a site.
+Browser banners, the headline, the lead or a teaser repeated, bylines (they become authors),
+date and reading-time lines, share bars, cookie notices, paywall prompts and ad labels
+(`ingest.notices`), "Related:" pointers, runs and trailing lists of links (unless they are the
+post), newsletter prompts, contact, copyright and taxonomy lines. Generic rules only: nothing
+here names a site.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 
 from ingest.bylines import byline_authors
 from ingest.markup import WS, text_key
+from ingest.notices import drop_notices
 
 _BANNER = re.compile(
     r"(is not supported|isn't supported|unsupported browser|upgrade your browser|outdated browser"
@@ -116,12 +120,17 @@ def _trailing_chrome(para: str) -> bool:
 
 def _dedupe_lead(paras: list[str], description: str | None) -> list[str]:
     """The lead repeated: a summary ("dek") printed above the body, then the body's first
-    paragraph saying the same. Keep one."""
+    paragraph saying the same, or a teaser of the first paragraphs. Keep one."""
+    keys = [text_key(para) for para in paras]
+    teaser = _teaser_size(keys)
+    paras, keys = paras[teaser:], keys[teaser:]
     seen: set[str] = set()
     unique: list[str] = []
-    for index, para in enumerate(paras):
-        key = text_key(para)
-        if index < 4 and len(key) >= 40 and key in seen:
+    # A paragraph that comes back after the lead (a refrain, a repeated notice, a pattern the
+    # page is made of) is the page's text, not a lead printed twice.
+    recurring = set(keys[4:])
+    for index, (para, key) in enumerate(zip(paras, keys, strict=True)):
+        if index < 4 and len(key) >= 40 and key in seen and key not in recurring:
             continue
         seen.add(key)
         unique.append(para)
@@ -134,6 +143,31 @@ def _dedupe_lead(paras: list[str], description: str | None) -> list[str]:
     ):
         unique.pop(0)
     return unique
+
+
+def _teaser_size(keys: list[str]) -> int:
+    """How many first paragraphs are a teaser printed above the body that opens with them
+    again (a paywall's preview, a summary of the first paragraphs): each comes twice, in the
+    same order, the teaser's last one perhaps cut short."""
+    counts = Counter(keys)
+    size = 0
+    while (
+        size < len(keys)
+        and len(keys[size]) >= 40
+        and counts[keys[size]] == 2
+        and keys[size] not in keys[:size]
+    ):
+        size += 1
+    if (
+        size < len(keys)
+        and len(keys[size]) >= 40
+        and any(k.startswith(keys[size]) and k != keys[size] for k in keys[size + 1 :])
+    ):
+        size += 1  # a teaser's last paragraph, cut short
+    for start in range(size, len(keys) - size + 1) if size else ():
+        if all(keys[start + i].startswith(keys[i]) for i in range(size)):
+            return size
+    return 0
 
 
 def _link_share(para: str, links: Mapping[str, float]) -> float:
@@ -172,14 +206,16 @@ def clean_paragraphs(
     description: str | None,
     headlines: Sequence[str] = (),
     links: Mapping[str, float] | None = None,
+    outbound: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Drop page chrome from the body; returns (paragraphs, byline authors).
 
     ``headlines`` are the other forms of the title the page shows (``<h1>``, ``<title>``);
     ``links`` maps the `text_key` of link texts and list items to the share of their
-    text inside links, to tell lists of links from article text.
+    text inside links, to tell lists of links from article text; ``outbound`` holds the
+    `text_key` of links to other sites.
     """
-    paras = [p for p in (WS.sub(" ", p).strip() for p in paragraphs) if p]
+    paras = drop_notices([p for p in (WS.sub(" ", p).strip() for p in paragraphs) if p])
     links = links or {}
     heads = {k for k in (text_key(t) for t in (title or "", *headlines)) if k}
     authors: list[str] = []
@@ -194,11 +230,29 @@ def clean_paragraphs(
         paras.pop(0)
     paras = _dedupe_lead(paras, description)
     paras = [p for p in paras if not (len(p) <= 200 and _SIGNPOST.match(p))]
-    paras = _drop_link_runs(paras, links)
+    # Lists of links are dropped as other stories, unless they are most of the text and lead
+    # to other sites: then they are what the page is about (a post of links, a reading list).
+    unlinked = _drop_link_runs(paras, links)
+    while unlinked and _trailing_chrome(unlinked[-1]):
+        unlinked.pop()
+    if count := _trailing_link_list(unlinked, links):
+        del unlinked[-count:]
+    dropped = Counter(paras) - Counter(unlinked)
+    away = sum(
+        len(p.split()) * n for p, n in dropped.items() if text_key(p.removeprefix("- ")) in outbound
+    )
+    if _words(unlinked) * 2 >= _words(paras) or away * 2 < _words(list(dropped.elements())):
+        paras = unlinked
+    # Nothing but links to the site's own pages (a menu, a page without an article).
+    if all(
+        _link_share(p, links) >= 0.9 and text_key(p.removeprefix("- ")) not in outbound
+        for p in paras
+    ):
+        return [], authors
     while paras and _trailing_chrome(paras[-1]):
         paras.pop()
-    if count := _trailing_link_list(paras, links):
-        del paras[-count:]
-        while paras and _trailing_chrome(paras[-1]):
-            paras.pop()
     return paras, authors
+
+
+def _words(paras: list[str]) -> int:
+    return sum(len(p.split()) for p in paras)

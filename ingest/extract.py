@@ -1,14 +1,15 @@
 """Page bytes -> clean article: decode, read the page's metadata, fix the tree, extract.
 
 trafilatura runs in precision mode, with readability or recall mode as fallback when it finds
-little; `ingest.cleanup` then cleans the body text, `ingest.metadata` merges the page's
-metadata with the feed's. This module runs in worker processes (`ingest.workers`): its inputs
-and outputs are picklable.
+little, or little of the page's prose; `ingest.cleanup` then cleans the body text,
+`ingest.metadata` merges the page's metadata with the feed's. This module runs in worker
+processes (`ingest.workers`): its inputs and outputs are picklable.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from typing import Any
 
 import lxml.html
@@ -24,7 +25,7 @@ from ingest.decoding import decode_html
 from ingest.errors import ExtractionError
 from ingest.markup import clean_text, text_key
 from ingest.metadata import merge_hints, page_metadata
-from ingest.pagefix import prepare_tree
+from ingest.pagefix import join_sections, outbound_links, prepare_tree, prose_paragraphs
 from ingest.records import ExtractedArticle, Hints
 
 # Parse as trafilatura does: a comment inside a paragraph ("When <!-- -->President") would
@@ -32,11 +33,18 @@ from ingest.records import ExtractedArticle, Hints
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
 
 
-# Below this many words, precision mode may have kept a notice or a teaser of the story: look
-# wider, and take the wider text if it is at least twice as long.
+# Below this many words, precision mode may have kept a notice or a teaser of the story; below
+# this share of the page's prose, a part of it (a long page cut to its intro): look wider, and
+# take a wider text when it is half as long again.
 SHORT_BODY_WORDS = 150
-WIDER_FACTOR = 2
+CUT_SHARE = 0.5
+WIDER_FACTOR = 1.5
 _READABLE_BLOCKS = ("p", "li", "h2", "h3", "h4", "blockquote")
+# What readers are not shown: trafilatura drops it in both modes, readability does not.
+_HIDDEN = (
+    '//*[@hidden or @aria-hidden="true" or contains(translate(@style, " ", ""), "display:none")'
+    ' or contains(translate(@style, " ", ""), "visibility:hidden")]'
+)
 
 
 def _trafilatura(tree: Any, url: str | None, *, precise: bool) -> Any:
@@ -57,10 +65,19 @@ def _trafilatura(tree: Any, url: str | None, *, precise: bool) -> Any:
     )
 
 
+def _text_of(tree: Any, url: str | None, *, precise: bool) -> str:
+    document = _trafilatura(tree, url, precise=precise)  # it works on a copy
+    return (document.text or "") if document is not None else ""
+
+
 def _readable_text(tree: Any) -> str:
-    """The body readability's scoring picks, one line per block."""
+    """The body readability's scoring picks, one line per block, hidden elements left out."""
     # readability rewrites the tree it is given
-    summary = lxml.html.fromstring(Readability(copy.deepcopy(tree)).summary())
+    visible = copy.deepcopy(tree)
+    for element in visible.xpath(_HIDDEN):
+        if element.getparent() is not None:
+            element.drop_tree()
+    summary = lxml.html.fromstring(Readability(visible).summary())
     blocks = (
         " ".join(block.text_content().split())
         for block in summary.iter(*_READABLE_BLOCKS)
@@ -69,19 +86,53 @@ def _readable_text(tree: Any) -> str:
     return "\n".join(b for b in blocks if b)
 
 
+def _covered(whole: str, part: str) -> float:
+    """The share of ``part``'s words in lines that ``whole`` holds too."""
+    held = " ".join(text_key(line) for line in whole.split("\n"))
+    keys = [text_key(line) for line in part.split("\n")]
+    words = sum(len(key.split()) for key in keys)
+    return sum(len(key.split()) for key in keys if key in held) / words if words else 1.0
+
+
 def _body(tree: Any, url: str | None) -> str:
-    """The body text: trafilatura's precision mode, unless it found little: then readability's
-    pick, or trafilatura's recall mode, when one of them finds twice as much."""
-    document = _trafilatura(tree, url, precise=True)
-    text = (document.text or "") if document is not None else ""
-    if word_count(text) >= SHORT_BODY_WORDS:
+    """The body text: trafilatura's precision mode, unless it kept little, or little of the
+    page's prose. Then, the first that holds more:
+
+    - a body in sections (precision took the first): precision again, the sections joined;
+    - readability's pick, if half as long again; but when it found another part of the page
+      than precision did (sections judged each alone), recall mode if it holds both, and
+      twice as much;
+    - readability's pick, if it holds precision's text and a tenth more (20 words at least);
+    - recall mode, if half as long again.
+    """
+    text = _text_of(tree, url, precise=True)
+    words = word_count(text)
+    paragraphs = prose_paragraphs(tree)
+    prose = sum(n for _, n in paragraphs)
+    if words >= SHORT_BODY_WORDS and words >= CUT_SHARE * prose:
         return text
+    # Joined in place: the fallbacks below read the sections in one piece as well.
+    if words < CUT_SHARE * prose and join_sections(tree, paragraphs):
+        joined = _text_of(tree, url, precise=True)
+        if word_count(joined) >= WIDER_FACTOR * words:
+            return joined
     readable = _readable_text(tree)
-    if word_count(readable) >= WIDER_FACTOR * word_count(text):
+    readable_words = word_count(readable)
+    if readable_words > max(0, WIDER_FACTOR * words - 1):
+        if words and _covered(readable, text) < 0.5:
+            wider = _text_of(tree, url, precise=False)
+            if (
+                word_count(wider) >= 2 * readable_words
+                and _covered(wider, readable) >= 0.8
+                and _covered(wider, text) >= 0.8
+            ):
+                return wider
         return readable
-    wider = _trafilatura(tree, url, precise=False)
-    if wider is not None and word_count(wider.text) >= WIDER_FACTOR * word_count(text):
-        return wider.text or ""
+    if readable_words > max(1.1 * words, words + 20) and _covered(readable, text) >= 0.9:
+        return readable
+    wider = _text_of(tree, url, precise=False)
+    if word_count(wider) > max(0, WIDER_FACTOR * words - 1):
+        return wider
     return text
 
 
@@ -93,13 +144,18 @@ def _headlines(tree: Any, document: Any) -> list[str]:
     return [h for h in found if h]
 
 
-def _link_shares(tree: Any) -> dict[str, float]:
-    """`text_key` of every link and list item -> the share of its text inside links."""
+def _link_shares(tree: Any, outbound: Collection[Any]) -> dict[str, float]:
+    """`text_key` of every link and list item -> the share of its text inside links. In an
+    item with words besides its links (a citation, a link and what it is), links to other
+    sites count as text: they are what the item says, not a list of the site's stories."""
     shares = {k: 1.0 for k in (text_key(a.text_content()) for a in tree.iter("a")) if k}
     for block in tree.iter("li"):
         key = text_key(block.text_content())
         if key and key not in shares:
-            linked = sum(len(text_key(a.text_content())) for a in block.iter("a"))
+            sizes = [(len(text_key(a.text_content())), a in outbound) for a in block.iter("a")]
+            linked = sum(size for size, _ in sizes)
+            if linked < len(key):
+                linked = sum(size for size, out in sizes if not out)
             shares[key] = min(1.0, linked / len(key))
     return shares
 
@@ -131,8 +187,10 @@ def extract_article(
     document = None
     if not (meta.title and meta.published):
         document = trafilatura.extract_metadata(tree, default_url=url)
-    links = _link_shares(tree)
-    prepare_tree(tree)
+    outbound = outbound_links(tree, meta.canonical_url or url)
+    links = _link_shares(tree, set(outbound))
+    away = {text_key(a.text_content()) for a in outbound}
+    prepare_tree(tree, outbound)
     body = _body(tree, url)
     if not body.strip():
         raise ExtractionError("no article text found", url=where)
@@ -147,6 +205,7 @@ def extract_article(
         description=meta.description,
         headlines=_headlines(tree, document),
         links=links,
+        outbound=away,
     )
     if not paragraphs:
         raise ExtractionError("no article text left after cleaning", url=where)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 WS = re.compile(r"[ \t\u00a0\u2009\u202f]+")
@@ -43,6 +43,28 @@ def on_story(element: Any) -> bool:
         node.tag in _OFF_STORY_TAGS or _OFF_STORY.search(classes(node))
         for node in (element, *element.iterancestors())
     )
+
+
+def story_test() -> Callable[[Any], bool]:
+    """`on_story` for many elements of one page: each ancestor is looked at once."""
+    known: dict[Any, bool] = {}
+
+    def test(element: Any) -> bool:
+        path = []
+        verdict = True
+        for node in (element, *element.iterancestors()):
+            if node in known:
+                verdict = known[node]
+                break
+            path.append(node)
+            if node.tag in _OFF_STORY_TAGS or _OFF_STORY.search(classes(node)):
+                verdict = False
+                break
+        for node in path:
+            known[node] = verdict
+        return verdict
+
+    return test
 
 
 def story_scope(tree: Any) -> Any:

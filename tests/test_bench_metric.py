@@ -106,3 +106,47 @@ def test_bootstrap_is_seeded_and_zero_when_pages_agree() -> None:
 def test_page_ids_must_match() -> None:
     with pytest.raises(ValueError, match="1 missing"):
         evaluate({"a": BODY}, {"a": BODY, "b": SECOND})
+
+
+# --- bench.generality -------------------------------------------------------------------------
+
+STORY = (
+    "The harbour authority will replace the old tide gauge at the north pier this spring. "
+    "Engineers said the new gauge sends a reading every minute to the port office."
+)
+
+
+def test_reference_text_keeps_blocks_apart() -> None:
+    from bench.generality import reference_text
+
+    html = "<div><h2>Tides</h2><p>One <b>bold</b> line</p><ul><li>a</li><li>b</li></ul></div>"
+
+    assert reference_text(html) == "Tides\nOne bold line\na\nb"
+
+
+def test_generality_counts_a_page_given_up_as_empty(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from bench.generality import main
+
+    pages = {
+        "story": f"<html><body><article><h1>Gauge</h1><p>{STORY}</p></article></body></html>",
+        "empty": "<html><body><div><img src='/logo.png' alt=''></div></body></html>",
+    }
+    for name, html in pages.items():
+        folder = tmp_path / "pages" / name
+        folder.mkdir(parents=True)
+        (folder / "source.html").write_text(html, encoding="utf-8")
+        (folder / "expected.html").write_text(f"<div><p>{STORY}</p></div>", encoding="utf-8")
+        (folder / "expected-metadata.json").write_text('{"readerable": true}', encoding="utf-8")
+
+    assert main(["--corpus", str(tmp_path), "--jobs", "1", "--json", "--per-page"]) == 0
+
+    doc = json.loads(capsys.readouterr().out)
+    ingest = doc["totals"]["all"]["ingest"]
+    assert ingest["gave_up"] == 1
+    assert ingest["recall"] == pytest.approx(0.5)  # the page given up counts, with recall 0
+    assert {p["page"]: p["ingest"]["failure"] is not None for p in doc["pages"]} == {
+        "story": False,
+        "empty": True,
+    }

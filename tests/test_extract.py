@@ -257,6 +257,125 @@ def test_clean_paragraphs_keeps_a_trailing_list_of_plain_items() -> None:
     assert clean([*BODY, *items])[0] == [*BODY, *items]
 
 
+LINK_ITEMS = [
+    "- How tide gauges work",
+    "- The last lighthouse keeper",
+    "- Mapping the sea floor by sound",
+    "- A history of the ferry timetable",
+]
+LINK_INTRO = "Four things about the sea I read this week."
+
+
+def test_clean_paragraphs_keeps_links_to_other_sites_that_are_most_of_the_text() -> None:
+    # A post of links: the list is the post, not a list of other stories.
+    links = {text_key(item[2:]): 1.0 for item in LINK_ITEMS}
+
+    paragraphs, _ = clean_paragraphs(
+        [LINK_INTRO, *LINK_ITEMS], title=TITLE, description=None, links=links, outbound=links
+    )
+
+    assert paragraphs == [LINK_INTRO, *LINK_ITEMS]
+
+
+def test_clean_paragraphs_drops_the_sites_own_links_even_when_most_of_the_text() -> None:
+    # A section page: its list of the site's own stories is no article text.
+    links = {text_key(item[2:]): 1.0 for item in LINK_ITEMS}
+
+    paragraphs, _ = clean_paragraphs(
+        [LINK_INTRO, *LINK_ITEMS], title=TITLE, description=None, links=links
+    )
+
+    assert paragraphs == [LINK_INTRO]
+
+
+def test_clean_paragraphs_keeps_a_paragraph_the_page_repeats_throughout() -> None:
+    # Not a lead printed twice: the same paragraph comes back further down too.
+    refrain = "The tide waits for no one, and the harbour office will not wait for the tide."
+    paras = [refrain, BODY[0], refrain, BODY[1], BODY[2], refrain]
+
+    assert clean(paras)[0] == paras
+
+
+def test_clean_paragraphs_drops_a_teaser_the_body_repeats() -> None:
+    # A paywall's preview of the first paragraphs (the last one cut short), then the body.
+    teaser = [BODY[0], BODY[1][:60] + "…"]
+
+    assert clean([*teaser, *BODY])[0] == BODY
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Share this article: Facebook Twitter WhatsApp",
+        "Share on Facebook",
+        "Facebook Twitter LinkedIn Email",
+        "Partager cet article : Facebook Twitter LinkedIn",
+        "Artikel teilen: Facebook X WhatsApp E-Mail",
+        "Compartir en Facebook Twitter WhatsApp",
+        "Compartilhe: Facebook Twitter WhatsApp",
+        "分享到",
+        "Like Loading...",
+    ],
+)
+def test_clean_paragraphs_drops_share_lines_anywhere(line: str) -> None:
+    assert clean([*BODY[:2], line, *BODY[2:]])[0] == BODY
+
+
+@pytest.mark.parametrize(
+    "notice",
+    [
+        "We use cookies to give you the best possible experience on our website. By continuing"
+        " to browse the site you are agreeing to our use of cookies.",
+        "Ce site utilise des cookies pour vous offrir une meilleure expérience. En poursuivant"
+        " votre navigation, vous acceptez l'utilisation de cookies.",
+        "Diese Website verwendet Cookies. Wenn Sie die Seite weiter nutzen, stimmen Sie der"
+        " Verwendung von Cookies zu.",
+        "Utilizamos cookies propias y de terceros para mejorar nuestros servicios. Si continúa"
+        " navegando, consideramos que acepta su uso.",
+        "Questo sito utilizza cookie tecnici e di profilazione. Proseguendo la navigazione"
+        " acconsenti all'uso dei cookie.",
+        "This website uses cookies.",
+    ],
+)
+def test_clean_paragraphs_drops_a_cookie_notice_and_its_buttons(notice: str) -> None:
+    assert clean([*BODY[:3], notice, "Accept all", "Manage settings", *BODY[3:]])[0] == BODY
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "This article is for subscribers only. Subscribe to continue reading.",
+        "Already a subscriber? Log in",
+        "Cet article est réservé aux abonnés.",
+        "Il vous reste 85% de cet article à lire.",
+        "Dieser Artikel ist exklusiv für Abonnenten.",
+        "Para seguir leyendo, suscríbete.",
+        "Conteúdo exclusivo para assinantes. Já é assinante? Entre.",
+        "Subscribe now",
+        "Advertisement",
+    ],
+)
+def test_clean_paragraphs_drops_paywall_prompts_and_ad_labels(line: str) -> None:
+    assert clean([BODY[0], line, *BODY[1:]])[0] == BODY
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        # About cookies, not the site's notice.
+        "The regulator said websites must ask before they set cookies, and fined three firms.",
+        "We use cookies in the recipe below: any shortbread will do, the baker said.",
+        # About sharing and social networks, in a sentence.
+        "Facebook and Twitter said on Monday they would share data with the harbour office.",
+        "Share prices at the ferry operator rose by four percent after the announcement.",
+        # About subscriptions.
+        "The ferry company said subscribers to its season ticket would keep their discount.",
+    ],
+)
+def test_clean_paragraphs_keeps_sentences_on_those_subjects(sentence: str) -> None:
+    assert clean([*BODY[:2], sentence, *BODY[2:]])[0] == [*BODY[:2], sentence, *BODY[2:]]
+
+
 # --- page_metadata --------------------------------------------------------------------------------
 
 GRAPH_PAGE = """<!DOCTYPE html>
@@ -531,6 +650,7 @@ def test_extract_article_empty_page_raises(empty: str | bytes) -> None:
         "<html><head><title>Harbour Gazette</title></head><body></body></html>",
         "<html><body><div><img src='/logo.png' alt=''></div></body></html>",
         "<html><body><script>window.app = {};</script></body></html>",
+        "<html><body><nav><a href='/'>Home</a></nav></body></html>",
         """<html><head><title>Harbour Gazette</title></head><body><header><nav><ul>
         <li><a href="/">Home</a></li><li><a href="/local">Local</a></li>
         <li><a href="/sport">Sport</a></li></ul></nav></header>
@@ -610,3 +730,139 @@ def test_extract_article_drops_a_hover_card() -> None:
     assert text.split("\n\n")[0] == (
         "The harbour authority, led by Mara Lind, will replace the old tide gauge this spring."
     )
+
+
+# --- extract_article: pages beyond news (bench.generality) ----------------------------------------
+
+
+def test_extract_article_drops_a_share_line_inside_the_story() -> None:
+    share = (
+        "<p>Share this article: <a href='https://social.example.com/share'>Facebook</a> "
+        "<a href='https://micro.example.net/share'>Twitter</a> "
+        "<a href='https://chat.example.org/share'>WhatsApp</a></p>"
+    )
+    body = f'<div class="article-body">{paragraphs_html(ARTICLE_BODY[:3])}{share}'
+    body += f"{paragraphs_html(ARTICLE_BODY[4:])}</div>"
+
+    text = extract_article(story_page(body), PAGE_URL).text
+
+    assert text == "\n\n".join(ARTICLE_BODY[:3] + ARTICLE_BODY[4:])
+
+
+def test_extract_article_drops_a_cookie_notice_inside_the_story() -> None:
+    notice = (
+        "<p>Ce site utilise des cookies pour vous offrir une meilleure expérience de navigation"
+        " et des publicités adaptées. En poursuivant votre navigation sur ce site, vous acceptez"
+        " l'utilisation de cookies. Vous pouvez modifier vos paramètres à tout moment.</p>"
+        "<p><a href='/cookies'>Tout accepter</a></p>"
+    )
+    body = f'<div class="article-body">{paragraphs_html(ARTICLE_BODY)}{notice}</div>'
+
+    assert extract_article(story_page(body), PAGE_URL).text == "\n\n".join(ARTICLE_BODY)
+
+
+LINKS = [
+    ("How tide gauges work", "https://tides.example.net/gauges",
+     "A patient explainer on floats, radar and the harbour wall."),
+    ("The last lighthouse keeper", "https://coast.example.com/keeper",
+     "An interview with the man who kept the light for thirty years."),
+    ("Mapping the sea floor by sound", "https://oceans.example.net/sonar",
+     "Why most of the ocean floor is still a blur, and who is fixing it."),
+    ("A history of the ferry timetable", "https://history.example.net/ferries",
+     "From sail to diesel, and why departures moved by twenty minutes."),
+    ("Storm surge, explained", "https://weather.example.com/surge",
+     "Wind, pressure and a full moon: the recipe for a flooded quay."),
+]  # fmt: skip
+LINKS_INTRO = "Five things about the sea I read this week."
+
+
+def link_post(body: str) -> str:
+    return f"""<!DOCTYPE html><html lang="en"><head><title>Links for the weekend | Harbour Notes
+</title></head><body><header><nav><a href="/">Home</a> <a href="/about">About</a>
+<a href="/archive">Archive</a></nav></header><main><article><h1>Links for the weekend</h1>
+<p>{LINKS_INTRO}</p>{body}</article></main><footer><p>Harbour Notes, a blog about the coast.</p>
+</footer></body></html>"""
+
+
+@pytest.mark.parametrize("shape", ["list", "list with words", "paragraphs"])
+def test_extract_article_keeps_a_post_of_links(shape: str) -> None:
+    if shape == "list":
+        body = "<ul>" + "".join(f'<li><a href="{u}">{t}</a></li>' for t, u, _ in LINKS) + "</ul>"
+        expected = [LINKS_INTRO, *(f"- {t}" for t, _, _ in LINKS)]
+    elif shape == "list with words":
+        body = "<ul>" + "".join(f'<li><a href="{u}">{t}</a>: {d}</li>' for t, u, d in LINKS)
+        body += "</ul>"
+        expected = [LINKS_INTRO, *(f"- {t}: {d}" for t, _, d in LINKS)]
+    else:
+        body = "".join(f'<p><a href="{u}">{t}</a></p><p>{d}</p>' for t, u, d in LINKS)
+        expected = [LINKS_INTRO, *(line for t, _, d in LINKS for line in (t, d))]
+
+    text = extract_article(link_post(body), "https://notes.example.org/2025/links").text
+
+    assert text.split("\n\n") == expected
+
+
+def test_extract_article_still_drops_the_sites_own_list_of_stories() -> None:
+    stories = "".join(
+        f'<li><a href="/local/{n}">{t}</a></li>'
+        for n, t in enumerate(
+            ["Lifeboat crew honoured for rescue", "Harbour dredging starts next month",
+             "New harbour master named", "Ferry fares to rise in spring"]
+        )
+    )  # fmt: skip
+    body = f'<div class="article-body">{paragraphs_html(ARTICLE_BODY)}<ul>{stories}</ul></div>'
+
+    assert extract_article(story_page(body), PAGE_URL).text == "\n\n".join(ARTICLE_BODY)
+
+
+def sectioned_review(sections: list[list[str]]) -> str:
+    """A long review in blocks, each with its own text container, galleries between."""
+    blocks = []
+    for number, paragraphs in enumerate(sections):
+        heading = f"<h2>Part {number}</h2>" if number else ""
+        blocks.append(
+            f'<div class="block"><div class="grid"><div class="cell">{heading}'
+            f'<div class="article-text">{paragraphs_html(paragraphs)}</div></div></div></div>'
+            f'<div class="gallery-block"><a href="/gallery/{number}"><img src="/{number}.jpg">'
+            f"</a><span>Gallery: the pier | 14 photos</span></div>"
+        )
+    return story_page("".join(blocks))
+
+
+def test_extract_article_keeps_a_long_page_past_its_first_section() -> None:
+    sections = [
+        [f"Part {s}, paragraph {n}: {ARTICLE_BODY[(s + n) % 3]}" for n in range(4)]
+        for s in range(5)
+    ]
+
+    text = extract_article(sectioned_review(sections), PAGE_URL).text
+
+    expected = [sections[0]]
+    expected += [[f"Part {s}", *sections[s]] for s in range(1, 5)]
+    assert text.split("\n\n") == [line for lines in expected for line in lines]
+
+
+MORE_BODY = [
+    "The old gauge, a float in a stilling well read by hand twice a day, will go to the town "
+    "museum, which has asked for the brass dial and the logbooks that go back to 1983.",
+    "Pilots said the minute-by-minute readings would matter most on spring tides, when the "
+    "channel is deep enough for the largest ships for less than an hour either side of high water.",
+    "The authority expects the new gauge to cost about 48,000 euros, most of it paid by the "
+    "regional fund for small ports, and to need a visit from a technician once a year.",
+]
+
+
+@pytest.mark.parametrize("container", ["paywall", "paid-content", "article-body premium"])
+def test_extract_article_gives_the_body_behind_a_teaser(container: str) -> None:
+    story = ARTICLE_BODY + MORE_BODY
+    teaser = f'<div class="article-intro">{paragraphs_html(story[:3])}</div>'
+    prompt = (
+        '<div class="subscribe-box"><p>This article is for subscribers only. Subscribe to'
+        ' continue reading, or <a href="/login">log in</a>.</p>'
+        '<p><a href="/subscribe">Subscribe now</a></p></div>'
+    )
+    body = f'<div class="{container}">{paragraphs_html(story)}</div>'
+
+    text = extract_article(story_page(teaser + prompt + body), PAGE_URL).text
+
+    assert text == "\n\n".join(story)
