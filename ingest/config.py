@@ -236,11 +236,26 @@ class Settings(_Section):
     serve: ServeSettings = ServeSettings()
     feeds: list[FeedSettings] = []
     _source: str = PrivateAttr("(defaults)")
+    _not_found: Path | None = PrivateAttr(None)
 
     @property
     def source(self) -> str:
         """The config file these settings were read from, or "(defaults)"."""
         return self._source
+
+    @property
+    def not_found(self) -> Path | None:
+        """The default config file, looked for and not found (the defaults apply), or None."""
+        return self._not_found
+
+    def no_config(self) -> str:
+        """Where the config file was looked for, for a message: "" when one was read."""
+        if self._not_found is None:
+            return ""
+        return (
+            f"no config file at {self._not_found}, the default path; name one with --config "
+            "PATH or INGEST_CONFIG"
+        )
 
     @field_validator("feeds")
     @classmethod
@@ -326,6 +341,7 @@ def load_settings(
     if explicit or path.exists():
         data = _read_toml(path)
         source = str(path)
+    not_found = None if source != "(defaults)" else path.absolute()
     try:
         settings = Settings.model_validate(data, strict=True)
     except ValidationError as exc:
@@ -342,4 +358,5 @@ def load_settings(
         except ValidationError as exc:
             raise ConfigError(f"command line: {_describe(exc.errors()[0])}") from exc
     settings._source = source
+    settings._not_found = not_found
     return settings
