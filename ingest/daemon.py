@@ -8,9 +8,10 @@ shutdown timeout, cancel the rest (it stays pending in the database) and return.
 /metrics are served on ``[daemon] listen`` (`ingest.healthz`).
 
 At the default log level the daemon says what it does and no more: that it started (its
-feeds, its address, its archive), one "poll round" line when the work a claim started is done
-(feeds polled, new entries, articles stored, pages failed), one line per failure with its
-reason, the database's outages, config reloads, and that it stopped.
+feeds, its address, its archive), one "polled ..." line when the work a claim started is done
+(feeds polled, new entries, articles stored, pages failed; polls that found nothing new are
+said together, once a minute at most), one line per failure with its reason, the database's
+outages, config reloads, and that it stopped.
 
 Leases are kept on the work in hand only (``_feeds`` and the pages of the ingestor's frontier,
 queued or in flight): a page whose task ended without its outcome stored is given back at the
@@ -51,8 +52,8 @@ from ingest.workers import ExtractorPool
 log = logging.getLogger("ingest.daemon")
 
 CLAIM_HORIZON = 4.0  # seconds of each host's turns that one claim of pages covers
-# A "poll round" line is written when the work a claim started is done; a daemon that is never
-# idle writes one this often at most.
+# A "polled ..." line is written when the work a claim started is done and brought something
+# new; polls that found nothing new, and a daemon that is never idle, get one this often.
 ROUND_LINE_EVERY = 60.0
 
 
@@ -148,7 +149,7 @@ class Daemon:
                 self.ingestor.frontier.take_queued()  # released below, for any worker
                 # Leave time for the worker pool and the HTTP client to close within the bound.
                 await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
-                self._say_round(idle=True)
+                self._say_round(idle=True, final=True)
                 try:
                     self.ingestor.flush()
                     self.store.release()  # what is left undone is the other workers' now
@@ -186,12 +187,14 @@ class Daemon:
             extra={"feeds": feeds, "listen": listen or None, "database": archive},
         )
 
-    def _say_round(self, *, idle: bool) -> None:
-        """One line for what was done since the last: when the work in hand is done (``idle``),
-        or every `ROUND_LINE_EVERY` seconds while it never is."""
-        if not self._round:
+    def _say_round(self, *, idle: bool, final: bool = False) -> None:
+        """One line for what was done since the last: when the work in hand is done (``idle``)
+        and brought something new, else every `ROUND_LINE_EVERY` seconds at most (polls
+        that found nothing new are said together), and what is left at the ``final`` one."""
+        if not self._round.counted:
             return
-        if not idle and time.monotonic() - self._round_said < ROUND_LINE_EVERY:
+        due = final or time.monotonic() - self._round_said >= ROUND_LINE_EVERY
+        if not due and not (idle and self._round.news):
             return
         message, keys = self._round.line()
         held = len(self.ingestor.frontier) if self.ingestor is not None else 0

@@ -45,7 +45,7 @@ class NoTally:
 
 @dataclass
 class RoundTally:
-    """What the daemon did since its last "poll round" log line: a `Tally` of counters only
+    """What the daemon did since its last "polled ..." log line: a `Tally` of counters only
     (each failure has a log line of its own, and nothing piles up)."""
 
     feeds: int = 0
@@ -63,24 +63,38 @@ class RoundTally:
     def failed(self, failure: Failure) -> None:
         pass
 
-    def __bool__(self) -> bool:
+    @property
+    def counted(self) -> bool:
+        """Whether there is anything to say at all."""
         return any(getattr(self, f.name) for f in fields(self))
 
+    @property
+    def news(self) -> bool:
+        """Whether anything happened beyond polls that found nothing new."""
+        return bool(
+            self.feeds_failed
+            or self.entries_new
+            or self.articles_new
+            or self.articles_failed
+            or self.articles_duplicate
+        )
+
     def line(self) -> tuple[str, dict[str, int]]:
-        """The log line's message and its keys, e.g. "poll round: polled 3 feeds (2 not
-        modified, 0 failed), 4 new entries, 4 articles stored, 1 page failed"."""
-        parts = []
-        if self.feeds:
-            parts.append(
-                f"polled {plural(self.feeds, 'feed')} ({self.feeds_not_modified} not modified, "
-                f"{self.feeds_failed} failed)"
-            )
-            parts.append(plural(self.entries_new, "new entry", "new entries"))
-        parts.append(f"{plural(self.articles_new, 'article')} stored")
+        """The log line's message and its keys, e.g. "polled 3 feeds (2 not modified,
+        0 failed): 4 new entries, 4 articles stored, 1 page failed"."""
+        done = [f"{plural(self.articles_new, 'article')} stored"]
         if self.articles_failed:
-            parts.append(f"{plural(self.articles_failed, 'page')} failed")
+            done.append(f"{plural(self.articles_failed, 'page')} failed")
         if self.articles_duplicate:
-            parts.append(f"{plural(self.articles_duplicate, 'duplicate')}")
+            done.append(f"{plural(self.articles_duplicate, 'duplicate')}")
+        if self.feeds:
+            head = (
+                f"polled {plural(self.feeds, 'feed')} ({self.feeds_not_modified} not modified, "
+                f"{self.feeds_failed} failed): "
+                f"{plural(self.entries_new, 'new entry', 'new entries')}, "
+            )
+        else:
+            head = "pages retried or resumed: "
         keys = {
             "feeds": self.feeds,
             "feeds_not_modified": self.feeds_not_modified,
@@ -90,7 +104,7 @@ class RoundTally:
             "pages_failed": self.articles_failed,
             "duplicates": self.articles_duplicate,
         }
-        return "poll round: " + ", ".join(parts), keys
+        return head + ", ".join(done), keys
 
 
 @dataclass
