@@ -49,6 +49,8 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
         refused rather than created."""
         engine = open_engine(url, create=create and not read_only, read_only=read_only)
         store = cls(engine)
+        # As given (a read-only SQLite engine's own URL names no file), password hidden.
+        store.url = repr(sa.make_url(url))
         try:
             if migrate:
                 store._migrate(create=create)
@@ -57,7 +59,7 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
             raise
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise _cannot_open(exc, repr(engine.url)) from exc
+            raise _cannot_open(exc, store.url) from exc
         return store
 
     def revision(self) -> str | None:
@@ -68,7 +70,7 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
                 if "alembic_version" in tables:
                     return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
         except SQLAlchemyError as exc:  # not a database at all, or not one we can read
-            raise _cannot_open(exc, repr(self.engine.url)) from exc
+            raise _cannot_open(exc, self.url) from exc
         if tables:
             raise StoreError("database: not an ingest archive (unknown tables, no revision)")
         return None
@@ -86,7 +88,7 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except SQLAlchemyError as exc:
-            raise store_error(exc, f"database: cannot upgrade {self.engine.url!r}") from exc
+            raise store_error(exc, f"database: cannot upgrade {self.url}") from exc
         return before, self.revision() or ""
 
     def merge_search_index(self, *, pages: int = 2000) -> int:
