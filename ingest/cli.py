@@ -54,9 +54,12 @@ class Context:
         from ingest.store import Store
 
         options.setdefault("create", False)
-        settings = None if url else self.settings()
+        settings = None
+        if url is None:
+            settings = self.settings()
+            url = settings.database.url
         try:
-            store = Store.open(url or settings.database.url, **options)  # type: ignore[union-attr]
+            store = Store.open(url, **options)
         except StoreError as exc:
             # The default archive because no config was found: say where it was looked for.
             if settings and settings.not_found and settings.database.url == DEFAULT_DATABASE_URL:
@@ -220,7 +223,7 @@ def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         cli_output.print_summary(summary)
-    _say_once(f.url for f in chosen if f not in settings.feeds)
+    _say_polled_once(f.url for f in chosen if f not in settings.feeds)
     sys.exit(0 if summary.completed else 1)
 
 
@@ -231,7 +234,7 @@ def _pending(store: Store) -> int | None:
         return None  # the line is written all the same
 
 
-def _say_once(urls: Iterable[str]) -> None:
+def _say_polled_once(urls: Iterable[str]) -> None:
     for url in urls:
         click.echo(
             f"ingest: note: {url} is not in the config: polled this once, not followed (its "
