@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -181,18 +181,19 @@ def format_records(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
 def export_records(store: Store, filters: Filters) -> Iterator[dict[str, Any]]:
     """Every archived article matching ``filters``, oldest first, streamed (the feeds that
     listed them read a batch at a time)."""
-    batch: list[Article] = []
-    for article, _ in store.iter_articles(filters):
-        batch.append(article)
+    batch: list[tuple[Article, str]] = []
+    for row in store.iter_articles(filters):
+        batch.append(row)
         if len(batch) == EXPORT_BATCH:
-            yield from _records(store, batch)
+            yield from (record(*listed) for listed in with_feeds(store, batch))
             batch = []
-    yield from _records(store, batch)
+    yield from (record(*listed) for listed in with_feeds(store, batch))
 
 
-def _records(store: Store, articles: list[Article]) -> Iterator[dict[str, Any]]:
-    if not articles:
-        return
-    feeds = store.feeds_of([a.id for a in articles if a.id is not None])
-    for article in articles:
-        yield record(article, feeds.get(article.id or 0, []))
+def with_feeds(
+    store: Store, rows: Sequence[tuple[Article, str]]
+) -> list[tuple[Article, list[str]]]:
+    """Articles as the store reads them (each with the feed that listed it first) with every
+    feed that listed them, as `record` takes them: one query for them all."""
+    feeds = store.feeds_of([a.id for a, _ in rows if a.id is not None]) if rows else {}
+    return [(article, feeds.get(article.id or 0, [first])) for article, first in rows]
