@@ -90,7 +90,7 @@ class Daemon:
         self._database_try: asyncio.TimerHandle | None = None
         metrics.DATABASE_UP.set(1)
         self.ingestor: Ingestor | None = None
-        self._round = RoundTally()  # what the next "poll round" line says
+        self._round = RoundTally()  # what the next "polled ..." line says
         self._round_said = time.monotonic()
 
     # --- lifecycle -----------------------------------------------------------------------------
