@@ -14,7 +14,8 @@
    The build runs in two stages, N/10 then N, and the export is measured after each.
    Reported: build time, file size, bytes per article and per table (``dbstat``), and an
    estimate of what ``captures`` adds with ``keep_raw`` on (the default): the corpus pages
-   (/work/shared/corpus/extraction/html) compressed as the store does, zlib level 6.
+   (``--corpus``, default ../shared/corpus/extraction, its html/) compressed as the store
+   does, zlib level 6.
 2. Search: Q two-word queries, a third each common+common (ranks 10..300 of the English
    vocabulary), common+rare and rare+rare (ranks 3,000..50,000). (a) `Store.search(q,
    Filters(), limit=20)` in this process (what a server or notebook pays), with match counts;
@@ -61,7 +62,7 @@ from bench.archive_corpus import ARTICLE_COLUMNS, ENTRY_COLUMNS, FEED_COLUMNS, C
 from bench.proctree import measure
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS_HTML = Path("/work/shared/corpus/extraction/html")
+DEFAULT_CORPUS = REPO.parent / "shared/corpus/extraction"  # as the other benchmarks read it
 TARGET_P50_MS = 50.0
 TARGET_P99_MS = 250.0
 RSS_GROWTH_ALLOWED = 1.25  # peak RSS at N may exceed that at N/10 by 25% (noise, caches)
@@ -736,7 +737,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             start = time.perf_counter()
             report["table_bytes"] = sizes(path)
             report["dbstat_seconds"] = time.perf_counter() - start
-        report["capture_estimate"] = capture_estimate(CORPUS_HTML)
+        report["capture_estimate"] = capture_estimate(args.corpus / "html")
+        if not report["capture_estimate"]:
+            log(
+                f"no corpus pages in {args.corpus / 'html'} (--corpus PATH): captures not estimated"
+            )
         if args.optimize:
             log("ingest db optimize (merges the search index's segments)")
             argv = [sys.executable, "-m", "ingest", "--database", url, "db", "optimize"]
@@ -939,6 +944,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--producers", type=int, default=1, help="row generator processes")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help=f"extraction corpus whose pages estimate a capture's size (default: {DEFAULT_CORPUS})",
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",

@@ -30,15 +30,18 @@ class Claims(Database):
         self, now: datetime, *, limit: int = 100, only: Sequence[int] | None = None
     ) -> list[Feed]:
         """Lease to this worker the active feeds whose time has come (never polled ones first,
-        then soonest first), or with ``only`` those feeds whether due or not. A feed another
-        worker holds is skipped: no feed is polled by two workers at once."""
-        pick = select(Feed.id).where(col(Feed.active))
+        then soonest first), or with ``only`` those feeds whether due or not (and whether
+        active or not: a feed polled once, not followed, is inactive). A feed another worker
+        holds is skipped: no feed is polled by two workers at once."""
         if only is None:
-            pick = pick.where(
-                col(Feed.next_poll_at).is_(None) | (col(Feed.next_poll_at) <= now)
-            ).order_by(col(Feed.next_poll_at).is_not(None), col(Feed.next_poll_at))
+            pick = (
+                select(Feed.id)
+                .where(col(Feed.active))
+                .where(col(Feed.next_poll_at).is_(None) | (col(Feed.next_poll_at) <= now))
+                .order_by(col(Feed.next_poll_at).is_not(None), col(Feed.next_poll_at))
+            )
         else:
-            pick = pick.where(col(Feed.id).in_(list(only)))
+            pick = select(Feed.id).where(col(Feed.id).in_(list(only)))
         feeds: list[Feed] = self._claim(Feed, pick.limit(limit), now)
         if only is not None:
             order = {feed_id: n for n, feed_id in enumerate(only)}

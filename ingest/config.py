@@ -35,12 +35,13 @@ DEFAULT_DATABASE_URL = "sqlite:///data/ingest.sqlite3"
 DEFAULT_USER_AGENT = f"ingest/{__version__} (news feed archiver; python-httpx)"
 ENV_PREFIX = "INGEST_"
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|[smhd])")
 
 
 def parse_duration(value: Any) -> Any:
-    """``"15m"``, ``"1h30m"``, ``"90s"``, ``"2d"`` or a number of seconds -> seconds."""
+    """``"500ms"``, ``"15m"``, ``"1h30m"``, ``"90s"``, ``"2d"`` or a number of seconds ->
+    seconds."""
     if isinstance(value, bool):
         return value  # left for the float check to refuse
     if isinstance(value, int | float):
@@ -51,11 +52,14 @@ def parse_duration(value: Any) -> Any:
             return float(text)
         if text and _DURATION.sub("", text).strip() == "":
             return float(sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text)))
-        raise ValueError(f"{value!r} is not a duration (like 90s, 15m, 1h30m, 2d)")
+        raise ValueError(f"{value!r} is not a duration (like 500ms, 90s, 15m, 1h30m, 2d)")
     return value
 
 
+# Every key that is a length of time is one of these two: a number of seconds or a string
+# with units, in the file and in the environment alike.
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Delay = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]  # 0: no wait
 
 
 class _Section(BaseModel):
@@ -88,8 +92,8 @@ class FetchSettings(_Section):
     allow_private_networks: bool = Field(
         False, description="Allow requests to loopback and private addresses (tests, intranets)."
     )
-    timeout: float = Field(20.0, gt=0, description="Seconds allowed for one whole request.")
-    connect_timeout: float = Field(10.0, gt=0, description="Seconds allowed to connect.")
+    timeout: Duration = Field(20.0, description="Time allowed for one whole request.")
+    connect_timeout: Duration = Field(10.0, description="Time allowed to connect.")
     max_redirects: int = Field(5, ge=0, description="Redirects followed before giving up.")
     max_page_bytes: int = Field(
         10_000_000, gt=0, description="Largest article page kept, counted after decompression."
@@ -97,11 +101,11 @@ class FetchSettings(_Section):
     max_feed_bytes: int = Field(
         20_000_000, gt=0, description="Largest feed document kept, counted after decompression."
     )
-    read_timeout: float = Field(10.0, gt=0, description="Seconds allowed between two reads.")
+    read_timeout: Duration = Field(10.0, description="Time allowed between two reads.")
     concurrency: int = Field(32, gt=0, description="Requests in flight at once, all hosts.")
     per_host: int = Field(2, gt=0, description="Requests in flight at once to one host.")
-    host_delay: float = Field(
-        1.0, ge=0, description="Seconds between two requests to one host (robots.txt may ask more)."
+    host_delay: Delay = Field(
+        1.0, description="Time between two requests to one host (robots.txt may ask more)."
     )
     robots: bool = Field(True, description="Obey robots.txt (disallow, crawl-delay) for pages.")
     allowed_networks: list[str] = Field(
@@ -232,11 +236,26 @@ class Settings(_Section):
     serve: ServeSettings = ServeSettings()
     feeds: list[FeedSettings] = []
     _source: str = PrivateAttr("(defaults)")
+    _not_found: Path | None = PrivateAttr(None)
 
     @property
     def source(self) -> str:
         """The config file these settings were read from, or "(defaults)"."""
         return self._source
+
+    @property
+    def not_found(self) -> Path | None:
+        """The default config file, looked for and not found (the defaults apply), or None."""
+        return self._not_found
+
+    def no_config(self) -> str:
+        """Where the config file was looked for, for a message: "" when one was read."""
+        if self._not_found is None:
+            return ""
+        return (
+            f"no config file at {self._not_found}, the default path; name one with --config "
+            "PATH or INGEST_CONFIG"
+        )
 
     @field_validator("feeds")
     @classmethod
@@ -322,6 +341,7 @@ def load_settings(
     if explicit or path.exists():
         data = _read_toml(path)
         source = str(path)
+    not_found = None if source != "(defaults)" else path.absolute()
     try:
         settings = Settings.model_validate(data, strict=True)
     except ValidationError as exc:
@@ -338,4 +358,5 @@ def load_settings(
         except ValidationError as exc:
             raise ConfigError(f"command line: {_describe(exc.errors()[0])}") from exc
     settings._source = source
+    settings._not_found = not_found
     return settings

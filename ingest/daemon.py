@@ -5,7 +5,13 @@ lives in the database, so a restart resumes the schedule where it was), ``retry`
 left pending and retries failed pages that are due, ``reload`` re-reads the config file when it
 changes (or on SIGHUP). SIGTERM and SIGINT stop claiming work, give what is in flight until the
 shutdown timeout, cancel the rest (it stays pending in the database) and return. /healthz and
-/metrics are served on ``[daemon] listen``.
+/metrics are served on ``[daemon] listen`` (`ingest.healthz`).
+
+At the default log level the daemon says what it does and no more: that it started (its
+feeds, its address, its archive), one "polled ..." line when the work a claim started is done
+(feeds polled, new entries, articles stored, pages failed; polls that found nothing new are
+said together, once a minute at most), one line per failure with its reason, the database's
+outages, config reloads, and that it stopped.
 
 Leases are kept on the work in hand only (``_feeds`` and the pages of the ingestor's frontier,
 queued or in flight): a page whose task ended without its outcome stored is given back at the
@@ -18,7 +24,6 @@ one log line per try, and resumes by itself.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import signal
@@ -28,23 +33,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest import metrics
 from ingest.config import Settings, load_settings
 from ingest.dbstate import DatabaseState
 from ingest.errors import ConfigError, StoreError, StoreUnavailableError
+from ingest.healthz import serve
 from ingest.models import Feed
 from ingest.net import HttpClient
 from ingest.pipeline import Ingestor
 from ingest.records import PageJob, utcnow
 from ingest.store import Store
+from ingest.summary import RoundTally, plural
 from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.daemon")
 
 CLAIM_HORIZON = 4.0  # seconds of each host's turns that one claim of pages covers
+# A "polled ..." line is written when the work a claim started is done and brought something
+# new; polls that found nothing new, and a daemon that is never idle, get one this often.
+ROUND_LINE_EVERY = 60.0
 
 
 class Daemon:
@@ -80,6 +90,8 @@ class Daemon:
         self._database_try: asyncio.TimerHandle | None = None
         metrics.DATABASE_UP.set(1)
         self.ingestor: Ingestor | None = None
+        self._round = RoundTally()  # what the next "polled ..." line says
+        self._round_said = time.monotonic()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -90,21 +102,25 @@ class Daemon:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        # The address first: a daemon that cannot serve it stops before touching the archive.
+        listen = self.settings.daemon.listen
+        server = await serve(listen, self.health) if listen else None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._chore(self.reload(force=True)))
-        self.store.release_orphans()
-        self.store.sync_feeds(self.settings.feeds, exclusive=True)
-        server = await self._serve() if self.settings.daemon.listen else None
         rules = self.settings.daemon
         try:
+            self.store.release_orphans()
+            self.store.sync_feeds(self.settings.feeds, exclusive=True, rules=self.settings.schedule)
             async with (
                 HttpClient(self.settings.fetch) as http,
                 ExtractorPool(
                     self.settings.extract.workers, timeout=self.settings.extract.timeout
                 ) as pool,
             ):
-                self.ingestor = Ingestor(self.settings, self.store, http, pool, clock=self.clock)
+                self.ingestor = Ingestor(
+                    self.settings, self.store, http, pool, clock=self.clock, tally=self._round
+                )
                 self.ingestor.hold_new_pages = False
                 self.ingestor.wait_for_database = self._wait_for_database
                 dispatch = loop.create_task(self.ingestor.dispatch(self._start_page))
@@ -125,10 +141,7 @@ class Daemon:
                         misfire_grace_time=None,
                     )
                 scheduler.start()
-                log.info(
-                    "daemon started",
-                    extra={"feeds": len(self.settings.feeds), "listen": rules.listen or None},
-                )
+                self._say_started(server)
                 await self._stopping.wait()
                 scheduler.shutdown(wait=False)
                 dispatch.cancel()
@@ -136,6 +149,7 @@ class Daemon:
                 self.ingestor.frontier.take_queued()  # released below, for any worker
                 # Leave time for the worker pool and the HTTP client to close within the bound.
                 await self._drain(max(rules.shutdown_timeout - 4.0, rules.shutdown_timeout / 2))
+                self._say_round(idle=True, final=True)
                 try:
                     self.ingestor.flush()
                     self.store.release()  # what is left undone is the other workers' now
@@ -154,6 +168,46 @@ class Daemon:
                 server.close()
                 await server.wait_closed()
         log.info("daemon stopped")
+
+    def _say_started(self, server: asyncio.Server | None) -> None:
+        """The line that says the daemon is up: its feeds, where it answers, its archive."""
+        if server is not None:
+            host, port = server.sockets[0].getsockname()[:2]
+            listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            serving = f"/healthz and /metrics on http://{listen}"
+        else:
+            listen, serving = "", "no /healthz or /metrics (daemon.listen is empty)"
+        archive = sa.make_url(self.settings.database.url).render_as_string(hide_password=True)
+        feeds = len(self.settings.feeds)
+        log.info(
+            "daemon started: %s, %s, archive %s",
+            plural(feeds, "feed"),
+            serving,
+            archive,
+            extra={"feeds": feeds, "listen": listen or None, "database": archive},
+        )
+
+    def _say_round(self, *, idle: bool, final: bool = False) -> None:
+        """One line for what was done since the last: when the work in hand is done (``idle``)
+        and brought something new, else every `ROUND_LINE_EVERY` seconds at most (polls
+        that found nothing new are said together), and what is left at the ``final`` one."""
+        if not self._round.counted:
+            return
+        due = final or time.monotonic() - self._round_said >= ROUND_LINE_EVERY
+        if not due and not (idle and self._round.news):
+            return
+        message, keys = self._round.line()
+        held = len(self.ingestor.frontier) if self.ingestor is not None else 0
+        if held:
+            message += f"; {plural(held, 'page')} in hand"
+        log.info(message, extra={**keys, "pages_in_hand": held})
+        self._round = RoundTally()
+        if self.ingestor is not None:
+            self.ingestor.tally = self._round
+        self._round_said = time.monotonic()
+
+    def _idle(self) -> bool:
+        return not self._feeds and (self.ingestor is None or not len(self.ingestor.frontier))
 
     async def _drain(self, grace: float) -> None:
         """Let work in flight finish for ``grace`` seconds, then cancel it: a cancelled page is
@@ -183,6 +237,7 @@ class Daemon:
         if not self.database.up:
             self._last_tick = time.monotonic()  # the clock ticks; /healthz says why it idles
             return
+        self._say_round(idle=self._idle())
         self._claim_feeds()
 
     def _claim_feeds(self, *, attempt: bool = False) -> None:
@@ -249,7 +304,10 @@ class Daemon:
             return
         try:
             fresh = load_settings(self._config_path)
-            self.store.sync_feeds(fresh.feeds, exclusive=True)
+            # A shortened interval takes effect now, not after the longer wait.
+            self.store.sync_feeds(
+                fresh.feeds, exclusive=True, rules=fresh.schedule, before=self.settings.schedule
+            )
         except StoreUnavailableError as exc:
             self._database_failed(exc)  # the stamp is left as it was: reloaded when back up
             return
@@ -267,7 +325,8 @@ class Daemon:
         )
         if self.ingestor is not None:
             self.ingestor.settings = self.settings
-        log.info("config reloaded", extra={"feeds": len(self.settings.feeds)})
+        feeds = len(self.settings.feeds)
+        log.info("config reloaded: %s", plural(feeds, "feed"), extra={"feeds": feeds})
         await self.tick()
 
     def _stamp(self) -> tuple[float, int] | None:
@@ -285,6 +344,9 @@ class Daemon:
 
     def _polled(self, feed_id: int) -> None:
         self._feeds.pop(feed_id, None)
+        self._round.add("feeds")
+        if self._idle():
+            self._say_round(idle=True)
         if self._backlog and not self._stopping.is_set():
             self._backlog = False
             self._chore(self.tick())
@@ -319,6 +381,8 @@ class Daemon:
         self._running.pop(article_id, None)
         assert self.ingestor is not None
         frontier = self.ingestor.frontier
+        if self._idle():
+            self._say_round(idle=True)
         # Claimed again when half the hand is done, or when a host has run out of pages while
         # more may wait in the database: never a claim per page done.
         low = len(frontier) <= self.settings.daemon.page_queue // 2
@@ -432,34 +496,3 @@ class Daemon:
             data["database_error"] = self.database.error
             data["database_down_seconds"] = round(self.database.down_for(), 1)
         return status == "ok", data
-
-    async def _serve(self) -> asyncio.Server:
-        host, _, port = self.settings.daemon.listen.rpartition(":")
-        server = await asyncio.start_server(self._answer, host.strip("[]"), int(port))
-        log.info("serving /healthz and /metrics", extra={"listen": self.settings.daemon.listen})
-        return server
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
-            method, path, *_ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-            if method not in {"GET", "HEAD"}:
-                status, kind, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
-            elif path.split("?")[0] == "/healthz":
-                healthy, data = self.health()
-                status = "200 OK" if healthy else "503 Service Unavailable"
-                kind, body = "application/json", json.dumps(data).encode() + b"\n"
-            elif path.split("?")[0] == "/metrics":
-                status, kind, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
-            else:
-                status, kind, body = "404 Not Found", "text/plain", b"/healthz or /metrics\n"
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + (body if method != "HEAD" else b""))
-            await writer.drain()
-        except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
-            pass  # a client that does not speak HTTP gets nothing
-        finally:
-            writer.close()

@@ -182,6 +182,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.url = repr(engine.url)  # for messages: the password hidden
         self.owner = worker_name()
         self.lease = timedelta(minutes=5)
         # Set (by the daemon) while the database is known to be unavailable: every call fails

@@ -51,7 +51,8 @@ def configure(level: int, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Third-party chatter (httpx logs every request at INFO) stays out unless debugging.
+    # Third-party chatter (httpx logs every request at INFO, alembic every migration,
+    # SQLAlchemy every statement at the root's DEBUG) stays out: ingest says what matters.
     for name in (
         "httpx",
         "httpcore",
@@ -59,5 +60,7 @@ def configure(level: int, fmt: str = "text") -> None:
         "trafilatura",
         "htmldate",
         "charset_normalizer",
+        "sqlalchemy",
+        "alembic",
     ):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -137,7 +137,13 @@ class Ingestor:
     def _fail(self, kind: str, error: FetchError) -> None:
         self.tally.failed(Failure(error.url, error.reason, str(error), kind))
         metrics.FAILURES.labels(kind=kind, reason=error.reason).inc()
-        log.info("%s failed: %s", kind, error, extra={"url": error.url, "error": error.reason})
+        log.info(
+            "%s failed (%s): %s",
+            kind,
+            error.reason,
+            error,
+            extra={"url": error.url, "error": error.reason},
+        )
         if error.retry_at is not None and not isinstance(error, HostBackoffError):
             self.store.block_host(host_of(error.url), error.retry_at, error.reason)
 
@@ -247,7 +253,7 @@ class Ingestor:
         metrics.POLLS.labels(status="ok").inc()
         metrics.ENTRIES_NEW.inc(recorded.new_entries)
         metrics.ARTICLES.inc(recorded.feed_only)
-        log.info(
+        log.debug(
             "feed polled",
             extra={
                 "feed_url": feed.url,
@@ -363,7 +369,7 @@ class Ingestor:
             metrics.ARTICLES.inc()
         else:
             self.tally.add("articles_duplicate")
-        log.info("article stored", extra={"url": job.url, "article_id": stored})
+        log.debug("article stored", extra={"url": job.url, "article_id": stored})
 
     async def _fetch_page(self, url: str) -> Page:
         if self.settings.fetch.robots:
@@ -465,7 +471,8 @@ def select_feeds(settings: Settings, wanted: Sequence[str] = ()) -> list[FeedSet
     chosen = [f for f in settings.feeds if f.url in wanted or (f.name and f.name in wanted)]
     known = {f.url for f in chosen} | {f.name for f in chosen if f.name}
     extra = [w for w in wanted if w not in known]
-    # A URL not in the config is polled as an ad-hoc feed; an unknown name is an error upstream.
+    # A URL not in the config is polled once, not followed (`refresh`); an unknown name is an
+    # error upstream.
     return chosen + [FeedSettings(url=w) for w in extra if w.startswith(("http://", "https://"))]
 
 
@@ -484,18 +491,28 @@ async def refresh(
     *,
     clock: Callable[[], datetime] = utcnow,
     progress: Progress | None = None,
+    summary: RunSummary | None = None,
 ) -> RunSummary:
-    """Poll ``feeds`` once, archive every new article, retry failed pages that are due.
+    """Poll ``feeds`` once, archive every new article, retry failed pages that are due; count
+    in ``summary`` (a new one by default), which is also returned.
 
-    Feeds another worker of the archive is polling right now are left to it.
+    Feeds another worker of the archive is polling right now are left to it. A feed of
+    ``feeds`` not in the config is polled this once and not followed (`select_feeds`).
     """
     store.lease = timedelta(seconds=settings.database.lease)
     store.release_orphans()
-    rows = store.sync_feeds(feeds)
+    configured = {f.url for f in settings.feeds}
+    rows = store.sync_feeds(
+        [f for f in feeds if f.url in configured],
+        once=[f for f in feeds if f.url not in configured],
+        rules=settings.schedule,
+    )
     claimed = store.claim_feeds(clock(), only=[r.id or 0 for r in rows], limit=max(len(rows), 1))
     if len(claimed) < len(rows):
         log.warning("%d feed(s) skipped: another worker is polling them", len(rows) - len(claimed))
-    summary = RunSummary(started_at=clock())
+    if summary is None:
+        summary = RunSummary()
+    summary.started_at = clock()
     try:
         async with (
             HttpClient(settings.fetch) as http,

@@ -1,14 +1,21 @@
-"""The read side: archive records for search, show and export, in every output format."""
+"""The read side: archive records for search, show and export, in every output format.
+
+Two kinds of URL: an article's *record* (`show --format json`, `export`) carries its URLs as
+the archive holds them (``url`` the feed's link as given, tracking parameters and all;
+``final_url``; ``canonical_url``), since they are data; where the article's URL is *shown*
+(`show`'s header, a search hit's ``url``) it is `article_url`, the one clean URL.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from ingest.feeds import url_key
 from ingest.models import Article
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
 from ingest.store import Store
@@ -19,6 +26,7 @@ RECORD_FIELDS = (
     "final_url",
     "canonical_url",
     "feed_url",
+    "feed_urls",
     "guid",
     "title",
     "authors",
@@ -33,6 +41,7 @@ RECORD_FIELDS = (
     "status",
     "error",
 )
+EXPORT_BATCH = 500  # articles whose feeds are read in one query
 HIT_FIELDS = ("id", "title", "url", "published", "feed_url", "authors", "language", "snippet")
 
 
@@ -47,14 +56,26 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def record(article: Article, feed_url: str) -> dict[str, Any]:
-    """One article as the JSON object of `show --format json` and `export`."""
+def article_url(article: Article) -> str | None:
+    """The article's URL as shown to people: its canonical URL, else where its link led, else
+    the link, normalised with tracking parameters (``utm_*``, ``fbclid``, ...) dropped; a post
+    on a page of several keeps its ``#fragment``."""
+    if article.url_key and "#" in article.url_key:
+        return article.url_key  # a post: its page's canonical URL would name the whole page
+    url = article.canonical_url or article.final_url or article.url
+    return url_key(url) if url else None
+
+
+def record(article: Article, feed_urls: list[str]) -> dict[str, Any]:
+    """One article as the JSON object of `show --format json` and `export`: ``feed_url`` the
+    feed that listed it first, ``feed_urls`` every feed that did."""
     return {
         "id": article.id,
         "url": article.url,
         "final_url": article.final_url,
         "canonical_url": article.canonical_url,
-        "feed_url": feed_url,
+        "feed_url": feed_urls[0] if feed_urls else None,
+        "feed_urls": feed_urls,
         "guid": article.guid,
         "title": article.title,
         "authors": list(article.authors),
@@ -73,14 +94,18 @@ def record(article: Article, feed_url: str) -> dict[str, Any]:
 
 def hit_record(hit: SearchHit, *, mark: tuple[str, str] = ("**", "**")) -> dict[str, Any]:
     """One search hit; the snippet's matches are wrapped in ``mark``."""
-    full = record(hit.article, hit.feed_url)
+    full = record(hit.article, [hit.feed_url])
+    full["url"] = article_url(hit.article)
     snippet = hit.snippet.replace(SNIPPET_OPEN, mark[0]).replace(SNIPPET_CLOSE, mark[1])
     return {**{k: full[k] for k in HIT_FIELDS if k in full}, "snippet": " ".join(snippet.split())}
 
 
-def render_text(article: Article, feed_url: str) -> str:
-    """An article as readable text: a header of metadata, then the body."""
-    data = record(article, feed_url)
+def render_text(article: Article, feed_urls: list[str]) -> str:
+    """An article as readable text: a header of metadata (its clean URL, every feed that
+    listed it), then the body."""
+    data = record(article, feed_urls)
+    data["url"] = article_url(article)
+    data["feed_urls"] = ("\n" + " " * 11).join(feed_urls)  # one a line, under each other
     lines = [data["title"] or "(untitled)", ""]
     for label, key in (
         ("Authors", "authors"),
@@ -88,11 +113,11 @@ def render_text(article: Article, feed_url: str) -> str:
         ("Updated", "updated"),
         ("Site", "site_name"),
         ("Language", "language"),
-        ("URL", "canonical_url"),
-        ("Feed", "feed_url"),
+        ("URL", "url"),
+        ("Feeds" if len(feed_urls) > 1 else "Feed", "feed_urls"),
         ("Status", "status"),
     ):
-        value = data[key] or (data["final_url"] or data["url"] if key == "canonical_url" else None)
+        value = data[key]
         if isinstance(value, list):
             value = ", ".join(value)
         if value:
@@ -154,6 +179,21 @@ def format_records(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
 
 
 def export_records(store: Store, filters: Filters) -> Iterator[dict[str, Any]]:
-    """Every archived article matching ``filters``, oldest first, streamed."""
-    for article, feed_url in store.iter_articles(filters):
-        yield record(article, feed_url)
+    """Every archived article matching ``filters``, oldest first, streamed (the feeds that
+    listed them read a batch at a time)."""
+    batch: list[tuple[Article, str]] = []
+    for row in store.iter_articles(filters):
+        batch.append(row)
+        if len(batch) == EXPORT_BATCH:
+            yield from (record(*listed) for listed in with_feeds(store, batch))
+            batch = []
+    yield from (record(*listed) for listed in with_feeds(store, batch))
+
+
+def with_feeds(
+    store: Store, rows: Sequence[tuple[Article, str]]
+) -> list[tuple[Article, list[str]]]:
+    """Articles as the store reads them (each with the feed that listed it first) with every
+    feed that listed them, as `record` takes them: one query for them all."""
+    feeds = store.feeds_of([a.id for a, _ in rows if a.id is not None]) if rows else {}
+    return [(article, feeds.get(article.id or 0, [first])) for article, first in rows]

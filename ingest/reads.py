@@ -5,7 +5,7 @@ Each opens its session here; the search SQL and the filters are in `ingest.searc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from ingest.dbsession import Database
 from ingest.errors import NotFoundError
 from ingest.feeds import url_key
-from ingest.models import Article, ArticleStatus, Capture, Feed
+from ingest.models import Article, ArticleStatus, Capture, Entry, Feed
 from ingest.search import (
     RANK_WINDOW,
     Filters,
@@ -86,6 +86,27 @@ class Reads(Database):
             raise NotFoundError(f"no article {ref!r} in the archive")
         return row[0], row[1]
 
+    def feeds_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """The URLs of every feed that listed each article of ``ids``: the feed that listed it
+        first (``articles.feed_id``), then the others in the order they did."""
+        own = (
+            select(col(Article.id), col(Feed.url))
+            .join(Feed, col(Feed.id) == col(Article.feed_id))
+            .where(col(Article.id).in_(ids))
+        )
+        listed = (
+            select(col(Entry.article_id), col(Feed.url))
+            .join(Feed, col(Feed.id) == col(Entry.feed_id))
+            .where(col(Entry.article_id).in_(ids))
+            .order_by(col(Entry.id))
+        )
+        with self._session() as session:
+            found = {article_id: [url] for article_id, url in session.exec(own)}
+            for article_id, url in session.exec(listed):
+                if url not in found[article_id]:
+                    found[article_id].append(url)
+        return found
+
     def iter_articles(self, filters: Filters, *, batch: int = 500) -> Iterator[tuple[Article, str]]:
         """Every article matching ``filters`` in id order, streamed in batches."""
         query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
@@ -146,7 +167,9 @@ class Reads(Database):
                 select(
                     sa.func.count(),
                     sa.func.sum(sa.case((col(Feed.active), 1), else_=0)),
-                    sa.func.sum(sa.case((col(Feed.error_count) > 0, 1), else_=0)),
+                    sa.func.sum(
+                        sa.case((col(Feed.active) & (col(Feed.error_count) > 0), 1), else_=0)
+                    ),
                     sa.func.max(col(Feed.last_polled_at)),
                 )
             ).one()

@@ -133,7 +133,42 @@ def interval(
         if gap is not None:
             chosen = gap / 2  # twice per typical gap: a new entry waits half a gap on average
     chosen = max(chosen, timing.floor(now))
-    return min(max(chosen, rules.min_interval), rules.max_interval)
+    return _bounded(chosen, rules)
+
+
+def _bounded(seconds: float, rules: ScheduleSettings) -> float:
+    return min(max(seconds, rules.min_interval), rules.max_interval)
+
+
+def reinterval(
+    previous: float,
+    *,
+    fixed_before: float | None,
+    fixed: float | None,
+    before: ScheduleSettings,
+    rules: ScheduleSettings,
+) -> float | None:
+    """The interval a feed takes at once because the config changed what it gives the feed,
+    or None.
+
+    ``previous`` is the interval chosen at the feed's last poll, under the schedule ``before``
+    and its own interval ``fixed_before`` (None: it had none); ``fixed`` and ``rules`` are the
+    config now. What the config gives a feed: its own interval, else the one it adapted to,
+    else ``[schedule] interval``, within the bounds. A feed whose interval is longer than the
+    config gave keeps it: the server asked for that (``<ttl>``, ``max-age``), and still does.
+    """
+    default_before = _bounded(before.interval, before)
+    adapted = fixed_before is None and before.adaptive and previous != default_before
+
+    def given(own: float | None, schedule: ScheduleSettings) -> float:
+        if own is not None:
+            return _bounded(own, schedule)
+        if adapted and schedule.adaptive:
+            return _bounded(previous, schedule)
+        return _bounded(schedule.interval, schedule)
+
+    was, now = given(fixed_before, before), given(fixed, rules)
+    return now if now != was and previous <= was else None
 
 
 def error_delay(error_count: int, rules: ScheduleSettings) -> float:

@@ -49,6 +49,8 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
         refused rather than created."""
         engine = open_engine(url, create=create and not read_only, read_only=read_only)
         store = cls(engine)
+        # As given (a read-only SQLite engine's own URL names no file), password hidden.
+        store.url = repr(sa.make_url(url))
         try:
             if migrate:
                 store._migrate(create=create)
@@ -57,15 +59,18 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
             raise
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise store_error(exc, f"database: cannot open {url}") from exc
+            raise _cannot_open(exc, store.url) from exc
         return store
 
     def revision(self) -> str | None:
         """The archive's schema revision; None for an empty database."""
-        with self.engine.connect() as conn:
-            tables = set(sa.inspect(conn).get_table_names())
-            if "alembic_version" in tables:
-                return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        try:
+            with self.engine.connect() as conn:
+                tables = set(sa.inspect(conn).get_table_names())
+                if "alembic_version" in tables:
+                    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except SQLAlchemyError as exc:  # not a database at all, or not one we can read
+            raise _cannot_open(exc, self.url) from exc
         if tables:
             raise StoreError("database: not an ingest archive (unknown tables, no revision)")
         return None
@@ -76,11 +81,14 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
         from alembic.config import Config
 
         before = self.revision()
-        with self.engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        try:
+            with self.engine.begin() as conn:
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except SQLAlchemyError as exc:
+            raise store_error(exc, f"database: cannot upgrade {self.url}") from exc
         return before, self.revision() or ""
 
     def merge_search_index(self, *, pages: int = 2000) -> int:
@@ -143,3 +151,11 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
             f"database: schema revision {current} is unknown to this ingest "
             f"(made by a newer version?): upgrade ingest"
         )
+
+
+def _cannot_open(exc: SQLAlchemyError, url: str) -> StoreError:
+    """A database that cannot be opened (not one, unreadable, unreachable), and what to check."""
+    error = store_error(exc, f"database: cannot open {url}")
+    return type(error)(
+        f"{error} (check the archive's URL: --database, database.url or INGEST_DATABASE_URL)"
+    )

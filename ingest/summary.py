@@ -5,11 +5,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol
 
 from ingest.records import utcnow
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 feed``, ``2 feeds``; ``many`` for irregular plurals (``entries``)."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,70 @@ class NoTally:
 
     def failed(self, failure: Failure) -> None:
         pass
+
+
+@dataclass
+class RoundTally:
+    """What the daemon did since its last "polled ..." log line: a `Tally` of counters only
+    (each failure has a log line of its own, and nothing piles up)."""
+
+    feeds: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    entries_new: int = 0
+    articles_new: int = 0
+    articles_failed: int = 0
+    articles_duplicate: int = 0
+
+    def add(self, counter: str, n: int = 1) -> None:
+        if counter in self.__dataclass_fields__:  # a run's other counters are not said here
+            setattr(self, counter, getattr(self, counter) + n)
+
+    def failed(self, failure: Failure) -> None:
+        pass
+
+    @property
+    def counted(self) -> bool:
+        """Whether there is anything to say at all."""
+        return any(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def news(self) -> bool:
+        """Whether anything happened beyond polls that found nothing new."""
+        return bool(
+            self.feeds_failed
+            or self.entries_new
+            or self.articles_new
+            or self.articles_failed
+            or self.articles_duplicate
+        )
+
+    def line(self) -> tuple[str, dict[str, int]]:
+        """The log line's message and its keys, e.g. "polled 3 feeds (2 not modified,
+        0 failed): 4 new entries, 4 articles stored, 1 page failed"."""
+        done = [f"{plural(self.articles_new, 'article')} stored"]
+        if self.articles_failed:
+            done.append(f"{plural(self.articles_failed, 'page')} failed")
+        if self.articles_duplicate:
+            done.append(f"{plural(self.articles_duplicate, 'duplicate')}")
+        if self.feeds:
+            head = (
+                f"polled {plural(self.feeds, 'feed')} ({self.feeds_not_modified} not modified, "
+                f"{self.feeds_failed} failed): "
+                f"{plural(self.entries_new, 'new entry', 'new entries')}, "
+            )
+        else:
+            head = "pages retried or resumed: "
+        keys = {
+            "feeds": self.feeds,
+            "feeds_not_modified": self.feeds_not_modified,
+            "feeds_failed": self.feeds_failed,
+            "entries_new": self.entries_new,
+            "articles_stored": self.articles_new,
+            "pages_failed": self.articles_failed,
+            "duplicates": self.articles_duplicate,
+        }
+        return head + ", ".join(done), keys
 
 
 @dataclass

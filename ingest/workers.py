@@ -22,6 +22,7 @@ import pickle
 import signal
 import time
 import traceback
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
@@ -145,7 +146,16 @@ class ExtractorPool:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["ingest.extract"])
             self._context = context
-        return [_Worker(self._context) for _ in range(count)]
+        # Ctrl-C is the parent's to handle: the forkserver (a second preloading trafilatura,
+        # where a SIGINT to the terminal's process group printed a traceback) and the workers
+        # it forks start with SIGINT blocked, as multiprocessing starts its resource tracker.
+        # The tracker first: starting, it unblocks SIGINT in this thread.
+        resource_tracker.ensure_running()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return [_Worker(self._context) for _ in range(count)]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     async def _add(self, count: int) -> None:
         # Starting the forkserver blocks on pipes for about half a second: in a thread, so

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,30 +57,40 @@ class Daemon:
     """`ingest daemon` started in the background; `stop` sends a signal and times the exit."""
 
     def __init__(
-        self, cli: Ingest, archive: Path | str, port: int, *, log_through_pipe: bool = False
+        self,
+        cli: Ingest,
+        archive: Path | str,
+        port: int,
+        *,
+        log_through_pipe: bool = False,
+        options: Sequence[str] = ("-v", "--log-format", "json"),
     ) -> None:
-        """``archive``: an SQLite file, or a database URL (PostgreSQL). With
-        ``log_through_pipe`` the test writes the log file from a pipe, so the daemon writes
-        no file but its archive (a test may limit the size of the files it may write)."""
+        """``archive``: an SQLite file, or a database URL (PostgreSQL). The log is what the
+        daemon writes to stderr (``options`` set its level and format); its stdout goes to
+        `out`. With ``log_through_pipe`` the test writes the log file from a pipe, so the
+        daemon writes no file but its archive (a test may limit the size of the files it may
+        write)."""
         self.archive = archive
         self.port = port
-        self.log = cli.cwd / f"daemon-{time.monotonic_ns()}.log"
+        stamp = time.monotonic_ns()
+        self.log = cli.cwd / f"daemon-{stamp}.log"
+        self.out = cli.cwd / f"daemon-{stamp}.out"
         assert cli.config is not None
         command = [sys.executable, "-m", "ingest", "--config", str(cli.config)]
-        with self.log.open("wb") as out:
+        with self.log.open("wb") as err, self.out.open("wb") as out:
             self.process = subprocess.Popen(
-                [*command, "-v", "--log-format", "json", "daemon"],
+                [*command, *options, "daemon"],
                 cwd=cli.cwd,
                 env=cli.env,
-                stdout=subprocess.PIPE if log_through_pipe else out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.DEVNULL if log_through_pipe else out,
+                stderr=subprocess.PIPE if log_through_pipe else err,
             )
         if log_through_pipe:
             threading.Thread(target=self._copy_log, daemon=True).start()
 
     def _copy_log(self) -> None:
-        assert self.process.stdout is not None
-        with self.process.stdout as pipe, self.log.open("ab", buffering=0) as out:
+        assert self.process.stderr is not None
+        with self.process.stderr as pipe, self.log.open("ab", buffering=0) as out:
             for line in pipe:
                 out.write(line)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import DEFAULT_DATABASE_URL, load_settings
+from ingest.config import DEFAULT_DATABASE_URL, SECTIONS, load_settings, parse_duration
 from ingest.errors import ConfigError
 
 DOCUMENTED = """\
@@ -100,6 +100,96 @@ def test_integer_is_accepted_for_a_float_field(tmp_path: Path) -> None:
 
     assert settings.fetch.timeout == 20.0
     assert isinstance(settings.fetch.timeout, float)
+
+
+# --- durations: every key that is a length of time takes units ------------------------------
+
+DURATION_KEYS = [
+    "database.lease",
+    "fetch.timeout",
+    "fetch.connect_timeout",
+    "fetch.read_timeout",
+    "fetch.host_delay",
+    "fetch.retry_after",
+    "fetch.max_retry_after",
+    "extract.timeout",
+    "schedule.interval",
+    "schedule.min_interval",
+    "schedule.max_interval",
+    "schedule.error_backoff",
+    "schedule.max_error_backoff",
+    "daemon.tick",
+    "daemon.retry_every",
+    "daemon.reload_every",
+    "daemon.shutdown_timeout",
+]
+
+
+def test_every_float_key_is_a_duration() -> None:
+    # A key of seconds added later as a bare float would refuse "2s": this list would miss it.
+    floats = {
+        f"{section}.{key}"
+        for section, model in SECTIONS.items()
+        for key, field in model.model_fields.items()
+        if field.annotation is float
+    }
+    assert floats == set(DURATION_KEYS)
+    for key in DURATION_KEYS:
+        section, name = key.split(".")
+        metadata = SECTIONS[section].model_fields[name].metadata
+        assert any(getattr(m, "func", None) is parse_duration for m in metadata), key
+
+
+@pytest.mark.parametrize("key", DURATION_KEYS)
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2s", 2.0), ("500ms", 0.5), ("5m", 300.0), ("1h", 3600.0)]
+)
+def test_every_duration_key_takes_units(
+    tmp_path: Path, key: str, text: str, seconds: float
+) -> None:
+    section, name = key.split(".")
+    lines = [f"[{section}]", f'{name} = "{text}"']
+    if name == "max_interval":
+        lines.append('min_interval = "1ms"')  # the bounds stay ordered
+
+    settings = load_settings(write(tmp_path, "\n".join(lines) + "\n"), environ={})
+
+    assert getattr(getattr(settings, section), name) == seconds
+
+
+@pytest.mark.parametrize("key", DURATION_KEYS)
+def test_every_duration_key_takes_units_from_the_environment(tmp_path: Path, key: str) -> None:
+    variable = "INGEST_" + key.replace(".", "_").upper()
+
+    settings = load_settings(write(tmp_path, ""), environ={variable: "10m"})
+
+    section, name = key.split(".")
+    assert getattr(getattr(settings, section), name) == 600.0
+
+
+@pytest.mark.parametrize("key", DURATION_KEYS)
+@pytest.mark.parametrize("text", ["2x", "soon", "5 parsecs", "-1s", ""])
+def test_bad_duration_names_the_key(tmp_path: Path, key: str, text: str) -> None:
+    section, name = key.split(".")
+    path = write(tmp_path, f'[{section}]\n{name} = "{text}"\n')
+
+    message = config_error(path)
+
+    assert str(path) in message
+    assert key in message
+    assert "duration" in message or "greater than" in message
+
+
+def test_a_feed_interval_takes_units(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[feeds]]\nurl = "https://a.example/rss"\ninterval = "1h30m"\n')
+
+    assert load_settings(path, environ={}).feeds[0].interval == 5400.0
+
+
+def test_a_host_delay_of_zero_means_none(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[fetch]\nhost_delay = "0s"\n'), environ={})
+
+    assert settings.fetch.host_delay == 0.0
 
 
 # --- precedence ---------------------------------------------------------------------------------

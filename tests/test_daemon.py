@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -322,3 +323,91 @@ def test_pages_beyond_the_memory_queue_wait_in_the_database_and_are_all_archived
     )
     assert len(ok_urls(daemon)) == 7
     assert daemon.stop()[0] == 0
+
+
+TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARNING|ERROR) +(.*)$")
+POLLED = re.compile(
+    r"^polled \d+ feeds? \(\d+ not modified, \d+ failed\): \d+ new entr(?:y|ies), "
+    r"(\d+) articles? stored(?:, (\d+) pages? failed)?"
+)
+
+
+def test_the_daemon_says_what_it_does_on_stderr_at_the_default_level(
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
+) -> None:
+    port = free_port()
+    cli = config(tmp_path, newsroom, archive, port, ["World", "Notices"])
+    daemon = Daemon(cli, archive, port, options=())  # as `docker run` starts it, in text
+    daemons.append(daemon)
+    wait_for("World's pages", lambda: len(ok_urls(daemon)) >= 4)
+    wait_for("a line saying so", lambda: any(POLLED.match(m) for m in messages(daemon)))
+
+    assert daemon.stop()[0] == 0
+
+    said = messages(daemon)
+    assert said[0].startswith(
+        f"daemon started: 2 feeds, /healthz and /metrics on http://127.0.0.1:{port}, archive "
+    )
+    assert said[-2:] == ["stopping: no new work is claimed", "daemon stopped"]
+    polled = [m for m in said if POLLED.match(m)]
+    failures = [m for m in said if m.startswith("page failed (")]
+    # Nothing else: a line per round of polls, one per failure, start and stop.
+    assert len(said) == 3 + len(polled) + len(failures), said
+    stored = sum(int(POLLED.match(m).group(1)) for m in polled)  # type: ignore[union-attr]
+    assert stored == len(daemon.query("SELECT id FROM articles WHERE status = 'ok'"))
+    assert any(m.startswith("page failed (http_404): HTTP 404") for m in failures)
+    assert any(m.startswith("page failed (not_html): ") for m in failures)
+    assert daemon.out.read_text() == ""  # all of it on stderr, where `docker logs` shows it
+
+
+def messages(daemon: Daemon) -> list[str]:
+    """The messages of a text log, each line checked for its form."""
+    said = []
+    for line in daemon.log.read_text(encoding="utf-8").splitlines():
+        match = TEXT_LINE.match(line)
+        assert match, line
+        said.append(match.group(2))
+    return said
+
+
+def test_a_quiet_daemon_says_nothing_while_all_is_well(
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
+) -> None:
+    port = free_port()
+    cli = config(tmp_path, newsroom, archive, port, ["Notices"])
+    daemon = Daemon(cli, archive, port, options=("-q",))
+    daemons.append(daemon)
+    wait_for("the notices", lambda: len(daemon.query("SELECT id FROM articles")) == 2)
+
+    assert daemon.stop()[0] == 0
+
+    assert daemon.log.read_text() == ""
+
+
+def test_a_second_daemon_on_a_taken_address_says_so_and_another_address_works(
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
+) -> None:
+    port = free_port()
+    cli = config(tmp_path, newsroom, archive, port, ["World"])
+    first = Daemon(cli, archive, port)
+    daemons.append(first)
+    wait_for("the first daemon", first.healthy)
+
+    refused = cli("daemon", check=False)
+
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("ingest: error: daemon.listen: cannot serve /healthz and /metrics on ")
+    assert f"127.0.0.1:{port}" in line and "in use" in line
+    assert "INGEST_DAEMON_LISTEN=" in line and 'listen = ""' in line  # how to choose another
+    feeds = cli.json("feeds", "--format", "json")
+    assert [f["active"] for f in feeds] == [True]  # it touched nothing on the way
+
+    other_port = free_port()
+    cli.env["INGEST_DAEMON_LISTEN"] = f"127.0.0.1:{other_port}"
+    second = Daemon(cli, archive, other_port)
+    daemons.append(second)
+    assert wait_for("the second daemon", second.healthy)
+    assert first.healthy()
+    assert second.stop()[0] == 0
+    assert first.stop()[0] == 0

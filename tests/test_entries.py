@@ -152,7 +152,7 @@ def test_an_entrys_own_article_says_why_its_text_is_the_feeds(
 
     assert article.title == "Episode 1"  # the first of the articles on the shared link
     assert "Text:      from the feed (the entry's own: its link is shared by several entries)" in (
-        render_text(article, feed_url)
+        render_text(article, [feed_url])
     )
 
 

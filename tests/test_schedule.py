@@ -29,6 +29,7 @@ from ingest.schedule import (
     feed_hints,
     interval,
     page_retry,
+    reinterval,
     retry_after,
     spread,
 )
@@ -168,6 +169,64 @@ def test_custom_bounds_apply() -> None:
     rules = ScheduleSettings(interval=600.0, min_interval=900.0, max_interval=1200.0)
     assert interval(None, Timing(), NOW, rules) == 900.0
     assert interval(None, Timing(ttl=HOUR), NOW, rules) == 1200.0
+
+
+# --- reinterval(): the config changed what it gives a feed -------------------------------------
+
+
+def test_a_shortened_own_interval_is_taken_at_once() -> None:
+    assert reinterval(HOUR, fixed_before=HOUR, fixed=600.0, before=RULES, rules=RULES) == 600.0
+
+
+def test_a_lengthened_own_interval_is_taken_too() -> None:
+    assert reinterval(600.0, fixed_before=600.0, fixed=HOUR, before=RULES, rules=RULES) == HOUR
+
+
+def test_an_unchanged_config_changes_nothing() -> None:
+    assert reinterval(HOUR, fixed_before=HOUR, fixed=HOUR, before=RULES, rules=RULES) is None
+    assert reinterval(1800.0, fixed_before=None, fixed=None, before=RULES, rules=RULES) is None
+
+
+def test_a_shortened_default_reaches_feeds_still_at_the_default() -> None:
+    shorter = ScheduleSettings(interval=600.0)
+
+    assert reinterval(1800.0, fixed_before=None, fixed=None, before=RULES, rules=shorter) == 600.0
+
+
+def test_a_shortened_default_leaves_an_adapted_interval_alone() -> None:
+    # 2 h came from how often the feed publishes, not from the default.
+    shorter = ScheduleSettings(interval=600.0)
+
+    assert reinterval(2 * HOUR, fixed_before=None, fixed=None, before=RULES, rules=shorter) is None
+
+
+def test_a_shortened_default_reaches_every_feed_without_adaptation() -> None:
+    fixed_rules = ScheduleSettings(adaptive=False)
+    shorter = ScheduleSettings(adaptive=False, interval=600.0)
+
+    assert (
+        reinterval(1800.0, fixed_before=None, fixed=None, before=fixed_rules, rules=shorter)
+        == 600.0
+    )
+
+
+def test_a_lower_max_interval_pulls_in_an_adapted_interval() -> None:
+    capped = ScheduleSettings(max_interval=HOUR)
+
+    assert reinterval(3 * HOUR, fixed_before=None, fixed=None, before=RULES, rules=capped) == HOUR
+
+
+def test_an_interval_the_server_asked_for_stays() -> None:
+    # A <ttl> of 2 h made the interval longer than the 30 m the config gave: it still holds.
+    assert reinterval(2 * HOUR, fixed_before=1800.0, fixed=600.0, before=RULES, rules=RULES) is None
+
+
+def test_a_new_own_interval_replaces_the_default() -> None:
+    assert reinterval(1800.0, fixed_before=None, fixed=600.0, before=RULES, rules=RULES) == 600.0
+
+
+def test_a_new_interval_stays_within_the_bounds() -> None:
+    assert reinterval(HOUR, fixed_before=HOUR, fixed=10.0, before=RULES, rules=RULES) == 300.0
 
 
 # --- feed_hints ---------------------------------------------------------------------------------

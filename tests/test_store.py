@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import FeedSettings
+from ingest.config import FeedSettings, ScheduleSettings
 from ingest.errors import (
     FetchError,
     HTTPStatusError,
@@ -20,7 +20,7 @@ from ingest.errors import (
 )
 from ingest.feeds import entry_key
 from ingest.models import ArticleStatus, ContentSource, Feed
-from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob
+from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.schedule import page_retry
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
 from ingest.store import Store
@@ -110,6 +110,94 @@ def test_sync_feeds_updates_a_renamed_feed(store: Store) -> None:
 
     assert after.id == before.id
     assert after.name == "Harbour Gazette"
+
+
+def polled(store: Store, feed: Feed, every: float) -> Feed:
+    """``feed`` polled now, its next poll ``every`` seconds away."""
+    assert feed.id is not None
+    at = utcnow()
+    store.feed_polled(
+        feed.id, status="ok", next_poll_at=at + timedelta(seconds=every), interval=every
+    )
+    return next(f for f in store.feeds() if f.id == feed.id)
+
+
+def test_a_shortened_feed_interval_pulls_its_next_poll_in(store: Store) -> None:
+    hourly = FeedSettings(url=HARBOUR.url, name="Harbour", interval=3600.0)
+    (feed,) = store.sync_feeds([hourly], rules=ScheduleSettings())
+    feed = polled(store, feed, 3600.0)
+    assert feed.last_polled_at is not None
+    soon = feed.last_polled_at + timedelta(minutes=12)
+    assert store.claim_feeds(soon) == []  # due in about an hour
+
+    ten = FeedSettings(url=HARBOUR.url, name="Harbour", interval=600.0)
+    (after,) = store.sync_feeds([ten], rules=ScheduleSettings())
+
+    assert after.interval == 600.0
+    assert after.next_poll_at is not None
+    assert after.next_poll_at <= feed.last_polled_at + timedelta(seconds=660)  # 10 m ± 10%
+    assert [f.id for f in store.claim_feeds(soon)] == [feed.id]
+
+
+def test_a_shortened_default_interval_pulls_in_feeds_at_the_default(store: Store) -> None:
+    before = ScheduleSettings()  # 30 m
+    (feed,) = store.sync_feeds([HARBOUR], rules=before)
+    feed = polled(store, feed, 1800.0)
+
+    (after,) = store.sync_feeds(
+        [HARBOUR], exclusive=True, rules=ScheduleSettings(interval=300.0), before=before
+    )
+
+    assert after.interval == 300.0
+    assert feed.last_polled_at is not None and after.next_poll_at is not None
+    assert after.next_poll_at <= feed.last_polled_at + timedelta(seconds=330)
+
+
+def test_a_longer_interval_waits_for_the_poll_already_planned(store: Store) -> None:
+    (feed,) = store.sync_feeds([FeedSettings(url=HARBOUR.url, interval=600.0)])
+    feed = polled(store, feed, 600.0)
+
+    (after,) = store.sync_feeds(
+        [FeedSettings(url=HARBOUR.url, interval=3600.0)], rules=ScheduleSettings()
+    )
+
+    assert after.interval == 3600.0  # taken after the next poll
+    assert after.next_poll_at == feed.next_poll_at
+
+
+def test_a_failing_feed_keeps_its_back_off_when_its_interval_shrinks(store: Store) -> None:
+    (feed,) = store.sync_feeds([FeedSettings(url=HARBOUR.url, interval=3600.0)])
+    feed = polled(store, feed, 3600.0)
+    assert feed.id is not None
+    backoff = utcnow() + timedelta(hours=2)
+    store.feed_polled(feed.id, status="http_500", error="HTTP 500", next_poll_at=backoff)
+
+    (after,) = store.sync_feeds(
+        [FeedSettings(url=HARBOUR.url, interval=600.0)], rules=ScheduleSettings()
+    )
+
+    assert after.next_poll_at == backoff
+
+
+def test_a_feed_polled_once_gets_an_inactive_row_that_no_claim_of_due_feeds_takes(
+    store: Store,
+) -> None:
+    once = FeedSettings(url="https://once.example.com/rss")
+    configured, row = store.sync_feeds([HARBOUR], once=[once])
+
+    assert configured.active and not row.active
+    assert [f.id for f in store.claim_feeds(utcnow(), only=[row.id or 0])] == [row.id]
+    store.feed_polled(row.id or 0, status="ok", next_poll_at=utcnow() - timedelta(hours=1))
+    assert [f.url for f in store.claim_feeds(utcnow())] == [HARBOUR.url]
+
+
+def test_a_known_feed_polled_once_is_left_as_it_is(store: Store) -> None:
+    (configured,) = store.sync_feeds([HARBOUR])
+
+    (again,) = store.sync_feeds([], once=[HARBOUR])
+
+    assert again.id == configured.id
+    assert again.active  # another worker's config may list it
 
 
 def test_record_entries_twice_adds_nothing_the_second_time(

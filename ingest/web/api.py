@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ingest.errors import NotFoundError
 from ingest.inflate import decode_body
-from ingest.query import export_records, format_records, record
+from ingest.query import export_records, format_records, record, with_feeds
 from ingest.records import utcnow
 from ingest.search import Filters
 from ingest.store import Store
@@ -113,10 +113,12 @@ def changes(
     mirror the archive by asking again with `next_cursor`. Nothing is missed while the
     daemon writes; an article changed twice comes again."""
     after = decode_cursor("changes", cursor, (int, int)) if cursor else None
-    rows = store_of(request).changes(chosen, after=after, limit=limit)
+    store = store_of(request)
+    rows = store.changes(chosen, after=after, limit=limit)
+    listed = with_feeds(store, [(article, feed_url) for article, feed_url, _ in rows])
     out = [
-        {**record(article, feed_url), "change": encode_cursor("changes", *key)}
-        for article, feed_url, key in rows
+        {**record(*article), "change": encode_cursor("changes", *key)}
+        for article, (_, _, key) in zip(listed, rows, strict=True)
     ]
     next_cursor = out[-1]["change"] if out else cursor or encode_cursor("changes", 0, 0)
     return {"articles": out, "next_cursor": next_cursor}
@@ -125,7 +127,8 @@ def changes(
 @router.get("/api/v1/articles/{article_id}", response_model=ArticleOut, tags=["articles"])
 def article(request: Request, article_id: Id) -> dict[str, Any]:
     """One article's whole record, as `ingest export` writes it."""
-    return record(*store_of(request).article(str(article_id)))
+    store = store_of(request)
+    return record(*with_feeds(store, [store.article(str(article_id))])[0])
 
 
 @router.get(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ingest.models import ArticleStatus, ContentSource
-from ingest.query import record
+from ingest.query import article_url, record, with_feeds
 from ingest.records import utcnow
 from ingest.web.api import CHART_DAYS, Asked, Id, archive_stats, feed_record, store_of
 from ingest.web.auth import COOKIE, COOKIE_MAX_AGE, safe_next, session_value
@@ -82,8 +82,10 @@ def search(request: Request, asked: Asked) -> HTMLResponse:
 
 @router.get("/articles/{article_id}", response_class=HTMLResponse)
 def article(request: Request, article_id: Id) -> HTMLResponse:
-    found, feed_url = store_of(request).article(str(article_id))
-    data = record(found, feed_url)
+    store = store_of(request)
+    ((found, feed_urls),) = with_feeds(store, [store.article(str(article_id))])
+    data = record(found, feed_urls)
+    feed_url = feed_urls[0]
     paragraphs = [p.strip() for p in (data["text"] or "").split("\n\n") if p.strip()]
     original = web_url(data["canonical_url"]) or web_url(data["final_url"]) or web_url(data["url"])
     return render(
@@ -92,7 +94,7 @@ def article(request: Request, article_id: Id) -> HTMLResponse:
         article=data,
         paragraphs=paragraphs,
         original=original,
-        shown_url=data["canonical_url"] or data["final_url"] or data["url"],
+        shown_url=article_url(found),
         feed_link=web_url(feed_url),
     )
 

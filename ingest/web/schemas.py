@@ -18,7 +18,8 @@ class ArticleOut(BaseModel):
     url: str | None
     final_url: str | None
     canonical_url: str | None
-    feed_url: str
+    feed_url: str = Field(description="The feed that listed it first.")
+    feed_urls: list[str] = Field(description="Every feed that listed it, that one first.")
     guid: str | None
     title: str | None
     authors: list[str]
@@ -39,7 +40,7 @@ class HitOut(BaseModel):
 
     id: int
     title: str | None
-    url: str | None
+    url: str | None = Field(description="Its clean URL: canonical, else final, no tracking.")
     published: str | None
     feed_url: str
     authors: list[str]

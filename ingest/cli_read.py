@@ -1,0 +1,227 @@
+"""The read side's commands: `search`, `show`, `export`, `feeds`, `stats`, and the filters
+they share with `reextract`. Written as every command of `ingest.cli`: arguments in, one
+library call on the archive opened read-only, the result printed (`ingest.cli_output`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ingest import cli_output
+from ingest.errors import IngestError, UsageError
+
+if TYPE_CHECKING:
+    from ingest.cli import Context
+    from ingest.search import Filters
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Moment(click.ParamType):
+    """A date or date-time; without a zone it is UTC."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ingest.query import parse_moment
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_moment(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)", param, ctx)
+
+
+def filter_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--feed", help="Only articles listed by this feed (name or URL)."),
+            click.option("--since", type=Moment(), help="Published on or after this date."),
+            click.option("--until", type=Moment(), help="Published before this date."),
+            click.option("--author", help="Only articles with an author matching this."),
+            click.option("--lang", help="Only articles in this language (e.g. en)."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def to_filters(
+    feed: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    author: str | None = None,
+    lang: str | None = None,
+) -> Filters:
+    from ingest.search import Filters
+
+    return Filters(feed=feed, since=since, until=until, author=author, language=lang)
+
+
+@click.command()
+@click.argument("query")
+@filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
+)
+@click.pass_obj
+def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> None:
+    """Full-text search of titles and texts, best match first.
+
+    QUERY: words (all must match), "a phrase", OR, -word (or NOT word) to exclude, prefix*,
+    title:word, (grouping). COVID-19, U.S. or don't are searched as typed.
+
+    \b
+    Example:
+      ingest search '"climate summit" OR cop29' --since 2025-01-01 --lang en
+    """
+    from ingest.query import hit_record, write_records
+
+    with cli_output.errors(), obj.store(read_only=True) as store:
+        hits = store.search(query, to_filters(**filters), limit=limit)
+    if fmt != "table":
+        write_records((hit_record(h) for h in hits), fmt, sys.stdout)
+    elif not hits:
+        click.echo("No matches.", err=True)
+    else:
+        cli_output.print_hits(hits)
+
+
+@click.command()
+@click.argument("ref", metavar="ID|URL")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def show(obj: Context, ref: str, fmt: str) -> None:
+    """Show one article by its id or URL: its metadata, every feed that listed it, its text.
+
+    \b
+    Example:
+      ingest show 42 --format json
+    """
+    from ingest.query import record, render_text, with_feeds
+
+    with cli_output.errors(), obj.store(read_only=True) as store:
+        ((article, feed_urls),) = with_feeds(store, [store.article(ref)])
+    if fmt == "json":
+        click.echo(json.dumps(record(article, feed_urls), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(article, feed_urls), nl=False)
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "json"]), default="jsonl")
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not stdout."
+)
+@filter_options
+@click.pass_obj
+def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
+    """Stream the archive as JSON lines or CSV, oldest first.
+
+    \b
+    Example:
+      ingest export --format csv --since 2025-01-01 --out archive.csv
+    """
+    from ingest.query import export_records, write_records
+
+    with cli_output.errors():
+        if out is not None and not out.parent.is_dir():
+            raise UsageError(
+                f"--out {out}: there is no folder {out.parent}; create it first "
+                f"(mkdir -p {out.parent}) or write elsewhere"
+            )
+        with obj.store(read_only=True) as store:
+            records = export_records(store, to_filters(**filters))
+            if out is None:
+                write_records(records, fmt, sys.stdout)
+                return
+            count = _write_file(out, lambda fh: write_records(records, fmt, fh))
+    click.echo(f"Exported {cli_output.plural(count, 'article')} to {out}.", err=True)
+
+
+def _write_file(out: Path, write: Callable[[Any], int]) -> int:
+    """``write`` into a file beside ``out`` renamed to it when done: never a half-written file
+    under the asked name (a failed write leaves nothing)."""
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as fh:
+            count = write(fh)
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise IngestError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def feeds(obj: Context, fmt: str) -> None:
+    """List every feed: last poll, next poll, last status, errors.
+
+    The table gives times as ages ("5m ago", "in 25m"); --format json gives them exact.
+
+    \b
+    Example:
+      ingest feeds --format json
+    """
+    from ingest.records import utcnow
+
+    with cli_output.errors(), obj.store(read_only=True) as store:
+        rows = store.feeds()
+    if fmt == "table":
+        cli_output.print_feeds(rows, utcnow())
+        return
+    data = [
+        {
+            "id": f.id,
+            "name": f.name,
+            "url": f.url,
+            "title": f.title,
+            "active": f.active,
+            "last_polled_at": _iso(f.last_polled_at),
+            "next_poll_at": _iso(f.next_poll_at),
+            "interval_seconds": f.interval,
+            "last_status": f.last_status,
+            "error_count": f.error_count,
+            "last_error": f.last_error,
+        }
+        for f in rows
+    ]
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def stats(obj: Context, fmt: str) -> None:
+    """Archive counts, failures by reason and recent activity.
+
+    \b
+    Example:
+      ingest stats --format json
+    """
+    from ingest.records import utcnow
+
+    with cli_output.errors(), obj.store(read_only=True) as store:
+        data = store.stats(utcnow())
+    if fmt == "json":
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        cli_output.print_stats(data)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
