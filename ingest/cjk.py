@@ -23,7 +23,8 @@ from collections.abc import Iterable
 # The characters of Chinese and Japanese words: the iteration marks 々〆〇〻, hiragana and
 # katakana letters (not ・, which separates words), CJK ideographs (all extensions and the
 # compatibility blocks), half-width katakana. Hangul is not here: Korean puts spaces between
-# words. Every one is a token character to unicode61 (letters, Nl), so a bigram stays one token.
+# words. Each is a token character to unicode61 (letters, Nl; checked for ideographs newer than
+# its Unicode 6.1 too), so a bigram stays one token.
 CJK = (
     "\u3005-\u3007\u303b\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
