@@ -60,6 +60,7 @@ from typing import Any
 
 from bench.archive_corpus import ARTICLE_COLUMNS, ENTRY_COLUMNS, FEED_COLUMNS, Corpus
 from bench.proctree import measure
+from ingest import cjk
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared/corpus/extraction"  # as the other benchmarks read it
@@ -190,6 +191,7 @@ def bulk_connection(path: Path) -> sqlite3.Connection:
     """A connection for loading: no journal, no fsync, a large cache (the archive is scratch;
     the database is switched back to WAL afterwards, as `Store` keeps it)."""
     conn = sqlite3.connect(path, isolation_level=None)
+    cjk.register(conn)  # the FTS5 triggers call it
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-1000000")  # 1 GB: the unique url_key index is random

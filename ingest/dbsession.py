@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
+from ingest import cjk
 from ingest.errors import QueryError, StoreError, StoreUnavailableError
 from ingest.querytext import HOW
 
@@ -59,6 +60,7 @@ def open_engine(url: str, *, create: bool, read_only: bool = False) -> Engine:
     if backend == "sqlite":
         engine = sa.create_engine(database)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _sqlite_functions)
         if read_only:
             sa.event.listen(engine, "connect", _read_only)
         return engine
@@ -94,11 +96,18 @@ def _sqlite_read_only(path: Path) -> Engine:
     engine = sa.create_engine("sqlite://", creator=connect)
     sa.event.listen(engine, "connect", _read_only)
     sa.event.listen(engine, "connect", _sqlite_busy_timeout)
+    sa.event.listen(engine, "connect", _sqlite_functions)
     return engine
 
 
 def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA busy_timeout=10000")
+
+
+def _sqlite_functions(dbapi_connection: Any, _record: Any) -> None:
+    # The FTS5 triggers call ingest_cjk (migration 0009): a connection without it cannot write
+    # articles. Read-only connections get it too, for SQL that calls it.
+    cjk.register(dbapi_connection)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

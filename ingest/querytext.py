@@ -11,7 +11,8 @@ SQLite gets an FTS5 expression in which every term is a quoted string (FTS5's ba
 allow no punctuation: ``COVID-19`` was read as the column ``19``). PostgreSQL gets the same
 query as a tree (`query_tree`), which `ingest.search` builds from one ``websearch_to_tsquery``
 per term (a phrase of its words, in the article's language) joined with tsquery's operators;
-there, ``prefix*`` and ``title:`` search the plain word.
+there, ``prefix*`` and ``title:`` search the plain word. On both, a term's Chinese or
+Japanese is searched as the index holds it: bigrams, a lone character as a prefix (`ingest.cjk`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ingest.cjk import query_words
 from ingest.errors import QueryError
 
 HOW = 'write words, "a phrase", OR, -word to exclude, prefix*, title:word'
@@ -35,7 +37,8 @@ class _Term:
     negated: bool = False
 
     def fts5(self) -> str:
-        phrase = '"' + self.text.replace('"', '""') + '"' + ("*" if self.prefix else "")
+        words, lone = query_words(self.text)  # CJK as indexed (`ingest.cjk`)
+        phrase = '"' + words.replace('"', '""') + '"' + ("*" if self.prefix or lone else "")
         return f"{self.column} : {phrase}" if self.column else phrase
 
 
@@ -76,6 +79,11 @@ def parse(typed: str) -> tuple[list[_Term | str], list[_Term]]:
             raise QueryError(f"{typed!r} only excludes words: add a word to find ({HOW})")
         raise QueryError(f"{typed!r} has no words to search for ({HOW})")
     return positive, negated
+
+
+def terms(typed: str) -> list[tuple[str, bool]]:
+    """The terms the query ``typed`` looks for (not those it excludes): (text, prefix)."""
+    return [(i.text, i.prefix) for i in parse(typed)[0] if isinstance(i, _Term)]
 
 
 def fts5_query(typed: str) -> str:

@@ -15,12 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from ingest import cjk
 from ingest.errors import QueryError
 from ingest.feeds import language_tag
 from ingest.models import Article, Entry, Feed, UTCDateTime
-from ingest.querytext import Node, fts5_query, query_tree
+from ingest.querytext import Node, fts5_query, query_tree, terms
 
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"  # highlight markers; the CLI renders them
+MARKS = (SNIPPET_OPEN, SNIPPET_CLOSE)
 # Languages PostgreSQL search stems for (ingest_ts_config, migration 0003); others: 'simple'.
 SEARCH_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "sv", "da", "no", "fi")
 # SQLite: a query matching more articles than this ranks only its newest this many (see
@@ -207,7 +209,21 @@ def sqlite_search(
         .where(match, fts.c.rowid.in_([article_id for article_id, _ in ranked]))
     ).all()
     found = {a.id: (a, feed_url, snip or "") for a, feed_url, snip in rows}
-    return [SearchHit(*found[i], float(r)) for i, r in ranked if i in found]
+    return _cjk_snippets([SearchHit(*found[i], float(r)) for i, r in ranked if i in found], text)
+
+
+def _cjk_snippets(hits: list[SearchHit], text: str) -> list[SearchHit]:
+    """``hits`` with the snippets of articles holding CJK made from their text (`cjk.snippet`):
+    the backends' own snippets of those mark the wrong words, or none."""
+    if not any(cjk.has_cjk(h.article.title, h.article.text) for h in hits):
+        return hits
+    wanted = terms(text)
+    return [
+        replace(h, snippet=cjk.snippet(h.article.title, h.article.text, wanted, MARKS))
+        if cjk.has_cjk(h.article.title, h.article.text)
+        else h
+        for h in hits
+    ]
 
 
 def _tsquery(node: Node, config: Any) -> Any:
@@ -215,7 +231,16 @@ def _tsquery(node: Node, config: Any) -> Any:
     phrase of its words (``websearch_to_tsquery`` never fails on what it is given), joined
     with tsquery's own and, or and not (nested calls: the tree's grouping is kept)."""
     if not isinstance(node, tuple):
-        return sa.func.websearch_to_tsquery(config, '"' + node.text.replace('"', " ") + '"')
+        words, lone = cjk.query_words(node.text)
+        if not lone:
+            return sa.func.websearch_to_tsquery(config, '"' + words.replace('"', " ") + '"')
+        # A lone CJK character: a prefix, after the phrase of the words before it.
+        last = sa.func.to_tsquery(config, words[-1] + ":*")
+        head = words[:-1].strip()
+        if not head:
+            return last
+        before = sa.func.websearch_to_tsquery(config, '"' + head.replace('"', " ") + '"')
+        return sa.func.tsquery_phrase(before, last)
     kind, parts = node
     queries = [_tsquery(part, config) for part in parts]
     if kind == "not":
@@ -287,7 +312,8 @@ def postgres_search(
         .order_by(best.c.rank.desc(), best.c.id.desc())
     )
     rows = session.exec(query).all()
-    return [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]
+    hits = [SearchHit(a, feed_url, snip or "", float(r)) for a, feed_url, snip, r in rows]
+    return _cjk_snippets(hits, text)
 
 
 def _verbatim_in_json(text: str) -> bool:

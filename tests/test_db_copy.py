@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from ingest import cjk
 from ingest.config import FeedSettings
 from ingest.dbcopy import TABLES
 from ingest.feeds import entry_key
@@ -270,6 +271,7 @@ def test_a_partial_sqlite_destination_is_completed_without_duplicates(
     copy_json(cli, source, target)
     # What an interruption during articles leaves: every feed and host, the first articles.
     with sqlite3.connect(sa.make_url(target).database or "") as db:
+        cjk.register(db)  # the search index's triggers call it
         db.execute("DELETE FROM entries")
         db.execute("DELETE FROM captures")
         db.execute("DELETE FROM articles WHERE id > 5")

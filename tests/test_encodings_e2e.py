@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest import cjk
 from tests.conftest import Ingest, write_config
 from tests.newsroom import SITE_DIR, Newsroom
 
@@ -54,6 +55,7 @@ def test_articles_stored_garbled_are_repaired_from_their_capture(
     japanese = ingest.json("show", newsroom.url(JAPANESE), "--format", "json")
     # As an earlier version stored them: undecodable bytes as U+FFFD, UTF-8 read as cp1252.
     with sqlite3.connect(archive) as db:
+        cjk.register(db)  # the search index's triggers call it
         db.execute(
             "UPDATE articles SET text = ?, title = ? WHERE id = ?",
             (

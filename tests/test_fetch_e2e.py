@@ -372,3 +372,17 @@ def test_redirected_link_to_an_archived_article_is_merged(
     assert records[0]["final_url"] == newsroom.url("/news/nbc-style.html")
     assert records[0]["text"] == newsroom.expected("nbc-style")["text"]
     assert sql(archive, "SELECT count(*), count(DISTINCT article_id) FROM entries") == [(2, 1)]
+
+
+def test_search_finds_japanese_inside_a_run(ingest: Ingest, newsroom: Newsroom) -> None:
+    ingest("fetch", "--feed", "Wire")
+    title = newsroom.expected("tokyo-sjis")["title"]
+
+    # 東京都墨田区で…: two, three and one characters from inside the run.
+    for query in ("東京", "墨田区", "銭湯 サウナ", "煙"):
+        hits = ingest.json("search", query, "--format", "json")
+        assert [h["title"] for h in hits] == [title], query
+    (hit,) = ingest.json("search", "墨田区", "--format", "json")
+    assert "東京都**墨田区**で七十年近く" in hit["snippet"]
+    assert title[:5] in ingest("search", "墨田区").stdout  # the table, as a person reads it
+    assert ingest.json("search", "京東", "--format", "json") == []

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from ingest.dbsession import open_engine
 from ingest.feeds import entry_key, url_key
 from ingest.store import MIGRATIONS, SCHEMA_REVISION, Store
 from tests.conftest import Ingest
@@ -304,7 +305,7 @@ def test_the_shared_key_index_keeps_one_article_per_link_and_guid(archive: str) 
         "INSERT INTO articles (feed_id, shared_key, guid, authors, content_source, status, "
         "attempts) VALUES (1, 'https://show.example/', 'ep-1', '[]', 'feed', 'ok', 0)"
     )
-    engine = sa.create_engine(archive, poolclass=sa.pool.NullPool)
+    engine = open_engine(archive, create=False)  # SQLite: with the function the triggers call
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql(
