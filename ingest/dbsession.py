@@ -93,7 +93,10 @@ def _sqlite_read_only(path: Path) -> Engine:
     def connect() -> Any:
         return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
-    engine = sa.create_engine("sqlite://", creator=connect)
+    # A pool of whole connections, each used by one thread at a time: for a "sqlite://" URL
+    # SQLAlchemy would pick its per-thread pool, which closes connections other threads hold
+    # (a server's thread pool crashed the process that way).
+    engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.QueuePool)
     sa.event.listen(engine, "connect", _read_only)
     sa.event.listen(engine, "connect", _sqlite_busy_timeout)
     sa.event.listen(engine, "connect", _sqlite_functions)

@@ -108,3 +108,26 @@ def test_reading_a_file_that_is_no_archive_leaves_it_as_it_was(shelf: Path) -> N
             assert expected in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert digest(shelf) == before
+
+
+def test_a_read_only_archive_serves_many_threads_at_once(ingest: Ingest, archive: Path) -> None:
+    # As `ingest serve` reads it: a pool of threads, more than the engine's pool holds.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingest.search import Filters
+    from ingest.store import Store
+
+    ingest("fetch", "--feed", "World")
+    store = Store.open(f"sqlite:///{archive}", read_only=True)
+    try:
+
+        def read(n: int) -> int:
+            hits = store.search(("cable", "sea patrols", "nations")[n % 3], Filters())
+            store.article(str(hits[0].article.id))
+            return len(hits)
+
+        with ThreadPoolExecutor(max_workers=24) as threads:
+            found = list(threads.map(read, range(600)))
+    finally:
+        store.close()
+    assert all(found)
