@@ -61,6 +61,7 @@ from typing import Any
 from bench.archive_corpus import ARTICLE_COLUMNS, ENTRY_COLUMNS, FEED_COLUMNS, Corpus
 from bench.proctree import measure
 from ingest import cjk
+from ingest.querytext import fts5_query
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared/corpus/extraction"  # as the other benchmarks read it
@@ -485,7 +486,8 @@ def diagnose(path: Path, store: Any, queries: Sequence[Query]) -> dict[str, Any]
     def as_store(sql: str, skip: int) -> Callable[[Query], Any]:
         def run(query: Query) -> Any:
             args = list(params)
-            args[args.index(queries[0].text)] = query.text
+            # The statement's MATCH argument is the query as `ingest.querytext` writes it.
+            args[args.index(fts5_query(queries[0].text))] = fts5_query(query.text)
             return conn.execute(sql, args[skip:]).fetchall()
 
         return run
