@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from ingest import cjk
 from ingest.models import Article
 from tests.conftest import REPO, Ingest, write_config
 from tests.newsroom import Newsroom
@@ -52,6 +53,8 @@ def make_archive(directory: Path, room: Newsroom, database: str) -> Path:
 
 def plant_hostile(database: str) -> int:
     engine = sa.create_engine(database, poolclass=sa.pool.NullPool)
+    if engine.dialect.name == "sqlite":  # the search index's triggers call ingest_cjk
+        sa.event.listen(engine, "connect", lambda connection, _: cjk.register(connection))
     now = datetime.now(UTC)
     with engine.begin() as conn:
         article_id = conn.execute(
