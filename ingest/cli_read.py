@@ -184,22 +184,9 @@ def feeds(obj: Context, fmt: str) -> None:
     if fmt == "table":
         cli_output.print_feeds(rows, utcnow())
         return
-    data = [
-        {
-            "id": f.id,
-            "name": f.name,
-            "url": f.url,
-            "title": f.title,
-            "active": f.active,
-            "last_polled_at": _iso(f.last_polled_at),
-            "next_poll_at": _iso(f.next_poll_at),
-            "interval_seconds": f.interval,
-            "last_status": f.last_status,
-            "error_count": f.error_count,
-            "last_error": f.last_error,
-        }
-        for f in rows
-    ]
+    from ingest.query import feed_record
+
+    data = [feed_record(f) for f in rows]
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 

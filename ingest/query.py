@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ingest.feeds import url_key
-from ingest.models import Article
+from ingest.models import Article, Feed
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
 from ingest.store import Store
 
@@ -54,6 +54,24 @@ def parse_moment(text: str) -> datetime:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def feed_record(feed: Feed) -> dict[str, Any]:
+    """A feed as `ingest feeds --format json` and the API give it."""
+    return {
+        "id": feed.id,
+        "name": feed.name,
+        "url": feed.url,
+        "title": feed.title,
+        "site_url": feed.site_url,
+        "active": feed.active,
+        "last_polled_at": _iso(feed.last_polled_at),
+        "next_poll_at": _iso(feed.next_poll_at),
+        "interval_seconds": feed.interval,
+        "last_status": feed.last_status,
+        "error_count": feed.error_count,
+        "last_error": feed.last_error,
+    }
 
 
 def article_url(article: Article) -> str | None:

@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ingest.errors import NotFoundError
 from ingest.inflate import decode_body
-from ingest.query import export_records, format_records, record, with_feeds
+from ingest.query import export_records, feed_record, format_records, record, with_feeds
 from ingest.records import utcnow
 from ingest.search import Filters
 from ingest.store import Store
@@ -161,7 +161,7 @@ def capture(request: Request, article_id: Id) -> Response:
 def feeds(request: Request) -> list[dict[str, Any]]:
     """Every feed with its health: last and next poll, status, errors, article counts.
     Failing feeds first."""
-    return [feed_record(h) for h in store_of(request).feed_health()]
+    return [health_record(h) for h in store_of(request).feed_health()]
 
 
 @router.get("/api/v1/feeds/{feed_id}", response_model=FeedOut, tags=["feeds"])
@@ -170,7 +170,7 @@ def feed(request: Request, feed_id: Id) -> dict[str, Any]:
     found = store_of(request).feed_health(feed_id)
     if not found:
         raise NotFoundError(f"no feed {feed_id} in the archive")
-    return feed_record(found[0])
+    return health_record(found[0])
 
 
 @router.get("/api/v1/stats", response_model=StatsOut, tags=["archive"])
@@ -226,21 +226,9 @@ def search_json_feed(request: Request, asked: Asked) -> Response:
     return Response(body, media_type="application/feed+json")
 
 
-def feed_record(health: Any) -> dict[str, Any]:
-    f = health.feed
+def health_record(health: Any) -> dict[str, Any]:
     return {
-        "id": f.id,
-        "name": f.name,
-        "url": f.url,
-        "title": f.title,
-        "site_url": f.site_url,
-        "active": f.active,
-        "last_polled_at": _iso(f.last_polled_at),
-        "next_poll_at": _iso(f.next_poll_at),
-        "interval_seconds": f.interval,
-        "last_status": f.last_status,
-        "error_count": f.error_count,
-        "last_error": f.last_error,
+        **feed_record(health.feed),
         "articles": health.articles,
         "articles_ok": health.ok,
         "articles_pending": health.pending,

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ingest.models import ArticleStatus, ContentSource
 from ingest.query import article_url, record, with_feeds
 from ingest.records import utcnow
-from ingest.web.api import CHART_DAYS, Asked, Id, archive_stats, feed_record, store_of
+from ingest.web.api import CHART_DAYS, Asked, Id, archive_stats, health_record, store_of
 from ingest.web.auth import COOKIE, COOKIE_MAX_AGE, safe_next, session_value
 from ingest.web.chart import draw
 from ingest.web.listing import find
@@ -101,7 +101,7 @@ def article(request: Request, article_id: Id) -> HTMLResponse:
 
 @router.get("/feeds", response_class=HTMLResponse)
 def feeds(request: Request) -> HTMLResponse:
-    rows = [feed_record(h) for h in store_of(request).feed_health()]
+    rows = [health_record(h) for h in store_of(request).feed_health()]
     return render(request, "feeds.html", feeds=rows, web_url=web_url)
 
 
