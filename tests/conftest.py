@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,12 @@ import pytest
 from tests.newsroom import Newsroom
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A shell that starts the suite in the background (`pytest &`, a CI runner) ignores SIGINT, and
+# an ignored signal stays ignored in every process started from here: the Ctrl-C tests would
+# send it to commands that never see it. A handler of our own is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Every feed of the fixture newsroom, by the name the tests give it.
 FEEDS = {

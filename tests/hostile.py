@@ -70,9 +70,9 @@ Routes (defaults; sizes and delays are constructor arguments)::
   /429-date                 429, Retry-After: <HTTP-date now + 1 h> back off until that date
   /503                      503, Retry-After: 30                    back off >= 30 s
   /503-plain                503, no Retry-After                     transient failure; retry later
-  /robots.txt               * : Disallow /private/, Crawl-delay 2;  never fetch /private/ or
+  /robots.txt               * : Disallow /private/, Crawl-delay 2;   never fetch /private/ or
                             ingest: Disallow /private/ and          /no-ingest/; wait 2 s
-                            /no-ingest/, Crawl-delay 2              between requests
+                            /no-ingest/, Crawl-delay 2 (crawl_delay) between requests
   /private/article.html     ordinary article                        must NEVER be requested
   /no-ingest/article.html   ordinary article                        must NEVER be requested
   /slow-extract.html        ~1.5 MB valid HTML: the article, then   bound extraction time (ingest
@@ -372,13 +372,13 @@ ROBOTS_TXT = (
     "# The hostile loopback server's rules.\n"
     "User-agent: *\n"
     "Disallow: /private/\n"
-    "Crawl-delay: 2\n"
+    "Crawl-delay: {delay}\n"
     "\n"
     "# A crawler that matches this group ignores the * group (RFC 9309), so repeat its rules.\n"
     "User-agent: ingest\n"
     "Disallow: /private/\n"
     "Disallow: /no-ingest/\n"
-    "Crawl-delay: 2\n"
+    "Crawl-delay: {delay}\n"
 )
 
 # Item paths of /feeds/hostile.rss, with the item's title.
@@ -752,7 +752,9 @@ class HostileWeb:
         slow_towers: int = 100,
         private_redirect_in_feed: bool = True,
         address: str = "127.0.0.1",
+        crawl_delay: float = 2,
     ) -> None:
+        self.crawl_delay = crawl_delay
         self.retry_after_429 = retry_after_429
         self.retry_after_503 = retry_after_503
         self.retry_after_date = retry_after_date
@@ -887,7 +889,9 @@ class HostileWeb:
         pages["/private/article.html"] = _ok_page(article_html(PRIVATE_ARTICLE))
         pages["/no-ingest/article.html"] = _ok_page(article_html(NO_INGEST_ARTICLE))
         pages["/slow-extract.html"] = _ok_page(slow_extract_html(self.slow_towers))
-        pages["/robots.txt"] = _ok_page(ROBOTS_TXT, "text/plain; charset=utf-8")
+        pages["/robots.txt"] = _ok_page(
+            ROBOTS_TXT.format(delay=self.crawl_delay), "text/plain; charset=utf-8"
+        )
 
         # Redirects.
         pages["/redirect-loop"] = _redirect(url("/redirect-loop-b"))

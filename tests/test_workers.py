@@ -59,12 +59,12 @@ def listed(feed: int) -> list[int]:
     return own + borrowed
 
 
-def rss(room: Newsroom, feed: int) -> str:
+def rss(room: Newsroom, feed: int, *, empty: bool = False) -> str:
     date = format_datetime(datetime(2025, 3, 14, 16, tzinfo=UTC), usegmt=True)
     items = "".join(
         f"<item><title>Story {n}</title><link>{room.url(f'/gen/story-{n}.html')}</link>"
         f"<guid>story-{n}</guid><pubDate>{date}</pubDate></item>"
-        for n in listed(feed)
+        for n in ([] if empty else listed(feed))
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
@@ -75,10 +75,9 @@ def rss(room: Newsroom, feed: int) -> str:
 @pytest.fixture
 def room() -> Iterator[Newsroom]:
     with Newsroom() as newsroom:
+        publish(newsroom)
         for feed in range(FEEDS):
-            path = f"/gen/feed-{feed}.rss"
-            newsroom.set(path, rss(newsroom, feed), headers={"Content-Type": "application/rss+xml"})
-            newsroom.delay(path, 0.3)  # a poll takes a while: overlapping polls would show
+            newsroom.delay(f"/gen/feed-{feed}.rss", 0.3)  # overlapping polls would show
         for n in range(FEEDS * PER_FEED):
             path = f"/gen/story-{n}.html"
             newsroom.set(path, article_html(n), headers={"Content-Type": "text/html"})
@@ -86,8 +85,23 @@ def room() -> Iterator[Newsroom]:
         yield newsroom
 
 
+def publish(room: Newsroom, *, empty: bool = False) -> None:
+    for feed in range(FEEDS):
+        room.set(
+            f"/gen/feed-{feed}.rss",
+            rss(room, feed, empty=empty),
+            headers={"Content-Type": "application/rss+xml"},
+        )
+
+
 def worker_config(
-    tmp_path: Path, room: Newsroom, database: str, n: int, port: int, *, feeds: int = FEEDS
+    tmp_path: Path,
+    room: Newsroom,
+    database: str,
+    n: int,
+    port: int,
+    *,
+    feeds: range = range(FEEDS),
 ) -> Ingest:
     lines = [
         "[database]",
@@ -110,7 +124,7 @@ def worker_config(
         'retry_every = "0.3s"',
         'reload_every = "30s"',
     ]
-    for feed in range(feeds):
+    for feed in feeds:
         lines += ["[[feeds]]", f'url = "{room.url(f"/gen/feed-{feed}.rss")}"']
     path = tmp_path / f"worker-{n}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -126,7 +140,10 @@ def worker_of(user_agent: str) -> int:
 def test_three_workers_store_every_article_once_and_finish_a_killed_workers_work(
     tmp_path: Path, room: Newsroom, postgres_url: str
 ) -> None:
-    # All three start at once on an empty database: one creates the schema, two wait.
+    # All three start at once on an empty database: one creates the schema, two wait. The
+    # feeds list nothing until every worker is up, so a slow starter (a loaded machine) still
+    # finds work to share, and to be killed holding.
+    publish(room, empty=True)
     daemons: list[Daemon] = []
     try:
         for n in range(WORKERS):
@@ -134,6 +151,9 @@ def test_three_workers_store_every_article_once_and_finish_a_killed_workers_work
             daemons.append(
                 Daemon(worker_config(tmp_path, room, postgres_url, n, port), postgres_url, port)
             )
+        for daemon in daemons:
+            wait_for("every worker to be up", daemon.healthy)
+        publish(room)
         probe = daemons[0]
         articles = FEEDS * PER_FEED
 
@@ -201,14 +221,22 @@ def test_a_hosts_delay_holds_across_workers(
     tmp_path: Path, room: Newsroom, postgres_url: str
 ) -> None:
     delay = 0.5
+    publish(room, empty=True)  # nothing to do until both workers are up
     daemons: list[Daemon] = []
     try:
         for n in range(2):
             port = free_port()
-            cli = worker_config(tmp_path, room, postgres_url, n, port, feeds=2)
+            cli = worker_config(tmp_path, room, postgres_url, n, port, feeds=range(2))
             text = cli.config.read_text().replace("host_delay = 0", f"host_delay = {delay}")
+            # Polls every few seconds, by either worker: both send requests to the host, and
+            # the polls leave most of its slots to the pages.
+            text = text.replace('interval = "1s"', 'interval = "4s"')
+            text = text.replace('max_interval = "2s"', 'max_interval = "8s"')
             cli.config.write_text(text)
             daemons.append(Daemon(cli, postgres_url, port))
+        for daemon in daemons:
+            wait_for("both workers to be up", daemon.healthy)
+        publish(room)
         articles = len({n for feed in range(2) for n in listed(feed)})
 
         def stored() -> bool:
