@@ -129,6 +129,9 @@ allow_private_networks = true
 host_delay = 0.01
 concurrency = 3
 per_host = 1
+# A request's turn holds its host until the answer begins, at most this long: a run that
+# loses its database mid-request cannot end the turn, and the next run waits it out.
+timeout = 4
 [schedule]
 interval = "1h"
 [daemon]

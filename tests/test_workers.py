@@ -220,7 +220,7 @@ def test_three_workers_store_every_article_once_and_finish_a_killed_workers_work
 def test_a_hosts_delay_holds_across_workers(
     tmp_path: Path, room: Newsroom, postgres_url: str
 ) -> None:
-    delay = 0.5
+    delay = 0.3
     publish(room, empty=True)  # nothing to do until both workers are up
     daemons: list[Daemon] = []
     try:
@@ -228,10 +228,6 @@ def test_a_hosts_delay_holds_across_workers(
             port = free_port()
             cli = worker_config(tmp_path, room, postgres_url, n, port, feeds=range(2))
             text = cli.config.read_text().replace("host_delay = 0", f"host_delay = {delay}")
-            # Polls every few seconds, by either worker: both send requests to the host, and
-            # the polls leave most of its slots to the pages.
-            text = text.replace('interval = "1s"', 'interval = "4s"')
-            text = text.replace('max_interval = "2s"', 'max_interval = "8s"')
             cli.config.write_text(text)
             daemons.append(Daemon(cli, postgres_url, port))
         for daemon in daemons:
