@@ -213,5 +213,8 @@ def with_feeds(
 ) -> list[tuple[Article, list[str]]]:
     """Articles as the store reads them (each with the feed that listed it first) with every
     feed that listed them, as `record` takes them: one query for them all."""
-    feeds = store.feeds_of([a.id for a, _ in rows if a.id is not None]) if rows else {}
-    return [(article, feeds.get(article.id or 0, [first])) for article, first in rows]
+    listed = store.listed_by([a.id for a, _ in rows if a.id is not None]) if rows else {}
+    return [
+        (article, list(dict.fromkeys([first, *listed.get(article.id or 0, ())])))
+        for article, first in rows
+    ]

@@ -86,25 +86,19 @@ class Reads(Database):
             raise NotFoundError(f"no article {ref!r} in the archive")
         return row[0], row[1]
 
-    def feeds_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
-        """The URLs of every feed that listed each article of ``ids``: the feed that listed it
-        first (``articles.feed_id``), then the others in the order they did."""
-        own = (
-            select(col(Article.id), col(Feed.url))
-            .join(Feed, col(Feed.id) == col(Article.feed_id))
-            .where(col(Article.id).in_(ids))
-        )
+    def listed_by(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """The URLs of the feeds whose entries listed each article of ``ids``, in the order
+        they did (the one that listed it first is also ``articles.feed_id``'s)."""
         listed = (
             select(col(Entry.article_id), col(Feed.url))
             .join(Feed, col(Feed.id) == col(Entry.feed_id))
             .where(col(Entry.article_id).in_(ids))
             .order_by(col(Entry.id))
         )
+        found: dict[int, list[str]] = {}
         with self._session() as session:
-            found = {article_id: [url] for article_id, url in session.exec(own)}
             for article_id, url in session.exec(listed):
-                if url not in found[article_id]:
-                    found[article_id].append(url)
+                found.setdefault(article_id, []).append(url)
         return found
 
     def iter_articles(self, filters: Filters, *, batch: int = 500) -> Iterator[tuple[Article, str]]:
