@@ -21,7 +21,15 @@ from ingest.dbsession import Database
 from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
 from ingest.errors import FetchError
 from ingest.feeds import url_key
-from ingest.models import Article, ArticleStatus, Capture, ContentSource, Entry, Feed
+from ingest.models import (
+    Article,
+    ArticleStatus,
+    Capture,
+    ContentSource,
+    Entry,
+    Feed,
+    RemovedArticle,
+)
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 
 # What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
@@ -70,6 +78,13 @@ class _Saving:
             .values(article_id=sa.bindparam("to_id"))
         )
         self.drop = sa.delete(articles).where(c.id == sa.bindparam("id"))
+        removed = RemovedArticle.__table__  # type: ignore[attr-defined]
+        # The trigger wrote the row's removal; what it became is known here only.
+        self.merged = (
+            sa.update(removed)
+            .where(removed.c.article_id == sa.bindparam("from_id"), removed.c.merged_into.is_(None))
+            .values(merged_into=sa.bindparam("to_id"))
+        )
         fields = ("authors", "published", "updated", "language", "summary", "text")
         fields += ("canonical_url", "final_url", "content_hash", "attempts", "fetched_at")
         fields += ("content_source",)
@@ -176,6 +191,7 @@ class Archiving(Database):
         if duplicate is not None:
             conn.execute(_SAVING.move_entries, {"from_id": job.article_id, "to_id": duplicate})
             conn.execute(_SAVING.drop, {"id": job.article_id})
+            conn.execute(_SAVING.merged, {"from_id": job.article_id, "to_id": duplicate})
             return duplicate
         # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while it
         # worked may store the same page too, and only the first one counts.

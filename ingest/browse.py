@@ -15,11 +15,20 @@ from sqlmodel import col, select
 
 from ingest.dbsession import Database
 from ingest.errors import NotFoundError
-from ingest.models import Article, ArticleStatus, Capture, Entry, Feed
+from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, RemovedArticle
 from ingest.search import Filters, checked, filtered
 
 # A point in the change sequence: (change_seq, article id) of the last article a mirror has.
 ChangeKey = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """An article the archive no longer has (merged into ``merged_into``, when it was)."""
+
+    article_id: int
+    merged_into: int | None
+    removed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +65,11 @@ class Browse(Database):
 
     def changes(
         self, filters: Filters, *, after: ChangeKey | None, limit: int
-    ) -> list[tuple[Article, str, ChangeKey]]:
-        """Articles stored or changed after ``after`` (None: from the start), in the order of
-        their changes, each with its own key: pass the last one to read on.
+    ) -> list[tuple[Article | Removal, str | None, ChangeKey]]:
+        """Articles stored, changed or removed after ``after`` (None: from the start), in the
+        order of their changes, each with its own key: pass the last one to read on. An
+        article removed comes as a `Removal` (without a feed), whatever ``filters`` say: a
+        mirror of part of the archive may hold it.
 
         Nothing is missed while workers write. SQLite has one writer at a time, so change
         numbers are taken in commit order. On PostgreSQL the key is the writing transaction's
@@ -71,9 +82,14 @@ class Browse(Database):
         with self._session() as session:
             filters = checked(session, filters)
         query = filtered(query, filters, postgres=self.postgres).where(seq.is_not(None))
+        gone = select(RemovedArticle)
+        removed_seq, removed_id = col(RemovedArticle.change_seq), col(RemovedArticle.article_id)
         if after is not None:
             query = query.where(
                 (seq > after[0]) | ((seq == after[0]) & (col(Article.id) > after[1]))
+            )
+            gone = gone.where(
+                (removed_seq > after[0]) | ((removed_seq == after[0]) & (removed_id > after[1]))
             )
         with self._session() as session:
             if self.postgres:
@@ -83,11 +99,18 @@ class Browse(Database):
                     sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
                 ).scalar_one()
                 query = query.where(seq < horizon)
+                gone = gone.where(removed_seq < horizon)
             rows = session.exec(query.order_by(seq, col(Article.id)).limit(limit)).all()
-        return [
+            removals = session.exec(gone.order_by(removed_seq, removed_id).limit(limit)).all()
+        changed: list[tuple[Article | Removal, str | None, ChangeKey]] = [
             (article, feed_url, (int(change), article.id or 0))
             for article, feed_url, change in rows
         ]
+        changed += [
+            (Removal(r.article_id, r.merged_into, r.removed_at), None, (r.change_seq, r.article_id))
+            for r in removals
+        ]
+        return sorted(changed, key=lambda row: row[2])[:limit]
 
     def feed_health(self, feed_id: int | None = None) -> list[FeedHealth]:
         """Every feed (or one) with its article counts, failing feeds first, then by name."""

@@ -177,6 +177,22 @@ class Article(SQLModel, table=True):
     change_seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
 
 
+class RemovedArticle(SQLModel, table=True):
+    """An article row that is gone (a pending article whose page turned out to be one
+    already archived: its entries moved to that one, ``merged_into``), written by a trigger
+    (migration 0010) so that a mirror reading the changes removes it too."""
+
+    __tablename__ = "removed_articles"
+    __table_args__ = (sa.Index("ix_removed_articles_changes", "change_seq", "article_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int  # no foreign key: the row it named is gone
+    merged_into: int | None = None
+    # In the articles' change sequence (`Article.change_seq`), set by the trigger.
+    change_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    removed_at: datetime | None = _time()
+
+
 class Entry(SQLModel, table=True):
     """A feed listed an article: how the same article seen twice is recognised."""
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from ingest.browse import Removal
 from ingest.feeds import url_key
 from ingest.models import Article, Feed
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
@@ -107,6 +108,16 @@ def record(article: Article, feed_urls: list[str]) -> dict[str, Any]:
         "fetched_at": _iso(article.fetched_at),
         "status": article.status,
         "error": article.error,
+    }
+
+
+def removal_record(removal: Removal) -> dict[str, Any]:
+    """An article the archive no longer has, as a mirror reads it among the changes."""
+    return {
+        "id": removal.article_id,
+        "status": "removed",
+        "merged_into": removal.merged_into,
+        "removed_at": _iso(removal.removed_at),
     }
 
 

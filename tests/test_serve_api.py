@@ -403,3 +403,50 @@ def test_the_hostile_article_is_data_in_json(site: Any) -> None:
     assert "<script" not in hit["snippet_html"] and "<img" not in hit["snippet_html"]
     assert "window.pwned" in hit["snippet_html"]
     assert json.loads(server.get(f"/api/v1/articles/{hit['id']}").text)["title"] == HOSTILE_TITLE
+
+
+def test_an_article_merged_away_reaches_a_mirror_as_removed(
+    tmp_path: Path, newsroom: Newsroom
+) -> None:
+    # Two entries whose pages are one: a short link that redirects to the other's page.
+    paragraphs = "".join(
+        f"<p>Paragraph {n}: the harbour board met on Tuesday and heard residents on the "
+        f"ferry timetable, the budget and the new pier for an hour and a half.</p>"
+        for n in range(4)
+    )
+    newsroom.set("/m/ferry.html", f"<html><body><article><h1>Ferry</h1>{paragraphs}</article>")
+    newsroom.redirect("/m/f3x", "/m/ferry.html")
+    items = "".join(
+        f"<item><title>Ferry</title><link>{{{{BASE}}}}{path}</link><guid>{path}</guid></item>"
+        for path in ("/m/f3x", "/m/ferry.html")
+    )
+    newsroom.set(
+        "/m/feed.rss",
+        f"<rss version='2.0'><channel><title>M</title>{items}</channel></rss>",
+        headers={"Content-Type": "application/rss+xml"},
+    )
+    config = tmp_path / "ingest.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "a.sqlite3"}"\n[fetch]\n'
+        f'allow_private_networks = true\n[[feeds]]\nurl = "{newsroom.url("/m/feed.rss")}"\n'
+    )
+    cli = Ingest(tmp_path, config)
+    cli("fetch")
+    with serve(config) as server:
+        mirror: dict[int, dict[str, Any]] = {}
+        removed: list[dict[str, Any]] = []
+        cursor = None
+        while got := (answer := changes_since(server, cursor, limit=1))[0]:
+            cursor = answer[1]
+            for change in got:
+                if change["status"] == "removed":
+                    removed.append(change)
+                    mirror.pop(change["id"], None)
+                else:
+                    mirror[change["id"]] = {k: v for k, v in change.items() if k != "change"}
+
+    (kept,) = cli.jsonl("export")
+    assert mirror == {kept["id"]: kept}
+    assert [(r["id"] != kept["id"], r["merged_into"]) for r in removed] == [(True, kept["id"])]
+    assert removed[0]["removed_at"]
+    assert sorted(kept["feed_urls"]) == [newsroom.url("/m/feed.rss")]

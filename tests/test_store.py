@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ingest.browse import Removal
 from ingest.config import FeedSettings, ScheduleSettings
 from ingest.errors import (
     FetchError,
@@ -462,6 +465,52 @@ def test_page_redirecting_to_archived_article_is_merged(
         (valley.id, first.article_id),
     ]
     assert rows(store, "SELECT count(*) FROM captures") == [(0,)]
+
+
+def settled_changes(store: Store, after: tuple[int, int] | None, least: int) -> list[Any]:
+    """`Store.changes` once it holds ``least`` rows: on PostgreSQL it waits for every older
+    transaction to end, and another test's may still be open on the same server."""
+    deadline = time.monotonic() + 30
+    while True:
+        rows = store.changes(Filters(), after=after, limit=100)
+        if len(rows) >= least or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def test_a_merged_article_comes_among_the_changes_as_removed(
+    store: Store, feeds: list[Feed]
+) -> None:
+    harbour, valley = feeds
+    first = one_job(store, harbour, entry("https://news.example.org/local/ferry", "Ferry"))
+    store.save_article(first, ExtractedArticle(text="Ferry body."), page(first))
+    second = one_job(store, valley, entry("https://short.example/f3x", "Ferry (via Valley)"))
+    # A mirror that read everything so far holds the pending second article.
+    seen = settled_changes(store, None, 2)
+    assert [row.id for row, _, _ in seen] == [first.article_id, second.article_id]
+
+    store.save_article(
+        second,
+        ExtractedArticle(text="Ferry body."),
+        page(second, final_url="https://news.example.org/local/ferry"),
+    )
+    later = settled_changes(store, seen[-1][2], 1)
+    assert len(later) == 1
+    removal, feed_url, key = later[0]
+    assert isinstance(removal, Removal) and feed_url is None and key > seen[-1][2]
+    assert (removal.article_id, removal.merged_into) == (second.article_id, first.article_id)
+    assert removal.removed_at is not None
+    # Whatever the filters say (the mirror may hold it), and nothing after it.
+    only = Filters(feed=harbour.url)
+    assert [r for r, _, _ in store.changes(only, after=seen[-1][2], limit=100)] == [removal]
+    assert store.changes(Filters(), after=key, limit=100) == []
+    # The next change numbers come after it.
+    store.save_article(
+        third := one_job(store, harbour, entry("https://news.example.org/b", "Bridge")),
+        ExtractedArticle(text="Bridge body."),
+        page(third),
+    )
+    assert [row.id for row, _, _ in settled_changes(store, key, 1)] == [third.article_id]
 
 
 def test_page_whose_canonical_is_archived_is_merged(

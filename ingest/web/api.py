@@ -9,9 +9,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from ingest.browse import Removal
 from ingest.errors import NotFoundError
 from ingest.inflate import decode_body
-from ingest.query import export_records, feed_record, format_records, record, with_feeds
+from ingest.models import Article
+from ingest.query import (
+    export_records,
+    feed_record,
+    format_records,
+    record,
+    removal_record,
+    with_feeds,
+)
 from ingest.records import utcnow
 from ingest.search import Filters
 from ingest.store import Store
@@ -109,16 +118,22 @@ def changes(
     cursor: Annotated[str | None, Query(description="From the last answer; none: start")] = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    """Every article stored or changed since `cursor`, oldest change first, whole records:
-    mirror the archive by asking again with `next_cursor`. Nothing is missed while the
-    daemon writes; an article changed twice comes again."""
+    """Every article stored, changed or removed since `cursor`, oldest change first, whole
+    records: mirror the archive by asking again with `next_cursor`. Nothing is missed while
+    the daemon writes; an article changed twice comes again. A removed article (merged into
+    another: `merged_into`, whose record to read again) comes as `status: removed`, whatever
+    the filters."""
     after = decode_cursor("changes", cursor, (int, int)) if cursor else None
     store = store_of(request)
     rows = store.changes(chosen, after=after, limit=limit)
-    listed = with_feeds(store, [(article, feed_url) for article, feed_url, _ in rows])
+    kept = [(a, feed_url) for a, feed_url, _ in rows if isinstance(a, Article) and feed_url]
+    records = iter(record(*listed) for listed in with_feeds(store, kept))
     out = [
-        {**record(*article), "change": encode_cursor("changes", *key)}
-        for article, (_, _, key) in zip(listed, rows, strict=True)
+        {
+            **(removal_record(row) if isinstance(row, Removal) else next(records)),
+            "change": encode_cursor("changes", *key),
+        }
+        for row, _, key in rows
     ]
     next_cursor = out[-1]["change"] if out else cursor or encode_cursor("changes", 0, 0)
     return {"articles": out, "next_cursor": next_cursor}

@@ -3,6 +3,8 @@ every answer is checked against it (the fuzz test holds the server to it)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -60,8 +62,20 @@ class ChangeOut(ArticleOut):
     change: str = Field(description="This change's cursor: read on after it.")
 
 
+class RemovedOut(BaseModel):
+    """An article the archive no longer has: a mirror removes it too."""
+
+    id: int
+    status: Literal["removed"]
+    merged_into: int | None = Field(
+        description="The article it was merged into (the same page), whose feeds grew."
+    )
+    removed_at: str | None = Field(description="ISO 8601, UTC")
+    change: str = Field(description="This change's cursor: read on after it.")
+
+
 class ChangesOut(BaseModel):
-    articles: list[ChangeOut]
+    articles: list[ChangeOut | RemovedOut]
     next_cursor: str = Field(
         description="Pass as cursor next time; with no articles, it is the cursor given."
     )
