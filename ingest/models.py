@@ -154,6 +154,11 @@ class Article(SQLModel, table=True):
     guid: str | None = None
     title: str | None = None
     authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The media files its entry carries (podcast episodes, videos), as the feed describes them:
+    # url, type, length, title, duration (`ingest.records.Enclosure`); never downloaded.
+    enclosures: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     published: datetime | None = _time(index=True)
     updated: datetime | None = _time()
     language: str | None = Field(default=None, index=True)
