@@ -29,6 +29,7 @@ from ingest.models import (
     Entry,
     Feed,
     RemovedArticle,
+    SkippedUrl,
 )
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 
@@ -121,14 +122,21 @@ class Archiving(Database):
         return Statements(self._insert)
 
     def record_entries(
-        self, feed: Feed, entries: Sequence[FeedEntry], *, hold: bool = True
+        self,
+        feed: Feed,
+        entries: Sequence[FeedEntry],
+        *,
+        hold: bool = True,
+        skipped: Sequence[str] = (),
     ) -> Recorded:
         """Store the entries a feed lists, each once, and say which pages are to be fetched.
 
         An entry whose link is already archived (from another feed, or the same URL with
         tracking parameters) is linked to that article rather than stored again; entries
         sharing one link are told apart (`ingest.entries`). With ``hold`` the new pages are
-        leased to this worker; without, any worker may claim them.
+        leased to this worker; without, any worker may claim them. ``skipped``: entry keys of
+        URLs a sitemap listed and this poll left unfetched on purpose, remembered with them
+        (`listed_before`).
         """
         assert feed.id is not None
         now = utcnow()
@@ -143,8 +151,37 @@ class Archiving(Database):
                 lease=lease,
                 postgres=self.postgres,
             )
+            if skipped:
+                rows = [{"feed_id": feed.id, "entry_key": key, "seen_at": now} for key in skipped]
+                session.execute(self._insert(SkippedUrl).on_conflict_do_nothing(), rows)
             session.commit()
         return recorded
+
+    def listed_before(self, feed_id: int, keys: Sequence[str]) -> tuple[bool, set[str]]:
+        """Whether ``feed_id`` has recorded anything yet (an entry, or a URL it skipped), and
+        which of the entry ``keys`` it has (a sitemap's URLs without a date are new when not)."""
+        entries = Entry.__table__.c  # type: ignore[attr-defined]
+        skips = SkippedUrl.__table__.c  # type: ignore[attr-defined]
+        found: set[str] = set()
+        with self._session() as session:
+            conn = session.connection()
+            anything = conn.execute(
+                sa.select(
+                    sa.exists().where(entries.feed_id == feed_id)
+                    | sa.exists().where(skips.feed_id == feed_id)
+                )
+            ).scalar()
+            for start in range(0, len(keys), 500):
+                batch = list(keys[start : start + 500])
+                for column in (entries, skips):
+                    found.update(
+                        conn.execute(
+                            sa.select(column.entry_key).where(
+                                column.feed_id == feed_id, column.entry_key.in_(batch)
+                            )
+                        ).scalars()
+                    )
+        return bool(anything), found
 
     def save_article(
         self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: bytes | None = None

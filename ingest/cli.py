@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,8 +131,16 @@ def cli(
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--workers", type=click.IntRange(min=0), help="Extraction processes (0 = cores).")
+@click.option(
+    "--since",
+    metavar="DATE",
+    help="Sitemaps: fetch no URL dated before DATE (a first backfill's bound; overrides the "
+    "feeds' since).",
+)
 @click.pass_obj
-def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -> None:
+def fetch(
+    obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None, since: str | None
+) -> None:
     """Poll every configured feed once and archive every new article.
 
     A feed URL not in the config (--feed URL) is polled this once: its articles are archived,
@@ -141,10 +150,12 @@ def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -
     \b
     Example:
       ingest fetch --feed World --format json
+      ingest fetch --feed https://example.org/news-sitemap.xml --since 2025-01-01
     """
     from ingest.pipeline import refresh, select_feeds
     from ingest.summary import RunSummary
 
+    moment = _since(since) if since is not None else None
     summary = RunSummary()
     try:
         with cli_output.errors():
@@ -154,6 +165,8 @@ def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -
                     update={"extract": settings.extract.model_copy(update={"workers": workers})}
                 )
             chosen = select_feeds(settings, feeds)
+            if moment is not None:
+                chosen = [f.model_copy(update={"since": moment}) for f in chosen]
             unknown = sorted(set(feeds) - {f.url for f in chosen} - {f.name for f in chosen})
             if unknown:
                 raise ConfigError(f"{settings.source}: no feed named {', '.join(unknown)}")
@@ -179,8 +192,20 @@ def fetch(obj: Context, feeds: tuple[str, ...], fmt: str, workers: int | None) -
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         cli_output.print_summary(summary)
-    _say_polled_once(f.url for f in chosen if f not in settings.feeds)
+    configured = {f.url for f in settings.feeds}
+    _say_polled_once(f.url for f in chosen if f.url not in configured)
     sys.exit(0 if summary.completed else 1)
+
+
+def _since(value: str) -> datetime:
+    from ingest.config import parse_moment
+
+    try:
+        moment = parse_moment(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    assert isinstance(moment, datetime)
+    return moment
 
 
 def _pending(store: Store) -> int | None:

@@ -12,8 +12,9 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -55,6 +56,24 @@ def parse_duration(value: Any) -> Any:
         raise ValueError(f"{value!r} is not a duration (like 500ms, 90s, 15m, 1h30m, 2d)")
     return value
 
+
+def parse_moment(value: Any) -> Any:
+    """A TOML date or date-time, or an ISO 8601 string of one (``"2025-01-01"``) -> an aware
+    UTC datetime (a date is its midnight, a time without a zone is UTC)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (like 2025-01-01)") from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
+
+
+# A moment in the config file, the environment or a flag: a date or date-time, as UTC.
+Moment = Annotated[datetime, BeforeValidator(parse_moment)]
 
 # Every key that is a length of time is one of these two: a number of seconds or a string
 # with units, in the file and in the environment alike.
@@ -211,11 +230,44 @@ class ExtractSettings(_Section):
     keep_raw: bool = Field(True, description="Keep each fetched page's raw bytes (compressed).")
 
 
+class SitemapSettings(_Section):
+    max_depth: int = Field(
+        2, ge=1, description="Levels of sitemap indexes read: 1 an index of sitemaps, 2 of indexes."
+    )
+    max_sitemaps: int = Field(
+        50, ge=1, description="Child sitemaps fetched per poll, the most recently modified first."
+    )
+    max_urls: int = Field(
+        50_000, ge=1, description="URLs or child sitemaps one document may list (the protocol's)."
+    )
+    backfill: Duration = Field(
+        172800.0,
+        description="Without a feed's since: dated URLs older than its first poll minus this "
+        "are not fetched.",
+    )
+    first_undated: int = Field(
+        100,
+        ge=0,
+        description="URLs without a date taken from a sitemap's first poll (the first listed); "
+        "the others are remembered as seen.",
+    )
+
+
 class FeedSettings(_Section):
     url: str = Field(description="The feed's URL (http or https).")
     name: str | None = Field(None, description="A short name to select the feed with --feed.")
     interval: Duration | None = Field(
         None, description="This feed's polling interval (within the schedule's bounds)."
+    )
+    type: Literal["feed", "sitemap"] = Field(
+        "feed",
+        description="feed (RSS, Atom, JSON Feed) or sitemap (a sitemap or sitemap index); a "
+        "sitemap is also told by its content.",
+    )
+    since: Moment | None = Field(
+        None,
+        description="Sitemaps: URLs dated before this (news publication date, else lastmod) "
+        "are not fetched; default: the first poll minus sitemaps.backfill.",
     )
 
     @field_validator("url")
@@ -234,6 +286,7 @@ class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     daemon: DaemonSettings = DaemonSettings()
     serve: ServeSettings = ServeSettings()
+    sitemaps: SitemapSettings = SitemapSettings()
     feeds: list[FeedSettings] = []
     _source: str = PrivateAttr("(defaults)")
     _not_found: Path | None = PrivateAttr(None)
@@ -277,6 +330,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "schedule": ScheduleSettings,
     "daemon": DaemonSettings,
     "serve": ServeSettings,
+    "sitemaps": SitemapSettings,
 }
 
 

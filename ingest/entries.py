@@ -231,6 +231,7 @@ class _Recording:
             "guid": entry.guid,
             "title": entry.title,
             "authors": list(entry.authors),
+            "enclosures": [item.to_dict() for item in entry.enclosures],
             "published": entry.published,
             "updated": entry.updated,
             "language": language_tag(entry.language or self.feed.language),

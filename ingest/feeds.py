@@ -1,10 +1,15 @@
-"""Feed bytes -> entries (feedparser): entry identity, absolute links, URL normalisation."""
+"""Feed bytes -> entries: entry identity, absolute links, enclosures, URL normalisation.
+
+RSS and Atom are read by feedparser here; JSON Feed by `ingest.jsonfeed`, which builds on the
+helpers of this module and returns the same values (`parse_feed` picks by content).
+"""
 
 from __future__ import annotations
 
 import calendar
 import functools
 import hashlib
+import math
 import re
 import time
 from collections import defaultdict
@@ -16,7 +21,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ingest.errors import FeedError
-from ingest.records import FeedEntry, ParsedFeed
+from ingest.records import Enclosure, FeedEntry, ParsedFeed
 
 _BLOCKS = frozenset(
     "p div h1 h2 h3 h4 h5 h6 li blockquote pre figure figcaption section article header "
@@ -25,6 +30,11 @@ _BLOCKS = frozenset(
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
+_JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
+_XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
+JSON_TYPES = frozenset({"application/feed+json", "application/json"})
+MAX_ENCLOSURES = 20  # per entry: a podcast episode has one, a gallery a few
+MAX_LENGTH = 2**63 - 1  # bytes: what a database's BIGINT holds; past it the number is noise
 
 
 def url_key(url: str, *, fragment: bool = False) -> str:
@@ -139,6 +149,11 @@ def fragment_text(html: str | None) -> str | None:
     return "\n\n".join(blocks) or None
 
 
+def has_tags(text: str) -> bool:
+    """Whether ``text`` holds something that looks like an HTML tag."""
+    return bool(_TAG.search(text))
+
+
 def line_text(value: str | None, *, html: bool) -> str | None:
     """A title or a name as plain text on one line. Feeds mark up titles as HTML (Atom's
     ``type="html"``, and RSS, where feedparser takes titles for HTML): entities are decoded
@@ -166,6 +181,74 @@ def language_tag(value: str | None) -> str | None:
     return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
+def absolute(link: object, base: str) -> str | None:
+    """``link`` resolved against ``base``, if it is then an http(s) URL; else None."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        resolved = urljoin(base, link.strip())
+        scheme = urlsplit(resolved).scheme
+    except ValueError:  # an invalid IPv6 host, say
+        return None
+    return resolved if scheme in {"http", "https"} else None
+
+
+def enclosure(
+    url: object,
+    *,
+    base: str,
+    type: object = None,
+    length: object = None,
+    title: object = None,
+    duration: object = None,
+) -> Enclosure | None:
+    """An enclosure from what a feed says of it, each value checked: a URL that is not
+    http(s), a length that is no whole number of bytes, a duration that is no number of
+    seconds are dropped (a length of 0, the usual "unknown" of RSS, is None too)."""
+    href = absolute(url, base)
+    if href is None:
+        return None
+    return Enclosure(
+        url=href,
+        type=(type.strip().lower() or None) if isinstance(type, str) else None,
+        length=_count(length),
+        title=line_text(title, html=False) if isinstance(title, str) else None,
+        duration=duration_seconds(duration),
+    )
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= MAX_LENGTH else None
+
+
+def duration_seconds(value: object) -> float | None:
+    """Seconds from a number or a clock (``"52:00"``, ``"1:02:03"``, iTunes' forms)."""
+    if isinstance(value, str):
+        parts = value.strip().split(":")
+        if not 1 <= len(parts) <= 3 or not all(re.fullmatch(r"\d{1,6}(\.\d+)?", p) for p in parts):
+            return None
+        value = sum(float(p) * 60**i for i, p in enumerate(reversed(parts)))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = float(value)
+    return seconds if math.isfinite(seconds) and 0 <= seconds < 1e9 else None
+
+
+def unique_enclosures(found: Sequence[Enclosure | None]) -> tuple[Enclosure, ...]:
+    """The enclosures of an entry, each URL once, at most `MAX_ENCLOSURES`."""
+    seen: dict[str, Enclosure] = {}
+    for item in found:
+        if item is not None and item.url not in seen:
+            seen[item.url] = item
+    return tuple(seen.values())[:MAX_ENCLOSURES]
+
+
 def _time(parsed: time.struct_time | None) -> datetime | None:
     if parsed is None:
         return None
@@ -185,7 +268,27 @@ def _is_html(detail: Any) -> bool:
     return bool(detail) and detail.get("type") in {"text/html", "application/xhtml+xml"}
 
 
-def _entry(raw: Any, language: str | None) -> FeedEntry | None:
+def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
+    """RSS ``<enclosure>`` and Atom ``link rel="enclosure"`` (feedparser lists both); an
+    episode's ``itunes:duration`` is its one enclosure's."""
+    listed = [e for e in raw.get("enclosures") or [] if isinstance(e, dict)]
+    duration = raw.get("itunes_duration") if len(listed) == 1 else None
+    return unique_enclosures(
+        [
+            enclosure(
+                item.get("href"),
+                base=base,
+                type=item.get("type"),
+                length=item.get("length"),
+                title=item.get("title"),
+                duration=duration,
+            )
+            for item in listed[: MAX_ENCLOSURES * 2]
+        ]
+    )
+
+
+def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
     guid = (raw.get("id") or "").strip() or None
     link = (raw.get("link") or "").strip() or None
     if link and urlsplit(link).scheme not in {"http", "https"}:
@@ -219,11 +322,27 @@ def _entry(raw: Any, language: str | None) -> FeedEntry | None:
         published=published,
         updated=updated,
         language=language,
+        enclosures=_enclosures(raw, base),
     )
 
 
+def is_json(body: bytes, content_type: str | None) -> bool:
+    """Whether a feed's bytes are JSON: an object (after a BOM and spaces), or a JSON content
+    type on a body that is not markup (the bytes win over a header that says otherwise)."""
+    if _JSON_START.match(body[:1024]):
+        return True
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media in JSON_TYPES and not _XML_START.match(body[:1024])
+
+
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse RSS 0.9x/1.0/2.0 or Atom bytes; relative links resolve against ``url``."""
+    """Parse RSS 0.9x/1.0/2.0, Atom or JSON Feed bytes; relative links resolve against
+    ``url``."""
+    if is_json(body, content_type):
+        # Imported here: `ingest.jsonfeed` builds on this module's helpers.
+        from ingest.jsonfeed import parse_json_feed
+
+        return parse_json_feed(body, url=url)
     import feedparser
 
     headers = {"content-location": url}
@@ -235,7 +354,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
     meta = parsed.get("feed", {})
     language = language_tag(meta.get("language"))
-    entries = tuple(e for e in (_entry(raw, language) for raw in parsed.get("entries", [])) if e)
+    entries = tuple(
+        e for e in (_entry(raw, language, url) for raw in parsed.get("entries", [])) if e
+    )
     # A wrong Content-Type or a charset override is harmless; a document that is not RSS or
     # Atom, or breaks off before its first whole entry, is not.
     if not entries and not (parsed.get("version") and not _fatal(parsed)):

@@ -3,7 +3,8 @@
 Tables: ``feeds`` (one per configured feed, with its polling state), ``articles`` (one per
 article, whatever feeds or URLs led to it), ``entries`` (which feed listed which article, under
 which entry identity), ``captures`` (the raw HTTP response a page was extracted from) and
-``hosts`` (hosts that asked us to back off). The schema changes only through the migrations in
+``hosts`` (hosts that asked us to back off) and ``skipped_urls`` (what a sitemap's first poll
+left unfetched). The schema changes only through the migrations in
 ``ingest/migrations``.
 Timestamps are timezone-aware UTC.
 """
@@ -154,6 +155,11 @@ class Article(SQLModel, table=True):
     guid: str | None = None
     title: str | None = None
     authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The media files its entry carries (podcast episodes, videos), as the feed describes them:
+    # url, type, length, title, duration (`ingest.records.Enclosure`); never downloaded.
+    enclosures: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     published: datetime | None = _time(index=True)
     updated: datetime | None = _time()
     language: str | None = Field(default=None, index=True)
@@ -218,3 +224,17 @@ class Capture(SQLModel, table=True):
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     body: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
     fetched_at: datetime | None = _time()
+
+
+class SkippedUrl(SQLModel, table=True):
+    """A URL a sitemap listed without a date and its first poll left unfetched (past
+    ``sitemaps.first_undated``): remembered, so that later polls take only the URLs that
+    appeared since (`ingest.sitemaps`)."""
+
+    __tablename__ = "skipped_urls"
+    __table_args__ = (sa.UniqueConstraint("feed_id", "entry_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id")
+    entry_key: str  # as `Entry.entry_key`: sha256 of the normalised URL
+    seen_at: datetime | None = _time()

@@ -16,13 +16,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urldefrag
 
-from ingest import metrics, schedule
+from ingest import metrics, schedule, sitemaps
 from ingest.config import FeedSettings, Settings
 from ingest.errors import FetchError, HostBackoffError, StoreError, StoreUnavailableError
-from ingest.feeds import parse_feed, url_key
+from ingest.feeds import url_key
 from ingest.frontier import Frontier
 from ingest.models import Feed
 from ingest.net import HttpClient
@@ -36,10 +37,11 @@ from ingest.workers import ExtractorPool
 log = logging.getLogger("ingest.pipeline")
 
 FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml, "
-    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
+    "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.9, */*;q=0.1"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+SITEMAP_ACCEPT = "application/xml, text/xml;q=0.9, application/x-gzip;q=0.8, */*;q=0.1"
 ROBOTS_MAX_BYTES = 500_000
 UNCHANGED_BATCH = 100  # 304 polls written in one transaction
 # A page of several posts is read once for the posts a poll found on it, and kept no longer
@@ -116,6 +118,9 @@ class Ingestor:
         # A one-shot run fetches every page it finds; a daemon leaves them to be claimed by
         # whichever worker of the archive has room (`Daemon.retry`).
         self.hold_new_pages = True
+        # This run's own settings of some feeds (`refresh`: `ingest fetch --since`, a feed not
+        # in the config); the others are the config's, as it stands after a reload.
+        self.options: dict[str, FeedSettings] = {}
         self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
         self._post_pages = PostPages(clock)
         self._saves = Saves(store)  # articles written a batch at a time
@@ -162,11 +167,9 @@ class Ingestor:
                 etag=feed.etag,
                 last_modified=feed.last_modified,
             )
-            parsed = None
+            chosen = None
             if page.status != 304:
-                parsed = parse_feed(
-                    page.body, url=page.final_url, content_type=page.headers.get("content-type")
-                )
+                chosen = await self._read(feed, page)
         except FetchError as error:
             self._feed_failed(feed, error)
             return []
@@ -181,10 +184,10 @@ class Ingestor:
         finally:
             metrics.FETCH_SECONDS.labels(kind="feed").observe(time.monotonic() - started)
             self.progress.done()
-        if parsed is None:
+        if chosen is None:
             return self._not_modified(feed, page)
         try:
-            return self._parsed(feed, page, parsed)
+            return self._parsed(feed, page, chosen.parsed, skipped=chosen.skipped)
         except StoreUnavailableError:
             raise
         except StoreError as exc:  # what it lists will not go in (PostgreSQL refuses NUL bytes)
@@ -192,6 +195,36 @@ class Ingestor:
                 feed, FetchError(f"not stored: {exc}", url=feed.url, reason=NOT_STORED)
             )
             return []
+
+    def feed_options(self, url: str) -> FeedSettings:
+        """The settings of the feed at ``url``: this run's, else the config's, else defaults."""
+        found = self.options.get(url) or next(
+            (f for f in self.settings.feeds if f.url == url), None
+        )
+        return found or FeedSettings(url=url)
+
+    async def _read(self, feed: Feed, page: Page) -> sitemaps.Selection:
+        """The feed's document (a 200): RSS, Atom, JSON Feed, or a sitemap with its children,
+        fetched through the same client; a sitemap's URLs dated before the feed's ``since``
+        (else its first poll minus ``sitemaps.backfill``) are left out."""
+        assert feed.id is not None
+        options = self.feed_options(feed.url)
+        limits = self.settings.sitemaps
+        started = feed.created_at or self.clock()
+        max_bytes = self.settings.fetch.max_feed_bytes
+
+        def fetch(url: str) -> Awaitable[Page]:
+            return self.http.get(url, max_bytes=max_bytes, accept=SITEMAP_ACCEPT)
+
+        return await sitemaps.read_document(
+            page,
+            sitemap=options.type == "sitemap",
+            bound=options.since or started - timedelta(seconds=limits.backfill),
+            fetch=fetch,
+            listed_before=partial(self.store.listed_before, feed.id),
+            limits=limits,
+            max_bytes=max_bytes,
+        )
 
     def _next_poll(
         self, feed: Feed, page: Page, parsed: ParsedFeed | None
@@ -228,13 +261,17 @@ class Ingestor:
             batch, self._unchanged = self._unchanged, []
             self.store.feeds_not_modified(batch)
 
-    def _parsed(self, feed: Feed, page: Page, parsed: ParsedFeed) -> list[PageJob]:
+    def _parsed(
+        self, feed: Feed, page: Page, parsed: ParsedFeed, *, skipped: Sequence[str] = ()
+    ) -> list[PageJob]:
         assert feed.id is not None
         if parsed.problem:
             # Recovered entries are kept, but the feed's fault is on record.
             self._fail("feed", FetchError(parsed.problem, url=feed.url, reason="malformed"))
         # Entries first: from here on nothing this feed listed can be lost.
-        recorded = self.store.record_entries(feed, parsed.entries, hold=self.hold_new_pages)
+        recorded = self.store.record_entries(
+            feed, parsed.entries, hold=self.hold_new_pages, skipped=skipped
+        )
         next_poll_at, seconds = self._next_poll(feed, page, parsed)
         self.store.feed_polled(
             feed.id,
@@ -521,6 +558,7 @@ async def refresh(
             ingestor = Ingestor(
                 settings, store, http, pool, clock=clock, tally=summary, progress=progress
             )
+            ingestor.options = {f.url: f for f in feeds}
             await ingestor.run_once(claimed)
             summary.extract_cpu_seconds = pool.extract_cpu_seconds
     except ExceptionGroup as group:

@@ -37,6 +37,7 @@ RECORD_FIELDS = (
     "site_name",
     "summary",
     "text",
+    "enclosures",
     "content_source",
     "fetched_at",
     "status",
@@ -104,6 +105,7 @@ def record(article: Article, feed_urls: list[str]) -> dict[str, Any]:
         "site_name": article.site_name,
         "summary": article.summary,
         "text": article.text,
+        "enclosures": [dict(item) for item in article.enclosures],
         "content_source": article.content_source,
         "fetched_at": _iso(article.fetched_at),
         "status": article.status,
@@ -135,6 +137,7 @@ def render_text(article: Article, feed_urls: list[str]) -> str:
     data = record(article, feed_urls)
     data["url"] = article_url(article)
     data["feed_urls"] = ("\n" + " " * 11).join(feed_urls)  # one a line, under each other
+    data["enclosures"] = ("\n" + " " * 11).join(_media(item) for item in article.enclosures)
     lines = [data["title"] or "(untitled)", ""]
     for label, key in (
         ("Authors", "authors"),
@@ -145,6 +148,7 @@ def render_text(article: Article, feed_urls: list[str]) -> str:
         ("URL", "url"),
         ("Feeds" if len(feed_urls) > 1 else "Feed", "feed_urls"),
         ("Status", "status"),
+        ("Media", "enclosures"),
     ):
         value = data[key]
         if isinstance(value, list):
@@ -154,6 +158,21 @@ def render_text(article: Article, feed_urls: list[str]) -> str:
     if article.content_source == "feed":
         lines.append(f"Text:      from the feed ({_why_feed(article)})")
     return "\n".join([*lines, "", data["text"] or ""]) + "\n"
+
+
+def _media(item: dict[str, Any]) -> str:
+    """An enclosure on one line: its URL, then what the feed says of it."""
+    about = [item.get("type") or ""]
+    if item.get("length"):
+        about.append(f"{item['length'] / 1e6:.1f} MB")
+    if item.get("duration") is not None:
+        minutes, seconds = divmod(round(item["duration"]), 60)
+        hours, minutes = divmod(minutes, 60)
+        about.append(f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}")
+    if item.get("title"):
+        about.append(f"“{item['title']}”")
+    said = ", ".join(a for a in about if a)
+    return f"{item['url']} ({said})" if said else str(item["url"])
 
 
 def _why_feed(article: Article) -> str:
@@ -186,7 +205,7 @@ def format_records(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
         buffer = io.StringIO()
         writer: csv.DictWriter[str] | None = None
         for row in rows:
-            flat = {k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()}
+            flat = {k: _cell(v) for k, v in row.items()}
             if writer is None:
                 writer = csv.DictWriter(buffer, fieldnames=list(flat))
                 writer.writeheader()
@@ -205,6 +224,16 @@ def format_records(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
         return
     for row in rows:
         yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _cell(value: Any) -> Any:
+    """A record's value in a CSV cell: a list of names joined by "; ", a list of objects
+    (enclosures) as JSON."""
+    if not isinstance(value, list):
+        return value
+    if all(isinstance(item, str) for item in value):
+        return "; ".join(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def export_records(store: Store, filters: Filters) -> Iterator[dict[str, Any]]:

@@ -8,10 +8,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Enclosure:
+    """A media file an entry carries (a podcast's episode, a video): kept with the entry as
+    the feed describes it, never downloaded."""
+
+    url: str
+    type: str | None = None  # the MIME type the feed gives
+    length: int | None = None  # bytes, as the feed says (None: not given, or 0)
+    title: str | None = None
+    duration: float | None = None  # seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the archive stores it and records show it (every key, null when unknown)."""
+        return {
+            "url": self.url,
+            "type": self.type,
+            "length": self.length,
+            "title": self.title,
+            "duration": self.duration,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +51,7 @@ class FeedEntry:
     published: datetime | None = None
     updated: datetime | None = None
     language: str | None = None
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

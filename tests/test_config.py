@@ -122,6 +122,7 @@ DURATION_KEYS = [
     "daemon.retry_every",
     "daemon.reload_every",
     "daemon.shutdown_timeout",
+    "sitemaps.backfill",
 ]
 
 

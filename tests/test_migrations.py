@@ -86,3 +86,29 @@ def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="not an ingest archive"):
         Store.open(f"sqlite:///{path}")
+
+
+def test_upgrade_to_enclosures_keeps_every_article_with_none(database_url: str) -> None:
+    store = Store.open(database_url, migrate=False)
+    with store.engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0009")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO feeds (url, error_count, active) VALUES ('https://example.org/f', 0, true)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO articles (feed_id, url, title, text, authors, content_source, status, "
+            "attempts) VALUES (1, 'https://example.org/a', 'Kept', 'kept text', '[\"A. B.\"]', "
+            "'feed', 'ok', 0)"
+        )
+    before, after = store.upgrade()
+    article, feed_url = store.article("https://example.org/a")
+    store.close()
+
+    assert (before, after) == ("0009", SCHEMA_REVISION)
+    assert (article.title, article.text, article.authors) == ("Kept", "kept text", ["A. B."])
+    assert article.enclosures == []
+    assert feed_url == "https://example.org/f"

@@ -13,6 +13,16 @@ class ErrorOut(BaseModel):
     errors: list[str] = Field(default_factory=list, description="Each bad parameter, if any.")
 
 
+class EnclosureOut(BaseModel):
+    """A media file the article's entry carries, as its feed describes it (never fetched)."""
+
+    url: str
+    type: str | None = Field(description="MIME type, as the feed gives it")
+    length: int | None = Field(description="Bytes, as the feed says")
+    title: str | None
+    duration: float | None = Field(description="Seconds")
+
+
 class ArticleOut(BaseModel):
     """An article's whole record, as `ingest export` and `ingest show --format json` write it."""
 
@@ -31,6 +41,10 @@ class ArticleOut(BaseModel):
     site_name: str | None
     summary: str | None
     text: str | None
+    enclosures: list[EnclosureOut] = Field(
+        description="Podcast and media enclosures of its entry (RSS enclosure, Atom "
+        'link rel="enclosure", JSON Feed attachments)'
+    )
     content_source: str = Field(description="page (extracted) or feed (the feed's own)")
     fetched_at: str | None
     status: str = Field(description="pending, ok or failed")

@@ -1,0 +1,245 @@
+"""JSON Feed 1.0 and 1.1 bytes -> the `ParsedFeed` RSS and Atom give (`ingest.feeds`).
+
+feedparser does not read JSON Feed, so this adapter does, with the same helpers: entry identity
+(`entry_key`), HTML and text made plain (`fragment_text`, `line_text`), language tags.
+
+Every value is checked for its type, since the JSON is the publisher's: a title that is a list,
+an item that is a string, a size that is a string are dropped and noted, never trusted. An item
+that cannot be read is skipped and the others kept, the feed then reported ``malformed`` with
+what was wrong (as a broken RSS feed is); a document that is no JSON, or gives nothing, is a
+`FeedError`. JSON nested deeper than the parser's stack or numbers longer than Python converts
+are errors of `json.loads` (RecursionError, ValueError), turned into that `FeedError` too.
+
+Links. Relative URLs resolve against ``home_page_url`` when it is absolute (the site whose
+items these are: feeds are often served from elsewhere, a CDN or a feed service), else against
+the feed's own URL. An item's article is its ``url``, else its ``external_url``: in a link blog
+``url`` is the blog's post (its permalink, with the blogger's commentary: the entry the feed
+published) and ``external_url`` the page it talks about, which belongs to another site and
+would be archived under this feed's name; two posts on one ``external_url`` would also be one
+article. The post is what the feed is; the linked page is left to its own site's feed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest.errors import FeedError
+from ingest.feeds import (
+    MAX_ENCLOSURES,
+    absolute,
+    enclosure,
+    entry_key,
+    fragment_text,
+    has_tags,
+    language_tag,
+    line_text,
+    unique_enclosures,
+)
+from ingest.records import Enclosure, FeedEntry, ParsedFeed
+
+VERSION_PREFIX = "https://jsonfeed.org/version/"
+MAX_AUTHORS = 50  # per item: names past this are a hostile list, not a byline
+MAX_PROBLEMS = 20  # problems kept in memory to report the first one and a count
+
+
+class _Problems:
+    """What was wrong with a document: the first said, the rest counted."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.count = 0
+
+    def add(self, note: str) -> None:
+        self.count += 1
+        if len(self.notes) < MAX_PROBLEMS:
+            self.notes.append(note)
+
+    def summary(self) -> str | None:
+        if not self.count:
+            return None
+        more = self.count - 1
+        return self.notes[0] + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
+
+
+def _string(data: Mapping[str, Any], key: str, where: str, problems: _Problems) -> str | None:
+    """``data[key]`` if it is a string; absent or null is None, another type a problem."""
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    problems.add(f"{where}{key} is {_kind(value)}, not a string")
+    return None
+
+
+def _plain(text: str | None) -> str | None:
+    """Plain text as the archive keeps it: each line a paragraph (a line break in plain text
+    is what ``<br>`` is in HTML, which `fragment_text` also makes a paragraph). Text that
+    holds tags after all (publishers put HTML in ``summary``) is read as HTML."""
+    if not text or not text.strip():
+        return None
+    if has_tags(text):
+        return fragment_text(text)
+    lines = (line_text(line, html=False) for line in text.splitlines())
+    return "\n\n".join(line for line in lines if line) or None
+
+
+def _date(value: str | None) -> datetime | None:
+    """RFC 3339 (``2025-03-14T09:30:00Z``), as JSON Feed dates are; a time without a zone is
+    taken as UTC, a date alone as its midnight; anything else is no date."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _authors(data: Mapping[str, Any], where: str, problems: _Problems) -> tuple[str, ...] | None:
+    """1.1's ``authors`` (a list of objects), else 1.0's ``author`` (one); None when neither
+    is given (an item then takes the feed's)."""
+    listed = data.get("authors")
+    if listed is None and data.get("author") is not None:
+        listed = [data["author"]]
+    if listed is None:
+        return None
+    if not isinstance(listed, list):
+        problems.add(f"{where}authors is {_kind(listed)}, not a list")
+        return None
+    names: list[str] = []
+    for author in listed[:MAX_AUTHORS]:
+        if not isinstance(author, dict):
+            problems.add(f"{where}an author is {_kind(author)}, not an object")
+            continue
+        name = line_text(_string(author, "name", f"{where}author ", problems), html=False)
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _attachments(
+    item: Mapping[str, Any], base: str, where: str, problems: _Problems
+) -> tuple[Enclosure, ...]:
+    listed = item.get("attachments")
+    if listed is None:
+        return ()
+    if not isinstance(listed, list):
+        problems.add(f"{where}attachments is {_kind(listed)}, not a list")
+        return ()
+    found = []
+    for attachment in listed[: MAX_ENCLOSURES * 2]:
+        if not isinstance(attachment, dict):
+            problems.add(f"{where}an attachment is {_kind(attachment)}, not an object")
+            continue
+        found.append(
+            enclosure(
+                attachment.get("url"),
+                base=base,
+                type=attachment.get("mime_type"),
+                length=attachment.get("size_in_bytes"),
+                title=attachment.get("title"),
+                duration=attachment.get("duration_in_seconds"),
+            )
+        )
+    return unique_enclosures(found)
+
+
+def _item(
+    item: object,
+    number: int,
+    base: str,
+    feed_language: str | None,
+    feed_authors: tuple[str, ...],
+    problems: _Problems,
+) -> FeedEntry | None:
+    where = f"item {number}: "
+    if not isinstance(item, dict):
+        problems.add(f"item {number} is {_kind(item)}, not an object")
+        return None
+    raw_id = item.get("id")
+    # The spec asks readers to take a number given as the id as its string.
+    if isinstance(raw_id, int | float) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)
+    guid = _string({"id": raw_id}, "id", where, problems)
+    guid = (guid.strip() or None) if guid else None
+    link = absolute(_string(item, "url", where, problems), base) or absolute(
+        _string(item, "external_url", where, problems), base
+    )
+    title = line_text(_string(item, "title", where, problems), html=False)
+    summary = _plain(_string(item, "summary", where, problems))
+    html = _string(item, "content_html", where, problems)
+    text = _string(item, "content_text", where, problems)
+    content = fragment_text(html) or _plain(text) or summary
+    if not (guid or link or title or content):
+        return None
+    published_raw = _string(item, "date_published", where, problems)
+    modified_raw = _string(item, "date_modified", where, problems)
+    modified = _date(modified_raw)
+    published = _date(published_raw) or modified
+    authors = _authors(item, where, problems)
+    language = language_tag(_string(item, "language", where, problems))
+    return FeedEntry(
+        key=entry_key(guid, link, title, published_raw or modified_raw),
+        guid=guid,
+        link=link,
+        title=title,
+        summary=summary,
+        content=content,
+        authors=feed_authors if authors is None else authors,
+        published=published,
+        updated=None if modified == published else modified,
+        language=language or feed_language,
+        enclosures=_attachments(item, base, where, problems),
+    )
+
+
+def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
+    """Parse JSON Feed 1.0 or 1.1 bytes (UTF-8, a BOM allowed) fetched from ``url``."""
+    try:
+        document = json.loads(body)
+    except RecursionError:
+        raise FeedError("malformed feed: JSON nested too deeply", url=url) from None
+    except ValueError as exc:  # not JSON, not UTF-8, or a number too long to convert
+        raise FeedError(f"malformed feed: not valid JSON: {exc}", url=url) from None
+    if not isinstance(document, dict):
+        raise FeedError(f"malformed feed: JSON {_kind(document)}, not a JSON Feed", url=url)
+    version = document.get("version")
+    if not (isinstance(version, str) and version.startswith(VERSION_PREFIX)) and (
+        "items" not in document
+    ):
+        raise FeedError(
+            "not a feed: JSON without a JSON Feed version or items", url=url, reason="not_feed"
+        )
+    problems = _Problems()
+    title = line_text(_string(document, "title", "", problems), html=False)
+    home = absolute(_string(document, "home_page_url", "", problems), url)
+    base = home or url
+    language = language_tag(_string(document, "language", "", problems))
+    feed_authors = _authors(document, "", problems) or ()
+    items = document.get("items")
+    if not isinstance(items, list):
+        problems.add(f"items is {_kind(items)}, not a list")
+        items = []
+    entries = tuple(
+        entry
+        for number, raw in enumerate(items, 1)
+        if (entry := _item(raw, number, base, language, feed_authors, problems)) is not None
+    )
+    problem = problems.summary()
+    if problem and not entries:
+        raise FeedError(f"malformed feed: {problem}", url=url)
+    return ParsedFeed(
+        title=title,
+        site_url=home,
+        language=language,
+        entries=entries,
+        problem=f"malformed feed, {len(entries)} entries recovered: {problem}" if problem else None,
+    )
