@@ -76,6 +76,13 @@ def test_search_then_open_an_article(site: Any, page: Any, tmp_path: Path) -> No
     )
     assert page.get_by_role("link", name="Raw capture").get_attribute("href").endswith("/capture")
     assert "Lucian Ardelean" in page.locator(".authors").inner_text()
+    # The feed by its name; the page's subheads as headings, its paragraphs as paragraphs.
+    assert page.get_by_role("link", name="World").get_attribute("title").endswith("world.rss")
+    assert page.locator(".text h2.subhead").all_inner_texts() == [
+        "Water levels help",
+        "Prices under pressure",
+    ]
+    assert page.locator(".text p").count() >= 8
     shot(page, "article", tmp_path)
 
 
@@ -96,6 +103,19 @@ def test_filter_and_page_through_results(site: Any, page: Any) -> None:
         seen += page.locator(".hit h3").all_inner_texts()
     page.goto(server.base_url + "/search?q=said&limit=100")
     assert seen == page.locator(".hit h3").all_inner_texts()
+
+    # And back, a page at a time, to the first.
+    page.goto(server.base_url + "/search?q=said&limit=2")
+    pages = [page.locator(".hit h3").all_inner_texts()]
+    for _ in range(2):
+        page.get_by_role("link", name="Next page").click()
+        pages.append(page.locator(".hit h3").all_inner_texts())
+    back = []
+    while page.get_by_role("link", name="Previous page").count():
+        page.get_by_role("link", name="Previous page").click()
+        back.append(page.locator(".hit h3").all_inner_texts())
+    assert back == pages[-2::-1]
+    assert page.get_by_role("link", name="First page").count() == 0
 
 
 def test_the_overview_draws_the_chart(site: Any, page: Any, tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ from ingest.web.listing import find
 
 router = APIRouter(include_in_schema=False)
 LOGIN_BODY_MAX = 4096
+PAGING = ("cursor", "trail")
+TRAIL = 20
+SUBHEAD_CHARS = 80
 FILTER_NAMES = ("feed", "author", "lang", "since", "until", "status", "content_source")
 
 
@@ -37,6 +40,21 @@ def web_url(url: str | None) -> str | None:
     if url and urlsplit(url).scheme.lower() in ("http", "https"):
         return url
     return None
+
+
+def is_subhead(paragraphs: list[str], n: int) -> bool:
+    """Whether paragraph ``n`` reads as a subhead: the stored text is plain, and a subhead
+    there is a short line without a sentence's end, between paragraphs of the body. Only
+    how it is shown depends on it."""
+    line = paragraphs[n]
+    return (
+        0 < n < len(paragraphs) - 1
+        and len(line) <= SUBHEAD_CHARS
+        and "\n" not in line
+        and line[:1].isupper()
+        and line[-1] not in ".!?:;,…\"'”’»)"
+        and len(paragraphs[n + 1]) > 2 * len(line)
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -56,10 +74,21 @@ def overview(request: Request) -> HTMLResponse:
 @router.get("/search", response_class=HTMLResponse)
 def search(request: Request, asked: Asked) -> HTMLResponse:
     page = find(store_of(request), asked)
-    kept = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
+    kept = {k: v for k, v in request.query_params.items() if k not in PAGING and v}
+    # The cursors of the pages before this one, so that "Previous page" can go back: a
+    # keyset cursor only reads on. Kept to the last TRAIL pages ("First page" is always there).
+    trail = [c for c in request.query_params.get("trail", "").split(".") if c][-TRAIL:]
+    here = [*trail, asked.cursor or "-"]
     next_url = (
-        f"/search?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
+        f"/search?{urlencode({**kept, 'cursor': page.next_cursor, 'trail': '.'.join(here)})}"
+        if page.next_cursor
+        else None
     )
+    previous_url = None
+    if asked.cursor and trail:
+        back = {"cursor": trail[-1]} if trail[-1] != "-" else {}
+        rest = {"trail": ".".join(trail[:-1])} if len(trail) > 1 else {}
+        previous_url = f"/search?{urlencode({**kept, **back, **rest})}"
     feeds = store_of(request).feeds()
     return render(
         request,
@@ -68,6 +97,7 @@ def search(request: Request, asked: Asked) -> HTMLResponse:
         params=request.query_params,
         page=page,
         next_url=next_url,
+        previous_url=previous_url,
         first_url=f"/search?{urlencode(kept)}" if asked.cursor else None,
         feeds=feeds,
         statuses=list(ArticleStatus),
@@ -85,17 +115,17 @@ def article(request: Request, article_id: Id) -> HTMLResponse:
     store = store_of(request)
     ((found, feed_urls),) = with_feeds(store, [store.article(str(article_id))])
     data = record(found, feed_urls)
-    feed_url = feed_urls[0]
     paragraphs = [p.strip() for p in (data["text"] or "").split("\n\n") if p.strip()]
+    names = {f.url: f.name or f.title for f in store.feeds()}
     original = web_url(data["canonical_url"]) or web_url(data["final_url"]) or web_url(data["url"])
     return render(
         request,
         "article.html",
         article=data,
-        paragraphs=paragraphs,
+        blocks=[(is_subhead(paragraphs, n), p) for n, p in enumerate(paragraphs)],
+        feeds=[(names.get(url) or url, url, web_url(url)) for url in feed_urls],
         original=original,
         shown_url=article_url(found),
-        feed_link=web_url(feed_url),
     )
 
 
