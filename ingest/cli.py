@@ -1,6 +1,7 @@
 """The command line: parse arguments, call one library function, format the result
 (`ingest.cli_output` writes what people read). The read side's commands are in
-`ingest.cli_read`, `ingest db` in `ingest.cli_db`.
+`ingest.cli_read`, `ingest db` in `ingest.cli_db`, what the global options resolve to in
+`ingest.cli_context`.
 
 Exit status: 0 done; 1 nothing could be done (no feed could be polled, the database is
 unusable, no such article); 2 usage, config or query errors; 130 interrupted (Ctrl-C).
@@ -12,8 +13,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,55 +21,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ingest import __version__, cli_output
+from ingest.cli_context import Context
 from ingest.cli_db import db
 from ingest.cli_read import export, feeds, filter_options, search, show, stats, to_filters
 from ingest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
     from ingest.store import Store
 
 # Commands import what they use when they run: `--help` and a re-poll stay quick to start.
-
-
-class Context:
-    """What the group's options resolve to, handed to each command."""
-
-    def __init__(self, config: Path | None, database: str | None) -> None:
-        self.config = config
-        self.database = database
-
-    def settings(self, **sections: dict[str, Any]) -> Settings:
-        """The settings, with ``sections`` (command-line flags) over the rest."""
-        from ingest.config import load_settings
-
-        overrides = {"database": {"url": self.database}} if self.database else {}
-        return load_settings(self.config, overrides={**overrides, **sections})
-
-    @contextmanager
-    def store(self, url: str | None = None, **options: bool) -> Iterator[Store]:
-        """The archive, closed on the way out; by default an existing one only."""
-        from ingest.config import DEFAULT_DATABASE_URL
-        from ingest.store import Store
-
-        options.setdefault("create", False)
-        settings = None
-        if url is None:
-            settings = self.settings()
-            url = settings.database.url
-        try:
-            store = Store.open(url, **options)
-        except StoreError as exc:
-            # The default archive because no config was found: say where it was looked for.
-            if settings and settings.not_found and settings.database.url == DEFAULT_DATABASE_URL:
-                raise StoreError(
-                    f"{exc} (that is the default database: {settings.no_config()})"
-                ) from exc
-            raise
-        try:
-            yield store
-        finally:
-            store.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

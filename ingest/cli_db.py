@@ -15,7 +15,7 @@ import click
 from ingest.cli_output import copy_progress, errors, plural, print_copy
 
 if TYPE_CHECKING:
-    from ingest.cli import Context
+    from ingest.cli_context import Context
 
 
 @click.group()

@@ -18,7 +18,7 @@ from ingest import cli_output
 from ingest.errors import IngestError, UsageError
 
 if TYPE_CHECKING:
-    from ingest.cli import Context
+    from ingest.cli_context import Context
     from ingest.search import Filters
 
 F = TypeVar("F", bound=Callable[..., Any])
