@@ -160,8 +160,8 @@ def render_text(article: Article, feed_urls: list[str]) -> str:
     return "\n".join([*lines, "", data["text"] or ""]) + "\n"
 
 
-def _media(item: dict[str, Any]) -> str:
-    """An enclosure on one line: its URL, then what the feed says of it."""
+def media_note(item: dict[str, Any]) -> str:
+    """What the feed says of an enclosure: its type, size, duration and title."""
     about = [item.get("type") or ""]
     if item.get("length"):
         about.append(f"{item['length'] / 1e6:.1f} MB")
@@ -171,7 +171,12 @@ def _media(item: dict[str, Any]) -> str:
         about.append(f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}")
     if item.get("title"):
         about.append(f"“{item['title']}”")
-    said = ", ".join(a for a in about if a)
+    return ", ".join(a for a in about if a)
+
+
+def _media(item: dict[str, Any]) -> str:
+    """An enclosure on one line: its URL, then what the feed says of it."""
+    said = media_note(item)
     return f"{item['url']} ({said})" if said else str(item["url"])
 
 

@@ -197,3 +197,13 @@ def _phone_shot() -> Path:
     folder = REPO / "docs/screenshots" if os.environ.get("INGEST_SCREENSHOTS") else Path("/tmp")
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "search-phone.png"
+
+
+def test_an_entrys_media_are_listed_with_what_the_feed_says(site: Any, page: Any) -> None:
+    server, _ = site
+    page.goto(server.base_url + "/search?q=teardown")
+    page.locator(".hit h3 a", has_text="Photo of the week").click()
+    media = page.locator(".media li")
+    assert media.count() == 1
+    assert media.locator("a").get_attribute("href").endswith("/media/photo.png")
+    assert "image/png" in media.inner_text()

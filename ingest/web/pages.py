@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ingest.models import ArticleStatus, ContentSource
-from ingest.query import article_url, record, with_feeds
+from ingest.query import article_url, media_note, record, with_feeds
 from ingest.records import utcnow
 from ingest.web.api import CHART_DAYS, Asked, Id, archive_stats, health_record, store_of
 from ingest.web.auth import COOKIE, COOKIE_MAX_AGE, safe_next, session_value
@@ -124,6 +124,7 @@ def article(request: Request, article_id: Id) -> HTMLResponse:
         article=data,
         blocks=[(is_subhead(paragraphs, n), p) for n, p in enumerate(paragraphs)],
         feeds=[(names.get(url) or url, url, web_url(url)) for url in feed_urls],
+        media=[(item["url"], web_url(item["url"]), media_note(item)) for item in found.enclosures],
         original=original,
         shown_url=article_url(found),
     )
