@@ -704,7 +704,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"VALUES ({', '.join('?' * len(FEED_COLUMNS))})",
                 corpus.feeds(),
             )
-            from ingest.feeds import url_key
+            from ingest.entryparts import url_key
 
             sample = corpus.batch(1, 50)[0]
             assert all(url_key(row[2]) == row[1] for row in sample), "generated URLs not normal"

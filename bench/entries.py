@@ -29,7 +29,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ingest.config import FeedSettings
-from ingest.feeds import entry_key
+from ingest.entryparts import entry_key
 from ingest.records import FeedEntry
 from ingest.store import Store
 

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import lxml.html
 
 from ingest.cleanup import clean_paragraphs, date_line, word_count
-from ingest.feeds import fragment_text, language_tag
+from ingest.entryparts import fragment_text, language_tag
 from ingest.metadata import page_metadata
 from ingest.records import ExtractedArticle, Hints
 

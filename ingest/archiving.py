@@ -19,8 +19,8 @@ from sqlmodel import col
 
 from ingest.dbsession import Database
 from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
+from ingest.entryparts import url_key
 from ingest.errors import FetchError
-from ingest.feeds import url_key
 from ingest.models import (
     Article,
     ArticleStatus,

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
-from ingest.feeds import SharedLinks, language_tag, page_of, shared_links
+from ingest.entryparts import SharedLinks, language_tag, page_of, shared_links
 from ingest.models import Article, ArticleStatus, ContentSource, Entry, Feed, UTCDateTime
 from ingest.polite import host_of
 from ingest.records import FeedEntry, Hints, PageJob

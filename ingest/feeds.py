@@ -1,252 +1,34 @@
-"""Feed bytes -> entries: entry identity, absolute links, enclosures, URL normalisation.
-
-RSS and Atom are read by feedparser here; JSON Feed by `ingest.jsonfeed`, which builds on the
-helpers of this module and returns the same values (`parse_feed` picks by content).
+"""Feed bytes -> entries: RSS and Atom read by feedparser here, JSON Feed by `ingest.jsonfeed`
+(`parse_feed` picks by content); both build entries from `ingest.entryparts`.
 """
 
 from __future__ import annotations
 
 import calendar
-import functools
-import hashlib
-import math
 import re
 import time
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import unescape
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from ingest.entryparts import (
+    MAX_ENCLOSURES,
+    enclosure,
+    entry_key,
+    fragment_text,
+    language_tag,
+    line_text,
+    normalise_block,
+    unique_enclosures,
+)
 from ingest.errors import FeedError
+from ingest.jsonfeed import parse_json_feed
 from ingest.records import Enclosure, FeedEntry, ParsedFeed
 
-_BLOCKS = frozenset(
-    "p div h1 h2 h3 h4 h5 h6 li blockquote pre figure figcaption section article header "
-    "footer table tr ul ol dl dt dd".split()
-)
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
-_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
 JSON_TYPES = frozenset({"application/feed+json", "application/json"})
-MAX_ENCLOSURES = 20  # per entry: a podcast episode has one, a gallery a few
-MAX_LENGTH = 2**63 - 1  # bytes: what a database's BIGINT holds; past it the number is noise
-
-
-def url_key(url: str, *, fragment: bool = False) -> str:
-    """The identity of an article URL: normalised, tracking parameters and fragment dropped.
-
-    Two links that differ only by ``utm_*``, ``fbclid`` and the like, by host case, default
-    port or parameter order give the same key. With ``fragment`` the key keeps the fragment
-    (normalised; a tracking fragment such as ``#xtor=RSS-3`` is still dropped): the key of a
-    post on a page of several, ``page#post``.
-    """
-    return _url_key(url, fragment)
-
-
-# A link is keyed when its entry is recorded, when its feed is looked at for shared links,
-# and when its page is saved, and again at every poll that lists it: courlan's normalising
-# was a tenth of a run's main-process CPU. 16,384 keys are about 3 MB.
-@functools.lru_cache(maxsize=16384)
-def _url_key(url: str, fragment: bool) -> str:
-    import courlan  # here, not at the top: a re-poll of unchanged feeds never needs it
-
-    try:
-        normal = courlan.normalize_url(url)
-    except (ValueError, TypeError):
-        normal = url
-    parts = urlsplit(normal)
-    path = urljoin("/", parts.path) if parts.path else "/"  # resolves ./ and ../ segments
-    kept = parts.fragment if fragment else ""
-    return urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, kept))
-
-
-def page_of(post: str) -> str:
-    """The page of a post key (`url_key` with its fragment): the key without the fragment."""
-    return post.partition("#")[0]
-
-
-@dataclass(frozen=True, slots=True)
-class SharedLinks:
-    """What one feed document says about the links of its entries."""
-
-    posts: frozenset[str]  # post keys several distinct entries link to: no entry's identity
-    pages: frozenset[str]  # pages whose entries link to distinct fragments: each its own post
-    keys: dict[str, str]  # entry key -> the post key of its link (`url_key` with fragment)
-
-
-def shared_links(entries: Sequence[FeedEntry]) -> SharedLinks:
-    """The links of one feed document that do not identify its entries.
-
-    Entries are distinct when their keys (guids) differ, unless they are the same entry listed
-    twice (same title, content and date). A link several distinct entries share is no
-    entry's identity (a podcast's episodes all linking to the show's page, two posts of a link
-    blog on one URL); a page whose entries link to distinct fragments of it holds several
-    posts, each identified by its fragment (a microblog's day page).
-    """
-    keys: dict[str, str] = {}
-    readings: dict[str, set[tuple[object, ...]]] = defaultdict(set)
-    for entry in entries:
-        if entry.link and entry.key not in keys:
-            post = keys[entry.key] = url_key(entry.link, fragment=True)
-            readings[post].add((entry.title, entry.content, entry.published))
-    posts_of: dict[str, set[str]] = defaultdict(set)
-    for post in readings:
-        posts_of[page_of(post)].add(post)
-    return SharedLinks(
-        posts=frozenset(post for post, seen_as in readings.items() if len(seen_as) > 1),
-        pages=frozenset(page for page, posts in posts_of.items() if len(posts) > 1),
-        keys=keys,
-    )
-
-
-def fragment_text(html: str | None) -> str | None:
-    """Plain text of an HTML fragment (a feed's content), blocks separated by blank lines."""
-    if not html or not html.strip():
-        return None
-    if "<" not in html:
-        return _normalise_block(unescape(html)) or None
-    import lxml.html  # here and in `parse_feed`: a re-poll of unchanged feeds needs neither
-    from lxml import etree
-
-    try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except (etree.ParserError, ValueError):
-        return _normalise_block(re.sub(r"<[^>]*>", " ", html)) or None
-    blocks: list[str] = []
-    current: list[str] = []
-
-    def flush() -> None:
-        text = _normalise_block("".join(current))
-        if text:
-            blocks.append(text)
-        current.clear()
-
-    def walk(node: Any) -> None:
-        tag = node.tag if isinstance(node.tag, str) else ""
-        if tag in {"script", "style"}:
-            if node.tail:
-                current.append(node.tail)
-            return
-        block = tag in _BLOCKS
-        if block or tag == "br":
-            flush()
-        if node.text and tag != "br":
-            current.append(node.text)
-        for child in node:
-            walk(child)
-        if block:
-            flush()
-        if node.tail:
-            current.append(node.tail)
-
-    walk(root)
-    flush()
-    return "\n\n".join(blocks) or None
-
-
-def has_tags(text: str) -> bool:
-    """Whether ``text`` holds something that looks like an HTML tag."""
-    return bool(_TAG.search(text))
-
-
-def line_text(value: str | None, *, html: bool) -> str | None:
-    """A title or a name as plain text on one line. Feeds mark up titles as HTML (Atom's
-    ``type="html"``, and RSS, where feedparser takes titles for HTML): entities are decoded
-    and tags dropped there (a script's text with them), but only where something looks like
-    a tag, so that "x<y" in a title stays."""
-    if not value:
-        return None
-    if html:
-        if _TAG.search(value):
-            value = (fragment_text(value) or "").replace("\n\n", " ")
-        else:
-            value = unescape(value)
-    return _normalise_block(value) or None
-
-
-def _normalise_block(text: str) -> str:
-    return _SPACES.sub(" ", text.replace("\n", " ")).strip()
-
-
-def language_tag(value: str | None) -> str | None:
-    """``en-US``, ``en_GB`` -> ``en``: the ISO 639 primary subtag, lower case, or None."""
-    if not value:
-        return None
-    primary = re.split(r"[-_,; ]", value.strip(), maxsplit=1)[0].lower()
-    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
-
-
-def absolute(link: object, base: str) -> str | None:
-    """``link`` resolved against ``base``, if it is then an http(s) URL; else None."""
-    if not isinstance(link, str) or not link.strip():
-        return None
-    try:
-        resolved = urljoin(base, link.strip())
-        scheme = urlsplit(resolved).scheme
-    except ValueError:  # an invalid IPv6 host, say
-        return None
-    return resolved if scheme in {"http", "https"} else None
-
-
-def enclosure(
-    url: object,
-    *,
-    base: str,
-    type: object = None,
-    length: object = None,
-    title: object = None,
-    duration: object = None,
-) -> Enclosure | None:
-    """An enclosure from what a feed says of it, each value checked: a URL that is not
-    http(s), a length that is no whole number of bytes, a duration that is no number of
-    seconds are dropped (a length of 0, the usual "unknown" of RSS, is None too)."""
-    href = absolute(url, base)
-    if href is None:
-        return None
-    return Enclosure(
-        url=href,
-        type=(type.strip().lower() or None) if isinstance(type, str) else None,
-        length=_count(length),
-        title=line_text(title, html=False) if isinstance(title, str) else None,
-        duration=duration_seconds(duration),
-    )
-
-
-def _count(value: object) -> int | None:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if 0 < value <= MAX_LENGTH else None
-
-
-def duration_seconds(value: object) -> float | None:
-    """Seconds from a number or a clock (``"52:00"``, ``"1:02:03"``, iTunes' forms)."""
-    if isinstance(value, str):
-        parts = value.strip().split(":")
-        if not 1 <= len(parts) <= 3 or not all(re.fullmatch(r"\d{1,6}(\.\d+)?", p) for p in parts):
-            return None
-        value = sum(float(p) * 60**i for i, p in enumerate(reversed(parts)))
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    seconds = float(value)
-    return seconds if math.isfinite(seconds) and 0 <= seconds < 1e9 else None
-
-
-def unique_enclosures(found: Sequence[Enclosure | None]) -> tuple[Enclosure, ...]:
-    """The enclosures of an entry, each URL once, at most `MAX_ENCLOSURES`."""
-    seen: dict[str, Enclosure] = {}
-    for item in found:
-        if item is not None and item.url not in seen:
-            seen[item.url] = item
-    return tuple(seen.values())[:MAX_ENCLOSURES]
 
 
 def _time(parsed: time.struct_time | None) -> datetime | None:
@@ -256,12 +38,6 @@ def _time(parsed: time.struct_time | None) -> datetime | None:
         return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
     except (OverflowError, ValueError):
         return None
-
-
-def entry_key(guid: str | None, link: str | None, title: str | None, date: str | None) -> str:
-    """Entry identity: the guid, else the link, else the title and date, hashed."""
-    basis = guid or (url_key(link) if link else None) or f"{title or ''}\x00{date or ''}"
-    return hashlib.sha256(basis.encode("utf-8")).hexdigest()
 
 
 def _is_html(detail: Any) -> bool:
@@ -308,7 +84,7 @@ def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
         updated = None
     authors = tuple(
         name
-        for name in (_normalise_block(a.get("name") or "") for a in raw.get("authors") or [])
+        for name in (normalise_block(a.get("name") or "") for a in raw.get("authors") or [])
         if name
     )
     return FeedEntry(
@@ -339,9 +115,6 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     """Parse RSS 0.9x/1.0/2.0, Atom or JSON Feed bytes; relative links resolve against
     ``url``."""
     if is_json(body, content_type):
-        # Imported here: `ingest.jsonfeed` builds on this module's helpers.
-        from ingest.jsonfeed import parse_json_feed
-
         return parse_json_feed(body, url=url)
     import feedparser
 

@@ -26,8 +26,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.errors import FeedError
-from ingest.feeds import (
+from ingest.entryparts import (
     MAX_ENCLOSURES,
     absolute,
     enclosure,
@@ -38,6 +37,7 @@ from ingest.feeds import (
     line_text,
     unique_enclosures,
 )
+from ingest.errors import FeedError
 from ingest.records import Enclosure, FeedEntry, ParsedFeed
 
 VERSION_PREFIX = "https://jsonfeed.org/version/"

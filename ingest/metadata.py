@@ -25,7 +25,7 @@ from ingest.bylines import (
     split_authors,
 )
 from ingest.dates import published_time, updated_time
-from ingest.feeds import language_tag
+from ingest.entryparts import language_tag
 from ingest.markup import clean_text, element_text, itemprops, story_scope, text_key
 from ingest.records import ExtractedArticle, Hints
 

@@ -22,8 +22,8 @@ from urllib.parse import urldefrag
 
 from ingest import metrics, schedule, sitemaps
 from ingest.config import FeedSettings, Settings
+from ingest.entryparts import url_key
 from ingest.errors import FetchError, HostBackoffError, StoreError, StoreUnavailableError
-from ingest.feeds import url_key
 from ingest.frontier import Frontier
 from ingest.models import Feed
 from ingest.net import HttpClient

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ingest.browse import Removal
-from ingest.feeds import url_key
+from ingest.entryparts import url_key
 from ingest.models import Article, Feed
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
 from ingest.store import Store

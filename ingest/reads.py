@@ -14,8 +14,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from ingest.dbsession import Database
+from ingest.entryparts import url_key
 from ingest.errors import NotFoundError
-from ingest.feeds import url_key
 from ingest.models import Article, ArticleStatus, Capture, Entry, Feed
 from ingest.search import (
     RANK_WINDOW,

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ingest import cjk
+from ingest.entryparts import language_tag
 from ingest.errors import QueryError
-from ingest.feeds import language_tag
 from ingest.models import Article, Entry, Feed, UTCDateTime
 from ingest.querytext import Node, fts5_query, query_tree, terms
 

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ingest.config import SitemapSettings
+from ingest.entryparts import absolute, entry_key, language_tag, line_text, url_key
 from ingest.errors import FeedError, HTTPStatusError
-from ingest.feeds import absolute, entry_key, language_tag, line_text, parse_feed, url_key
+from ingest.feeds import parse_feed
 from ingest.inflate import GZIP_MAGIC, decode_body
 from ingest.records import FeedEntry, Page, ParsedFeed
 

@@ -15,7 +15,7 @@ from alembic.config import Config
 
 from ingest.cjk import index_text, query_words
 from ingest.config import FeedSettings
-from ingest.feeds import entry_key
+from ingest.entryparts import entry_key
 from ingest.querytext import fts5_query
 from ingest.records import ExtractedArticle, FeedEntry, Page
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit

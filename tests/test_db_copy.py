@@ -21,7 +21,7 @@ from alembic.config import Config
 from ingest import cjk
 from ingest.config import FeedSettings
 from ingest.dbcopy import TABLES
-from ingest.feeds import entry_key
+from ingest.entryparts import entry_key
 from ingest.records import FeedEntry
 from ingest.search import Filters
 from ingest.store import MIGRATIONS, Store

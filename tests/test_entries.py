@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ingest.config import FeedSettings
-from ingest.feeds import entry_key, shared_links
+from ingest.entryparts import entry_key, shared_links
 from ingest.models import Feed
 from ingest.query import render_text
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ingest.entryparts import entry_key, fragment_text, url_key
 from ingest.errors import FeedError
-from ingest.feeds import entry_key, fragment_text, parse_feed, url_key
+from ingest.feeds import parse_feed
 
 # feedparser warns when `updated_parsed` is read from an entry that only has a published date;
 # one test below shows that `parse_feed` triggers it, the others are not about it.

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from ingest.entryparts import entry_key
 from ingest.errors import FeedError
-from ingest.feeds import entry_key, parse_feed
+from ingest.feeds import parse_feed
 from ingest.records import Enclosure, ParsedFeed
 from tests.newsroom import FIXTURES_DIR, SITE_DIR
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ingest.config import FeedSettings
-from ingest.feeds import entry_key
+from ingest.entryparts import entry_key
 from ingest.models import Feed
 from ingest.polite import Hosts
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow

@@ -26,8 +26,8 @@ import pytest
 import sqlalchemy as sa
 
 from ingest.config import FeedSettings
+from ingest.entryparts import entry_key
 from ingest.errors import StoreError, StoreUnavailableError
-from ingest.feeds import entry_key
 from ingest.records import FeedEntry, utcnow
 from ingest.store import Store
 from tests.conftest import Ingest

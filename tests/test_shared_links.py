@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 
 from ingest.dbsession import open_engine
-from ingest.feeds import entry_key, url_key
+from ingest.entryparts import entry_key, url_key
 from ingest.store import MIGRATIONS, SCHEMA_REVISION, Store
 from tests.conftest import Ingest
 from tests.newsroom import Newsroom

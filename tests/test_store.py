@@ -13,6 +13,7 @@ import pytest
 
 from ingest.browse import Removal
 from ingest.config import FeedSettings, ScheduleSettings
+from ingest.entryparts import entry_key
 from ingest.errors import (
     FetchError,
     HTTPStatusError,
@@ -21,7 +22,6 @@ from ingest.errors import (
     QueryError,
     StoreError,
 )
-from ingest.feeds import entry_key
 from ingest.models import ArticleStatus, ContentSource, Feed
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.schedule import page_retry
