@@ -195,9 +195,20 @@ def upgraded_archive_finds_cjk(url: str) -> None:
                 ),
                 {"title": title, "text": text, "language": ["ja", "zh", "en"][n]},
             )
-    old = Store.open(url, migrate=False)
-    assert titles(old.search("東京都心", Filters())) == []  # a run was one word
-    old.close()
+
+    # A run was one word: asked of the index itself (the code's model holds columns added
+    # since, which an archive at 0008 lacks).
+    def found(word: str) -> int:
+        sql = (
+            f"SELECT count(*) FROM articles WHERE search @@ "
+            f"plainto_tsquery(ingest_ts_config(language), '{word}')"
+            if engine.dialect.name == "postgresql"
+            else f"SELECT count(*) FROM articles_fts WHERE articles_fts MATCH '\"{word}\"'"
+        )
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(sql)).scalar_one())
+
+    assert (found("東京"), found("ferry")) == (0, 1)
     migrate(url, "head")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM articles")).scalar() == 3
