@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -97,7 +98,7 @@ def add(
     from ingest.subscriptions import NewFeed, config_in_use, feed_label, find
 
     with cli_output.errors():
-        if not url.startswith(("http://", "https://")):
+        if urlsplit(url).scheme.lower() not in {"http", "https"}:
             raise UsageError(f"{url!r} is not an http:// or https:// URL")
         if interval is not None:
             try:

@@ -69,6 +69,8 @@ def read_opml(data: bytes, *, source: str) -> list[Subscription]:
             )
             continue
         title = _clean(attrs.get("title")) or _clean(attrs.get("text"))
+        if title in {url, attrs.get("xmlurl")}:
+            title = None  # a feed without a title, written as its URL (OPML needs a text)
         site = _clean(attrs.get("htmlurl"))
         if site and urlsplit(site).scheme not in {"http", "https"}:
             site = None
@@ -128,11 +130,13 @@ def _parse(data: bytes, source: str) -> etree._Element:
         tree = etree.fromstring(data, parser).getroottree()
     except etree.XMLSyntaxError as exc:
         raise UsageError(f"{source}: not an OPML file: not well-formed XML ({exc})") from None
-    dtd = tree.docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.iterentities()):
+    info = tree.docinfo
+    dtd = info.internalDTD
+    entities = dtd is not None and any(True for _ in dtd.iterentities())
+    if entities or info.system_url or info.public_id:
         raise UsageError(
-            f"{source}: the file declares XML entities, which OPML never needs (an entity "
-            "expansion or external entity trick?); nothing imported"
+            f"{source}: the file declares XML entities or an external DTD, which OPML never "
+            "needs (an entity expansion or external entity trick?); nothing imported"
         )
     root = tree.getroot()
     if _name(root) != "opml":

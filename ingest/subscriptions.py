@@ -64,7 +64,7 @@ def find(config: ConfigFile, ref: str) -> int | None:
     for index, table in enumerate(feeds):
         if table.get("name") == ref:
             return index
-    if ref.startswith(("http://", "https://")):
+    if ref.lower().startswith(("http://", "https://")):
         key = url_key(ref)
         for index, table in enumerate(feeds):
             if url_key(table["url"]) == key:
