@@ -57,8 +57,9 @@ class ConfigFile:
         feeds = self.data.get("feeds", [])
         if len(self._spans) != len(feeds):
             raise ConfigError(
-                f"{path}: its feeds are not written as [[feeds]] tables, which is the form "
-                "ingest edits; write each one as a [[feeds]] table, or edit the file by hand"
+                f"{path}: its feeds cannot be edited here: each must be written as a "
+                "[[feeds]] table (not inline), and no other line may look like one (in a "
+                "multi-line string); edit the file by hand"
             )
 
     @property

@@ -522,3 +522,76 @@ def test_a_running_daemon_picks_up_an_added_feed(
         assert rows[newsroom.url(FEEDS["Notices"])] == (False, [])
     finally:
         store.close()
+
+
+def test_the_api_filters_by_tag_as_the_cli_does(
+    tmp_path: Path, newsroom: Newsroom, archive: Path
+) -> None:
+    from tests.webserver import serve
+
+    config = commented_config(tmp_path / "ingest.toml", newsroom, f"sqlite:///{archive}")
+    cli = Ingest(tmp_path, config)
+    cli("feeds", "add", newsroom.url(FEEDS["Tech"]), "--name", "Tech", "--tag", "tech")
+    cli("fetch")
+    expected = [h["id"] for h in cli.json("search", "the", "--tag", "news", "--format", "json")]
+
+    with serve(config) as server:
+        hits = server.get("/api/v1/articles", params={"q": "the", "tag": "news", "limit": 20})
+        unknown = server.get("/api/v1/articles", params={"tag": "nope"})
+        feeds = server.get("/api/v1/feeds")
+
+    assert hits.status_code == 200
+    assert [h["id"] for h in hits.json()["articles"]] == expected
+    assert {h["feed_url"] for h in hits.json()["articles"]} == {newsroom.url(FEEDS["World"])}
+    assert unknown.status_code == 400
+    assert "no feed tagged 'nope'" in unknown.json()["message"]
+    assert {f["name"]: f["tags"] for f in feeds.json()}["Tech"] == ["tech"]
+
+
+@pytest.mark.parametrize("command", ["add", "remove", "import", "export"])
+def test_each_feeds_command_has_help_with_an_example(command: str) -> None:
+    from click.testing import CliRunner
+
+    from ingest.cli import cli
+
+    result = CliRunner().invoke(cli, ["feeds", command, "--help"], prog_name="ingest")
+
+    assert result.exit_code == 0
+    head = result.output.partition("\nOptions:\n")[0].rstrip()
+    example = head.split("\n\n")[-1].splitlines()
+    assert example[0].strip() == "Example:"
+    assert example[1].strip().startswith(f"ingest feeds {command}")
+
+
+def test_at_a_terminal_a_prompt_chooses_among_the_feeds_found(
+    bare: Ingest, newsroom: Newsroom
+) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    newsroom.set("/", HOME)
+    assert bare.config is not None
+    primary, secondary = pty.openpty()
+    command = [sys.executable, "-m", "ingest", "--config", str(bare.config)]
+    process = subprocess.Popen(
+        [*command, "feeds", "add", newsroom.url("/")],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        cwd=bare.cwd,
+        env=bare.env,
+    )
+    os.close(secondary)
+    seen = b""
+    while b"Add which one [1]: " not in seen:
+        chunk = os.read(primary, 4096)
+        assert chunk, seen
+        seen += chunk
+    os.write(primary, b"2\n")
+    assert process.wait(timeout=60) == 0
+    os.close(primary)
+
+    assert b"1. Newsdesk Digest: World [RSS]" in seen  # the first preselected
+    assert feeds_of(bare) == [{"name": "Circuit Notes", "url": newsroom.url("/feeds/tech.atom")}]
