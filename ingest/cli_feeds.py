@@ -193,7 +193,7 @@ def export(obj: Context, fmt: str, out: Path | None) -> None:
     from ingest.configedit import ConfigFile
     from ingest.opml import write_opml
     from ingest.records import utcnow
-    from ingest.subscriptions import config_in_use, site_urls, to_opml, to_toml
+    from ingest.subscriptions import archived_feeds, config_in_use, to_opml, to_toml
 
     with cli_output.errors():
         if out is not None and not out.parent.is_dir():
@@ -203,7 +203,7 @@ def export(obj: Context, fmt: str, out: Path | None) -> None:
         if fmt == "toml":
             text = to_toml(config)
         else:
-            subscriptions = to_opml(settings.feeds, site_urls(settings))
+            subscriptions = to_opml(settings.feeds, archived_feeds(settings))
             text = write_opml(subscriptions, title=OPML_TITLE, created=utcnow()).decode()
         if out is None:
             click.echo(text, nl=False)

@@ -128,10 +128,16 @@ def from_opml(found: Iterable[Subscription], tags: Sequence[str] = ()) -> list[N
     ]
 
 
-def to_opml(feeds: Sequence[FeedSettings], site_urls: dict[str, str]) -> list[Subscription]:
-    """The config's feeds as OPML subscriptions; ``site_urls`` (feed URL -> the site's, from
-    the archive) gives their htmlUrl."""
-    return [Subscription(f.url, f.name, site_urls.get(f.url), tuple(f.tags)) for f in feeds]
+def to_opml(
+    feeds: Sequence[FeedSettings], known: dict[str, tuple[str | None, str | None]]
+) -> list[Subscription]:
+    """The config's feeds as OPML subscriptions: titled by their name, else by their title in
+    the archive; ``known`` (feed URL -> (title, site URL), from the archive) gives htmlUrl."""
+    subscriptions = []
+    for feed in feeds:
+        title, site_url = known.get(feed.url, (None, None))
+        subscriptions.append(Subscription(feed.url, feed.name or title, site_url, tuple(feed.tags)))
+    return subscriptions
 
 
 def to_toml(config: ConfigFile) -> str:
@@ -165,8 +171,9 @@ def sync_archive(settings: Settings) -> str | None:
     return None
 
 
-def site_urls(settings: Settings) -> dict[str, str]:
-    """Each feed's site URL as the archive knows it from its last poll ({} without one)."""
+def archived_feeds(settings: Settings) -> dict[str, tuple[str | None, str | None]]:
+    """Each feed's title and site URL as the archive knows them from its last poll ({}
+    without an archive)."""
     from ingest.store import Store
 
     try:
@@ -174,7 +181,7 @@ def site_urls(settings: Settings) -> dict[str, str]:
     except StoreError:
         return {}
     try:
-        return {f.url: f.site_url for f in store.feeds() if f.site_url}
+        return {f.url: (f.title, f.site_url) for f in store.feeds()}
     except StoreError:
         return {}
     finally:
