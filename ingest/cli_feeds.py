@@ -95,7 +95,7 @@ def add(
     from ingest.config import parse_duration
     from ingest.configedit import ConfigFile
     from ingest.discovery import discover
-    from ingest.subscriptions import NewFeed, config_in_use, feed_label, find
+    from ingest.subscriptions import NewFeed, archive_if_any, config_in_use, feed_label, find
 
     with cli_output.errors():
         if urlsplit(url).scheme.lower() not in {"http", "https"}:
@@ -113,7 +113,8 @@ def add(
                 f"{url} is already in {config.path} as {feed_label(config.feeds[index])!r}"
             )
         try:
-            found = asyncio.run(discover(url, settings.fetch))
+            with archive_if_any(settings) as archive:
+                found = asyncio.run(discover(url, settings.fetch, archive=archive))
         except FetchError as exc:
             raise IngestError(f"cannot add {url}: {exc.args[0]}") from None
         _say_rejected(found)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ingest.config import FetchSettings
@@ -23,7 +24,10 @@ from ingest.feeds import parse_feed, url_key
 from ingest.net import HttpClient
 from ingest.pipeline import FEED_ACCEPT, PAGE_ACCEPT, ROBOTS_MAX_BYTES
 from ingest.polite import Robots
-from ingest.records import Page
+from ingest.records import Page, utcnow
+
+if TYPE_CHECKING:
+    from ingest.hostturns import HostTurns
 
 FEED_TYPES = {
     "application/rss+xml": "RSS",
@@ -57,10 +61,20 @@ class Discovery:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (URL, why)
 
 
-async def discover(url: str, settings: FetchSettings) -> Discovery:
+async def discover(
+    url: str, settings: FetchSettings, *, archive: HostTurns | None = None
+) -> Discovery:
     """The feeds ``url`` is or leads to. A `FetchError` when ``url`` itself cannot be
-    fetched, or is neither a feed nor an HTML page."""
+    fetched, or is neither a feed nor an HTML page.
+
+    With the ``archive``, its hosts' turns and Retry-After waits hold here too, as for a
+    one-shot `ingest fetch`: a daemon polling the same site is not doubled up on.
+    """
     async with HttpClient(settings) as http:
+        if archive is not None:
+            http.hosts.shared = archive
+            for host, until in archive.blocked_hosts(utcnow()).items():
+                http.hosts.block(host, until)
         return await _Discoverer(http, settings).run(url)
 
 

@@ -10,11 +10,11 @@ one given with ``--name`` that is taken is refused.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.config import ConfigError, FeedSettings, Settings
 from ingest.configedit import ConfigFile
@@ -22,7 +22,8 @@ from ingest.errors import StoreError, UsageError
 from ingest.feeds import url_key
 from ingest.opml import Subscription
 
-log = logging.getLogger("ingest.subscriptions")
+if TYPE_CHECKING:
+    from ingest.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,22 @@ def to_toml(config: ConfigFile) -> str:
         for table in config.feeds:
             document["feeds"].append(tomlkit.item(table))
     return document.as_string()
+
+
+@contextmanager
+def archive_if_any(settings: Settings) -> Iterator[Store | None]:
+    """The archive, when there is one that opens (its hosts' turns shared), else None."""
+    from ingest.store import Store
+
+    try:
+        store = Store.open(settings.database.url, create=False)
+    except StoreError:
+        yield None
+        return
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def sync_archive(settings: Settings) -> str | None:

@@ -595,3 +595,21 @@ def test_at_a_terminal_a_prompt_chooses_among_the_feeds_found(
 
     assert b"1. Newsdesk Digest: World [RSS]" in seen  # the first preselected
     assert feeds_of(bare) == [{"name": "Circuit Notes", "url": newsroom.url("/feeds/tech.atom")}]
+
+
+def test_a_host_that_asked_the_archive_to_wait_is_not_asked_by_discovery(
+    bare: Ingest, newsroom: Newsroom, archive: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ingest.store import Store
+
+    store = Store.open(f"sqlite:///{archive}")
+    store.block_host("127.0.0.1", datetime.now(UTC) + timedelta(hours=1), "http_429")
+    store.close()
+
+    result = bare("feeds", "add", newsroom.url(FEEDS["World"]), check=False)
+
+    assert result.returncode == 1
+    assert "asked us to wait until" in result.stderr
+    assert newsroom.requests == []
