@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,14 +163,15 @@ def import_(obj: Context, file: Path, tags: tuple[str, ...]) -> None:
       ingest feeds import feedly.opml --tag imported
     """
     from ingest.configedit import ConfigFile
-    from ingest.opml import MAX_OPML_BYTES, read_opml
+    from ingest.opml import MAX_OPML_BYTES, check_size, read_opml
     from ingest.subscriptions import config_in_use, from_opml
 
     with cli_output.errors():
         config = ConfigFile(config_in_use(obj.settings()))
         try:
             with file.open("rb") as fh:
-                data = fh.read(MAX_OPML_BYTES + 1)  # enough to tell it is too large
+                check_size(os.fstat(fh.fileno()).st_size, source=str(file))
+                data = fh.read(MAX_OPML_BYTES + 1)  # a pipe or a device: enough to tell
         except OSError as exc:
             raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
         found = read_opml(data, source=str(file))

@@ -45,11 +45,7 @@ class Subscription:
 def read_opml(data: bytes, *, source: str) -> list[Subscription]:
     """The feeds of an OPML document, each once, in the order first listed; `UsageError`
     naming ``source`` for anything that is not a usable OPML list."""
-    if len(data) > MAX_OPML_BYTES:
-        raise UsageError(
-            f"{source}: {len(data):,} bytes is too large for an OPML list "
-            f"(at most {MAX_OPML_BYTES:,}); nothing imported"
-        )
+    check_size(len(data), source=source)
     root = _parse(data, source)
     body = next((child for child in root if _name(child) == "body"), None)
     found: dict[str, Subscription] = {}
@@ -84,6 +80,15 @@ def read_opml(data: bytes, *, source: str) -> list[Subscription]:
     if not found:
         raise UsageError(f"{source}: no feeds in this OPML file (no outline has an xmlUrl)")
     return list(found.values())
+
+
+def check_size(size: int, *, source: str) -> None:
+    """`UsageError` for a file of ``size`` bytes, too large to be a list of feeds."""
+    if size > MAX_OPML_BYTES:
+        raise UsageError(
+            f"{source}: {size:,} bytes is too large for an OPML list (at most "
+            f"{MAX_OPML_BYTES:,}); nothing imported"
+        )
 
 
 def write_opml(feeds: Sequence[Subscription], *, title: str, created: datetime) -> bytes:
