@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ingest.cli import Context
     from ingest.configedit import ConfigFile
     from ingest.discovery import Candidate, Discovery
+    from ingest.subscriptions import NewFeed
 
 OPML_TITLE = "ingest subscriptions"
 
@@ -246,7 +247,7 @@ def _choose(found: Discovery, config: ConfigFile, *, take_all: bool) -> list[Can
     return [candidates[number - 1]]
 
 
-def _apply(obj: Context, config: ConfigFile, new: list[Any], *, what: str) -> None:
+def _apply(obj: Context, config: ConfigFile, new: list[NewFeed], *, what: str) -> None:
     """Add ``new`` to the config file, say what was added and skipped, sync the archive."""
     from ingest.subscriptions import add_feeds
 
@@ -255,7 +256,9 @@ def _apply(obj: Context, config: ConfigFile, new: list[Any], *, what: str) -> No
         for url, label in changes.skipped:
             click.echo(f"  skipped {url}: already in the config as {label!r}", err=True)
         if not changes.added:
-            raise UsageError(f"nothing added {what}: every feed is already in {config.path}")
+            raise UsageError(
+                f"nothing added{f' {what}' if what else ''}: every feed is already in {config.path}"
+            )
     source = f" {what}" if what else ""
     click.echo(
         f"Added {cli_output.plural(len(changes.added), 'feed')}{source} to {config.path}"
@@ -283,4 +286,4 @@ def _sync(obj: Context) -> None:
 
 def _say_rejected(found: Discovery) -> None:
     for url, why in found.rejected:
-        click.echo(f"  not a feed: {url}: {why}", err=True)
+        click.echo(f"  passed over {url}: {why}", err=True)
