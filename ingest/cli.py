@@ -1,7 +1,7 @@
 """The command line: parse arguments, call one library function, format the result
 (`ingest.cli_output` writes what people read). The read side's commands are in
-`ingest.cli_read`, `ingest db` in `ingest.cli_db`, what the global options resolve to in
-`ingest.cli_context`.
+`ingest.cli_read`, `ingest feeds` in `ingest.cli_feeds`, `ingest db` in `ingest.cli_db`, what
+the global options resolve to in `ingest.cli_context`.
 
 Exit status: 0 done; 1 nothing could be done (no feed could be polled, the database is
 unusable, no such article); 2 usage, config or query errors; 130 interrupted (Ctrl-C).
@@ -23,7 +23,8 @@ import click
 from ingest import __version__, cli_output
 from ingest.cli_context import Context
 from ingest.cli_db import db
-from ingest.cli_read import export, feeds, filter_options, search, show, stats, to_filters
+from ingest.cli_feeds import feeds
+from ingest.cli_read import export, filter_options, search, show, stats, to_filters
 from ingest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:

@@ -147,6 +147,7 @@ def print_feeds(feeds: Sequence[Feed], now: datetime) -> None:
     exact), so that they never wrap; the feed and its last error fold instead."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table()
     table.add_column("id", no_wrap=True)
@@ -169,7 +170,11 @@ def print_feeds(feeds: Sequence[Feed], now: datetime) -> None:
             upcoming = f"in {span((feed.next_poll_at - now).total_seconds())}"
         table.add_row(
             str(feed.id),
-            (feed.name or feed.url) + ("" if feed.active else " (not in config)"),
+            Text(  # not markup: a name or a tag may hold brackets
+                (feed.name or feed.url)
+                + ("" if feed.active else " (not in config)")
+                + (f" [{', '.join(feed.tags)}]" if feed.tags else "")
+            ),
             last,
             upcoming,
             feed.last_status or "-",

@@ -1,6 +1,7 @@
-"""The read side's commands: `search`, `show`, `export`, `feeds`, `stats`, and the filters
-they share with `reextract`. Written as every command of `ingest.cli`: arguments in, one
-library call on the archive opened read-only, the result printed (`ingest.cli_output`).
+"""The read side's commands: `search`, `show`, `export`, `stats`, and the filters they
+share with `reextract` (`ingest feeds` is `ingest.cli_feeds`'s). Written as every command of
+`ingest.cli`: arguments in, one library call on the archive opened read-only, the result
+printed (`ingest.cli_output`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def filter_options(func: F) -> F:
     for option in reversed(
         [
             click.option("--feed", help="Only articles listed by this feed (name or URL)."),
+            click.option("--tag", help="Only articles listed by a feed with this tag."),
             click.option("--since", type=Moment(), help="Published on or after this date."),
             click.option("--until", type=Moment(), help="Published before this date."),
             click.option("--author", help="Only articles with an author matching this."),
@@ -60,10 +62,11 @@ def to_filters(
     until: datetime | None,
     author: str | None = None,
     lang: str | None = None,
+    tag: str | None = None,
 ) -> Filters:
     from ingest.search import Filters
 
-    return Filters(feed=feed, since=since, until=until, author=author, language=lang)
+    return Filters(feed=feed, tag=tag, since=since, until=until, author=author, language=lang)
 
 
 @click.command()
@@ -144,11 +147,11 @@ def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
             if out is None:
                 write_records(records, fmt, sys.stdout)
                 return
-            count = _write_file(out, lambda fh: write_records(records, fmt, fh))
+            count = write_file(out, lambda fh: write_records(records, fmt, fh))
     click.echo(f"Exported {cli_output.plural(count, 'article')} to {out}.", err=True)
 
 
-def _write_file(out: Path, write: Callable[[Any], int]) -> int:
+def write_file(out: Path, write: Callable[[Any], int]) -> int:
     """``write`` into a file beside ``out`` renamed to it when done: never a half-written file
     under the asked name (a failed write leaves nothing)."""
     partial = out.with_name(out.name + ".partial")
@@ -163,31 +166,6 @@ def _write_file(out: Path, write: Callable[[Any], int]) -> int:
         partial.unlink(missing_ok=True)
         raise
     return count
-
-
-@click.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
-def feeds(obj: Context, fmt: str) -> None:
-    """List every feed: last poll, next poll, last status, errors.
-
-    The table gives times as ages ("5m ago", "in 25m"); --format json gives them exact.
-
-    \b
-    Example:
-      ingest feeds --format json
-    """
-    from ingest.records import utcnow
-
-    with cli_output.errors(), obj.store(read_only=True) as store:
-        rows = store.feeds()
-    if fmt == "table":
-        cli_output.print_feeds(rows, utcnow())
-        return
-    from ingest.query import feed_record
-
-    data = [feed_record(f) for f in rows]
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 @click.command()

@@ -269,6 +269,10 @@ class FeedSettings(_Section):
         description="Sitemaps: URLs dated before this (news publication date, else lastmod) "
         "are not fetched; default: the first poll minus sitemaps.backfill.",
     )
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Labels to select the feed's articles with --tag (OPML folders come as tags).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -277,6 +281,16 @@ class FeedSettings(_Section):
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
         return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.strip() or value != value.strip():
+                raise ValueError(f"{value!r} is not a tag (empty, or spaces around it)")
+        if len(set(values)) < len(values):
+            raise ValueError("a tag appears twice")
+        return values
 
 
 class Settings(_Section):
@@ -336,14 +350,40 @@ SECTIONS: dict[str, type[_Section]] = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        return toml_data(raw.decode("utf-8"), str(path))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+
+
+def toml_data(text: str, source: str) -> dict[str, Any]:
+    """The TOML ``text`` of the config file ``source`` as data; `ConfigError` if it is not
+    TOML."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def file_settings(data: Mapping[str, Any], source: str) -> Settings:
+    """The settings a config file's ``data`` gives alone (no environment, no flags), checked
+    as `load_settings` checks them."""
+    try:
+        return Settings.model_validate(data, strict=True)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from exc
+
+
+def config_path(path: Path | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The config file `ingest` reads: ``path`` (--config), else ``$INGEST_CONFIG``, else
+    the default path; and whether it was named (a named file must exist)."""
+    explicit = path is not None or bool(environ.get(f"{ENV_PREFIX}CONFIG"))
+    if path is None:
+        path = Path(environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_PATH)
+    return path, explicit
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -387,19 +427,14 @@ def load_settings(
     missing (defaults then apply), an explicit one may not.
     """
     environ = os.environ if environ is None else environ
-    explicit = path is not None or bool(environ.get(f"{ENV_PREFIX}CONFIG"))
-    if path is None:
-        path = Path(environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_PATH)
+    path, explicit = config_path(path, environ)
     data: dict[str, Any] = {}
     source = "(defaults)"
     if explicit or path.exists():
         data = _read_toml(path)
         source = str(path)
     not_found = None if source != "(defaults)" else path.absolute()
-    try:
-        settings = Settings.model_validate(data, strict=True)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from exc
+    settings = file_settings(data, source)
     layered: dict[str, dict[str, Any]] = _env_overrides(environ)
     for section, values in (overrides or {}).items():
         layered.setdefault(section, {}).update(values)

@@ -32,7 +32,7 @@ class FeedState(Database):
         rules: ScheduleSettings | None = None,
         before: ScheduleSettings | None = None,
     ) -> list[Feed]:
-        """Make sure every configured feed has an active row, with its name and interval;
+        """Make sure every configured feed has an active row, with its name, interval and tags;
         with ``exclusive``, feeds no longer configured are deactivated (kept, not polled).
 
         ``once``: feeds polled this once and not followed (`ingest fetch --feed URL` of a URL
@@ -54,6 +54,7 @@ class FeedState(Database):
             set_={
                 "name": insert.excluded.name,
                 "fixed_interval": insert.excluded.fixed_interval,
+                "tags": insert.excluded.tags,
                 "active": True,
             },
         )
@@ -69,7 +70,8 @@ class FeedState(Database):
                 _new_row(item, now, active=True)
                 for item in configured
                 if (feed := known.get(item.url)) is None
-                or (feed.name, feed.fixed_interval, feed.active) != (item.name, item.interval, True)
+                or (feed.name, feed.fixed_interval, feed.tags, feed.active)
+                != (item.name, item.interval, item.tags, True)
             ]
             if rows:
                 session.execute(upsert, rows)  # one statement (executemany)
@@ -181,6 +183,7 @@ def _new_row(item: FeedSettings, now: datetime, *, active: bool) -> dict[str, An
         "url": item.url,
         "name": item.name,
         "fixed_interval": item.interval,
+        "tags": item.tags,
         "active": active,
         "created_at": now,
         "error_count": 0,

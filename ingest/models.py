@@ -77,6 +77,11 @@ class Feed(SQLModel, table=True):
     created_at: datetime | None = _time()
     active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     fixed_interval: float | None = None  # seconds, from the config; None: adaptive
+    # The config's tags (migration 0010): `--tag` selects the articles of feeds that have one.
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=sa.text("'[]'")),
+    )
     interval: float | None = None  # seconds, the interval the scheduler chose last
     # The worker polling it now, until when (a crashed worker's lease runs out).
     lease_owner: str | None = None

@@ -66,6 +66,7 @@ def feed_record(feed: Feed) -> dict[str, Any]:
         "url": feed.url,
         "title": feed.title,
         "site_url": feed.site_url,
+        "tags": list(feed.tags),
         "active": feed.active,
         "last_polled_at": _iso(feed.last_polled_at),
         "next_poll_at": _iso(feed.next_poll_at),

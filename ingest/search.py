@@ -54,6 +54,7 @@ class Filters:
     """Read-side filters shared by search and export."""
 
     feed: str | None = None  # name or URL
+    tag: str | None = None  # a tag of the feeds that listed it (the config's `tags`)
     since: datetime | None = None
     until: datetime | None = None
     author: str | None = None
@@ -84,7 +85,33 @@ def checked(session: Session, filters: Filters) -> Filters:
                 f"no feed {filters.feed!r} in the archive: `ingest feeds` lists the names "
                 "and URLs a --feed filter takes"
             )
+    if filters.tag is not None:
+        tagged = _tagged(filters.tag, postgres=session.get_bind().dialect.name == "postgresql")
+        if session.exec(select(Feed.id).where(tagged).limit(1)).first() is None:
+            raise QueryError(
+                f"no feed tagged {filters.tag!r} in the archive: `ingest feeds` lists each "
+                "feed's tags (tags = [...] under [[feeds]] in the config)"
+            )
     return filters
+
+
+def _tagged(tag: str, *, postgres: bool) -> Any:
+    """Feeds whose tags include ``tag``, as written (tags are few: a feed's JSON list is read
+    whole)."""
+    feeds = Feed.__table__
+    elements = sa.func.json_array_elements_text if postgres else sa.func.json_each
+    tags = elements(feeds.c.tags).table_valued("value")
+    return sa.exists().where(tags.c.value == tag).correlate(feeds)
+
+
+def _feed_ids(filters: Filters, *, postgres: bool) -> Any:
+    """The ids of the feeds ``filters`` name (by name or URL, by tag, or both)."""
+    query = select(Feed.id)
+    if filters.feed:
+        query = query.where((col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed))
+    if filters.tag:
+        query = query.where(_tagged(filters.tag, postgres=postgres))
+    return query
 
 
 def filtered(
@@ -96,10 +123,8 @@ def filtered(
     articles = Article.__table__ if articles is None else articles
     ids = articles.c.id if ids is None else ids
     when = sa.func.coalesce(articles.c.published, articles.c.created_at)
-    if filters.feed:
-        feed_ids = select(Feed.id).where(
-            (col(Feed.name) == filters.feed) | (col(Feed.url) == filters.feed)
-        )
+    if filters.feed or filters.tag:
+        feed_ids = _feed_ids(filters, postgres=postgres)
         if postgres:
             query = query.where(
                 sa.exists().where(col(Entry.article_id) == ids, col(Entry.feed_id).in_(feed_ids))
@@ -172,12 +197,12 @@ def sqlite_search(
         rank = -sa.func.julianday(sa.func.coalesce(columns.c.published, columns.c.created_at))
         rank_window = None
     matches = select(fts.c.rowid.label("id"), rank.label("rank")).select_from(fts).where(match)
-    if newest or replace(filters, feed=None) != Filters():
+    if newest or replace(filters, feed=None, tag=None) != Filters():
         # From the covering index, not the table: a row holds the text (6 KB on average),
         # and without ANALYZE statistics SQLite would read it by rowid.
         matches = matches.join(columns, columns.c.id == fts.c.rowid)
         matches = filtered(matches, filters, postgres=False, articles=columns)
-    elif filters.feed:  # the match's id is all it needs: no lookup per match
+    elif filters.feed or filters.tag:  # the match's id is all it needs: no lookup per match
         matches = filtered(matches, filters, postgres=False, ids=fts.c.rowid)
     if rank_window is not None:
         # BM25 is paid per match: two common words match a third of a million articles,

@@ -64,6 +64,7 @@ def store_of(request: Request) -> Store:
 
 def filters(
     feed: Annotated[str | None, Query(description="Feed name or URL")] = None,
+    tag: Annotated[str | None, Query(description="A tag of the feeds that listed it")] = None,
     author: Annotated[str | None, Query(description="Part of an author's name")] = None,
     lang: Annotated[str | None, Query(description="Language code, e.g. en")] = None,
     since: Annotated[str | None, Query(description="Published on or after (ISO 8601)")] = None,
@@ -73,6 +74,7 @@ def filters(
 ) -> Filters:
     return filters_from(
         feed=feed,
+        tag=tag,
         author=author,
         lang=lang,
         since=since,

@@ -45,6 +45,7 @@ class Page:
 def filters_from(
     *,
     feed: str | None = None,
+    tag: str | None = None,
     author: str | None = None,
     lang: str | None = None,
     since: str | None = None,
@@ -61,6 +62,7 @@ def filters_from(
             raise BadParameter(f"{name}: must be one of {', '.join(allowed)}")
     return Filters(
         feed=_text("feed", feed),
+        tag=_text("tag", tag),
         author=_text("author", author),
         language=_text("lang", lang),
         since=_moment("since", since),

@@ -101,6 +101,7 @@ class FeedOut(BaseModel):
     url: str
     title: str | None
     site_url: str | None
+    tags: list[str] = Field(description="The config's tags for this feed.")
     active: bool
     last_polled_at: str | None
     next_poll_at: str | None

@@ -1,0 +1,169 @@
+"""OPML lists as readers export them, read into feeds and tags; hostile files refused whole;
+what we write read back as it was."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from lxml import etree
+
+from ingest.errors import UsageError
+from ingest.opml import MAX_OPML_BYTES, Subscription, read_opml, write_opml
+from tests.newsroom import FIXTURES_DIR
+
+OPML_DIR = FIXTURES_DIR / "opml"
+
+# Each sample's feeds: URL -> (title, tags).
+EXPECTED: dict[str, dict[str, tuple[str | None, tuple[str, ...]]]] = {
+    "feedly.opml": {  # a feed in two folders is one feed with both tags
+        "https://feeds.arstechnica.com/arstechnica/index": ("Ars Technica", ("Tech", "World")),
+        "https://www.theverge.com/rss/index.xml": ("The Verge - All Posts", ("Tech",)),
+        "https://feeds.bbci.co.uk/news/world/rss.xml": ("BBC News", ("World",)),
+    },
+    "inoreader.xml": {
+        "https://feeds.npr.org/1001/rss.xml": ("NPR Topics: News", ("News",)),
+        "https://www.aljazeera.com/xml/rss/all.xml": (
+            "Al Jazeera – Breaking News, World News and Video from Al Jazeera",
+            ("News",),
+        ),
+        "https://news.ycombinator.com/rss": ("Hacker News", ()),
+    },
+    "netnewswire.opml": {  # a byte-order mark, a comment, OPML 1.1
+        "https://daringfireball.net/feeds/json": ("Daring Fireball", ()),
+        "https://feedpress.me/sixcolors?type=xml": ("Six Colors", ("Apple",)),
+        "https://www.macstories.net/feed/": ("MacStories", ("Apple",)),
+    },
+    "miniflux.opml": {  # folders with text only; an empty title falls back to text
+        "https://lwn.net/headlines/rss": ("LWN.net", ("All",)),
+        "https://www.quantamagazine.org/feed/": ("Quanta Magazine", ("Science",)),
+        "https://www.nature.com/nature.rss": ("Nature", ("Science",)),
+    },
+    "freshrss.opml.xml": {  # frss: attributes of its own, no type on folders
+        "https://www.lemonde.fr/rss/une.xml": (
+            "Le Monde.fr - Actualités et Infos en France et dans le monde",
+            ("Sans catégorie",),
+        ),
+        "https://framablog.org/feed/": ("Framablog", ("Tech",)),
+        "https://linuxfr.org/news.atom": ("LinuxFr.org : les dépêches", ("Tech",)),
+    },
+    "latin1.opml": {  # ISO-8859-1, nested folders, category paths, feed: URLs
+        "http://syndication.lesechos.fr/rss/rss_une.xml": (
+            "Les Échos",
+            ("Europe", "Économie", "Presse", "Quotidiens", "finance"),
+        ),
+        "https://www.spiegel.de/schlagzeilen/index.rss": (
+            "DER SPIEGEL - Schlagzeilen",
+            ("Europe",),
+        ),
+        "https://example.org/blog/atom.xml": ("Unfiled feed", ()),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reader_exports_give_their_feeds_titles_and_tags(name: str) -> None:
+    found = read_opml((OPML_DIR / name).read_bytes(), source=name)
+
+    assert {s.url: (s.title, s.tags) for s in found} == EXPECTED[name]
+    assert list({s.url: 0 for s in found}) == list(EXPECTED[name])  # in the order listed
+
+
+def test_site_urls_are_kept_when_they_are_web_addresses() -> None:
+    by_url = {s.url: s for s in read_opml((OPML_DIR / "latin1.opml").read_bytes(), source="x")}
+    feedly = read_opml((OPML_DIR / "feedly.opml").read_bytes(), source="x")
+
+    assert by_url["https://example.org/blog/atom.xml"].site_url is None  # javascript: dropped
+    assert feedly[0].site_url == "https://arstechnica.com"
+
+
+LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE opml [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<opml version="2.0"><body><outline text="&lol4;" xmlUrl="https://a.example/rss"/></body></opml>
+"""
+EXTERNAL = b"""<?xml version="1.0"?>
+<!DOCTYPE opml [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<opml version="2.0"><body><outline text="x" xmlUrl="https://a.example/rss">&secret;</outline>
+</body></opml>
+"""
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE opml SYSTEM "http://127.0.0.1:9/evil.dtd">
+<opml version="2.0"><body><outline text="&evil;" xmlUrl="https://a.example/rss"/></body></opml>
+"""
+HOSTILE = {
+    "billion laughs": (LAUGHS, "entities"),
+    "external entity": (EXTERNAL, "entities"),
+    "external DTD": (EXTERNAL_DTD, "external DTD"),
+    "an RSS feed": (b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>', "root element"),
+    "an HTML page": (b"<!DOCTYPE html><html><body><p>hi</body></html>", "not an OPML file"),
+    "cut short": (b'<opml version="2.0"><body><outline xmlUrl="https://a.example/', "well-formed"),
+    "no feeds": (
+        b'<opml version="2.0"><body><outline text="Empty folder"/></body></opml>',
+        "no feeds",
+    ),
+    "no body": (b'<opml version="2.0"><head><title>t</title></head></opml>', "no feeds"),
+    "a file: URL": (
+        b'<opml><body><outline text="a" xmlUrl="https://a.example/rss"/>'
+        b'<outline text="b" xmlUrl="file:///etc/passwd"/></body></opml>',
+        r"without an http\(s\) URL",
+    ),
+    "a javascript: URL": (
+        b'<opml><body><outline text="a" xmlUrl="javascript:alert(1)"/></body></opml>',
+        r"without an http\(s\) URL",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_or_broken_files_are_refused_with_a_reason(case: str) -> None:
+    data, reason = HOSTILE[case]
+
+    with pytest.raises(UsageError, match=reason) as caught:
+        read_opml(data, source="subs.opml")
+
+    assert str(caught.value).startswith("subs.opml: ")
+    assert "root:" not in str(caught.value)  # /etc/passwd was never read
+
+
+def test_a_file_over_the_cap_is_refused_before_it_is_parsed() -> None:
+    data = b'<opml version="2.0"><body>' + b" " * MAX_OPML_BYTES + b"</body></opml>"
+
+    with pytest.raises(UsageError, match="too large"):
+        read_opml(data, source="big.opml")
+
+
+def test_written_opml_reads_back_with_every_feed_and_tag() -> None:
+    feeds = [
+        Subscription("https://a.example/rss", "A & B <news>", "https://a.example/", ("news",)),
+        Subscription("https://b.example/atom", "Bee", None, ("tech", "news", "AI/ML")),
+        Subscription("https://c.example/feed.json", None, None, ()),
+    ]
+
+    data = write_opml(feeds, title="ingest subscriptions", created=datetime(2025, 3, 1, tzinfo=UTC))
+    back = read_opml(data, source="out.opml")
+
+    root = etree.fromstring(data)
+    assert root.get("version") == "2.0"
+    assert root.findtext("head/title") == "ingest subscriptions"
+    assert root.findtext("head/dateCreated") == "Sat, 01 Mar 2025 00:00:00 GMT"
+    folder = root.find("body/outline[@text='tech']")
+    assert folder is not None
+    (bee,) = folder
+    # Under its first tag, every tag that category can hold listed there.
+    assert dict(bee.attrib) == {
+        "type": "rss",
+        "text": "Bee",
+        "title": "Bee",
+        "xmlUrl": "https://b.example/atom",
+        "category": "tech,news",
+    }
+    assert [(s.url, s.title, s.site_url, s.tags) for s in back] == [
+        ("https://a.example/rss", "A & B <news>", "https://a.example/", ("news",)),
+        ("https://b.example/atom", "Bee", None, ("tech", "news")),  # AI/ML: its folder only
+        ("https://c.example/feed.json", None, None, ()),
+    ]
