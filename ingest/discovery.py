@@ -21,9 +21,8 @@ from ingest.config import FetchSettings
 from ingest.entryparts import url_key
 from ingest.errors import FeedError, FetchError
 from ingest.feeds import is_json, parse_feed
-from ingest.net import HttpClient
-from ingest.pipeline import FEED_ACCEPT, PAGE_ACCEPT, ROBOTS_MAX_BYTES
-from ingest.polite import Robots
+from ingest.net import FEED_ACCEPT, PAGE_ACCEPT, HttpClient
+from ingest.polite import ROBOTS_MAX_BYTES, Robots
 from ingest.records import Page, utcnow
 
 if TYPE_CHECKING:

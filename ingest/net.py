@@ -29,6 +29,13 @@ from ingest.records import Page, utcnow
 from ingest.schedule import retry_after
 from ingest.transport import HostPools
 
+# What each kind of document is asked for as.
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
+    "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.9, */*;q=0.1"
+)
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+SITEMAP_ACCEPT = "application/xml, text/xml;q=0.9, application/x-gzip;q=0.8, */*;q=0.1"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 BACKOFF_STATUSES = frozenset({429, 503})
 # Bodies past SMALL_BODY bytes are read on to their cap BIG_BODIES at a time: a run's worth of

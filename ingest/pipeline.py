@@ -16,39 +16,30 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urldefrag
 
-from ingest import metrics, schedule, sitemaps
+from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
 from ingest.entryparts import url_key
-from ingest.errors import FetchError, HostBackoffError, StoreError, StoreUnavailableError
+from ingest.errors import FetchError, StoreError, StoreUnavailableError
 from ingest.frontier import Frontier
 from ingest.models import Feed
-from ingest.net import HttpClient
-from ingest.polite import Robots, host_of
-from ingest.records import Page, PageJob, ParsedFeed, utcnow
+from ingest.net import PAGE_ACCEPT, HttpClient
+from ingest.polite import ROBOTS_MAX_BYTES, Robots
+from ingest.polling import NOT_STORED, FeedPolls
+from ingest.records import Page, PageJob, utcnow
 from ingest.saving import Saves
 from ingest.store import Store
-from ingest.summary import Failure, NoProgress, NoTally, Progress, RunSummary, Tally
+from ingest.summary import NoProgress, NoTally, Progress, RunSummary, Tally
 from ingest.workers import ExtractorPool
 
 log = logging.getLogger("ingest.pipeline")
 
-FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
-    "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.9, */*;q=0.1"
-)
-PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
-SITEMAP_ACCEPT = "application/xml, text/xml;q=0.9, application/x-gzip;q=0.8, */*;q=0.1"
-ROBOTS_MAX_BYTES = 500_000
-UNCHANGED_BATCH = 100  # 304 polls written in one transaction
 # A page of several posts is read once for the posts a poll found on it, and kept no longer
 # than this (the next poll is minutes away and may find it grown), nor more than a few at once.
 POST_PAGE_FRESH = timedelta(seconds=60)
 POST_PAGES = 8
-NOT_STORED = "not_stored"  # failure reason: the database refused what a feed or page gave
 
 T = TypeVar("T")
 
@@ -81,8 +72,9 @@ class PostPages:
 STALLED = 0.25
 
 
-class Ingestor:
-    """Polls feeds and archives their pages with one HTTP client and one extraction pool."""
+class Ingestor(FeedPolls):
+    """Polls feeds (`FeedPolls`) and archives their pages with one HTTP client and one
+    extraction pool."""
 
     def __init__(
         self,
@@ -118,10 +110,8 @@ class Ingestor:
         # A one-shot run fetches every page it finds; a daemon leaves them to be claimed by
         # whichever worker of the archive has room (`Daemon.retry`).
         self.hold_new_pages = True
-        # This run's own settings of some feeds (`refresh`: `ingest fetch --since`, a feed not
-        # in the config); the others are the config's, as it stands after a reload.
-        self.options: dict[str, FeedSettings] = {}
-        self._unchanged: list[tuple[int, datetime, float]] = []  # 304s to write
+        self.options = {}
+        self._unchanged = []
         self._post_pages = PostPages(clock)
         self._saves = Saves(store)  # articles written a batch at a time
         store.lease = timedelta(seconds=settings.database.lease)
@@ -137,193 +127,6 @@ class Ingestor:
         # RFC 9309: read at least 500 KiB and ignore the rest.
         return await self.http.get(
             url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain", truncate=True
-        )
-
-    def _fail(self, kind: str, error: FetchError) -> None:
-        self.tally.failed(Failure(error.url, error.reason, str(error), kind))
-        metrics.FAILURES.labels(kind=kind, reason=error.reason).inc()
-        log.info(
-            "%s failed (%s): %s",
-            kind,
-            error.reason,
-            error,
-            extra={"url": error.url, "error": error.reason},
-        )
-        if error.retry_at is not None and not isinstance(error, HostBackoffError):
-            self.store.block_host(host_of(error.url), error.retry_at, error.reason)
-
-    # --- feeds ---------------------------------------------------------------------------------
-
-    async def poll(self, feed: Feed) -> list[PageJob]:
-        """Poll one feed, record its new entries, schedule its next poll; return the pages to
-        fetch. Failures are recorded, never raised (but a database failure is)."""
-        assert feed.id is not None
-        started = time.monotonic()
-        try:
-            page = await self.http.get(
-                feed.url,
-                max_bytes=self.settings.fetch.max_feed_bytes,
-                accept=FEED_ACCEPT,
-                etag=feed.etag,
-                last_modified=feed.last_modified,
-            )
-            chosen = None
-            if page.status != 304:
-                chosen = await self._read(feed, page)
-        except FetchError as error:
-            self._feed_failed(feed, error)
-            return []
-        except StoreError:
-            raise  # the database (booking the host's next request slot), not the feed
-        except Exception as exc:  # a bug must not stop the other feeds
-            log.exception("feed crashed", extra={"feed_url": feed.url})
-            self._feed_failed(
-                feed, FetchError(f"internal error: {exc!r}", url=feed.url, reason="bug")
-            )
-            return []
-        finally:
-            metrics.FETCH_SECONDS.labels(kind="feed").observe(time.monotonic() - started)
-            self.progress.done()
-        if chosen is None:
-            return self._not_modified(feed, page)
-        try:
-            return self._parsed(feed, page, chosen.parsed, skipped=chosen.skipped)
-        except StoreUnavailableError:
-            raise
-        except StoreError as exc:  # what it lists will not go in (PostgreSQL refuses NUL bytes)
-            self._feed_failed(
-                feed, FetchError(f"not stored: {exc}", url=feed.url, reason=NOT_STORED)
-            )
-            return []
-
-    def feed_options(self, url: str) -> FeedSettings:
-        """The settings of the feed at ``url``: this run's, else the config's, else defaults."""
-        found = self.options.get(url) or next(
-            (f for f in self.settings.feeds if f.url == url), None
-        )
-        return found or FeedSettings(url=url)
-
-    async def _read(self, feed: Feed, page: Page) -> sitemaps.Selection:
-        """The feed's document (a 200): RSS, Atom, JSON Feed, or a sitemap with its children,
-        fetched through the same client; a sitemap's URLs dated before the feed's ``since``
-        (else its first poll minus ``sitemaps.backfill``) are left out."""
-        assert feed.id is not None
-        options = self.feed_options(feed.url)
-        limits = self.settings.sitemaps
-        started = feed.created_at or self.clock()
-        max_bytes = self.settings.fetch.max_feed_bytes
-
-        def fetch(url: str) -> Awaitable[Page]:
-            return self.http.get(url, max_bytes=max_bytes, accept=SITEMAP_ACCEPT)
-
-        return await sitemaps.read_document(
-            page,
-            sitemap=options.type == "sitemap",
-            bound=options.since or started - timedelta(seconds=limits.backfill),
-            fetch=fetch,
-            listed_before=partial(self.store.listed_before, feed.id),
-            limits=limits,
-            max_bytes=max_bytes,
-        )
-
-    def _next_poll(
-        self, feed: Feed, page: Page, parsed: ParsedFeed | None
-    ) -> tuple[datetime, float]:
-        now = self.clock()
-        hints: dict[str, Any] = schedule.cache_hints(page.headers, now)
-        if parsed is not None:
-            hints |= schedule.feed_hints(parsed.ttl, parsed.update_period, parsed.update_frequency)
-            hints["published"] = tuple(e.published for e in parsed.entries if e.published)
-        seconds = schedule.interval(
-            feed.fixed_interval,
-            schedule.Timing(**hints),
-            now,
-            self.settings.schedule,
-            previous=feed.interval,
-        )
-        return schedule.spread(now, seconds, feed.url), seconds
-
-    def _not_modified(self, feed: Feed, page: Page) -> list[PageJob]:
-        assert feed.id is not None
-        next_poll_at, seconds = self._next_poll(feed, page, None)
-        self.tally.add("feeds_not_modified")
-        metrics.POLLS.labels(status="not_modified").inc()
-        # Most polls of a healthy archive are 304s: they are written in batches.
-        self._unchanged.append((feed.id, next_poll_at, seconds))
-        if len(self._unchanged) >= UNCHANGED_BATCH:
-            self.flush()
-        return []
-
-    def flush(self) -> None:
-        """Write the 304s not written yet (until then a feed still looks due: call this
-        before claiming due feeds; lost in a crash, they only mean an early re-poll)."""
-        if self._unchanged:
-            batch, self._unchanged = self._unchanged, []
-            self.store.feeds_not_modified(batch)
-
-    def _parsed(
-        self, feed: Feed, page: Page, parsed: ParsedFeed, *, skipped: Sequence[str] = ()
-    ) -> list[PageJob]:
-        assert feed.id is not None
-        if parsed.problem:
-            # Recovered entries are kept, but the feed's fault is on record.
-            self._fail("feed", FetchError(parsed.problem, url=feed.url, reason="malformed"))
-        # Entries first: from here on nothing this feed listed can be lost.
-        recorded = self.store.record_entries(
-            feed, parsed.entries, hold=self.hold_new_pages, skipped=skipped
-        )
-        next_poll_at, seconds = self._next_poll(feed, page, parsed)
-        self.store.feed_polled(
-            feed.id,
-            status="malformed" if parsed.problem else "ok",
-            next_poll_at=next_poll_at,
-            interval=seconds,
-            problem=parsed.problem,
-            parsed=parsed,
-            etag=page.headers.get("etag"),
-            last_modified=page.headers.get("last-modified"),
-        )
-        self.tally.add("entries_seen", len(parsed.entries))
-        self.tally.add("entries_new", recorded.new_entries)
-        # Entries without a link are complete with the feed's own content.
-        self.tally.add("articles_new", recorded.feed_only)
-        metrics.POLLS.labels(status="ok").inc()
-        metrics.ENTRIES_NEW.inc(recorded.new_entries)
-        metrics.ARTICLES.inc(recorded.feed_only)
-        log.debug(
-            "feed polled",
-            extra={
-                "feed_url": feed.url,
-                "entries": len(parsed.entries),
-                "new": recorded.new_entries,
-                "separated": recorded.separated,
-                "next_poll_at": next_poll_at.isoformat(),
-            },
-        )
-        self.progress.add(len(recorded.jobs))
-        if recorded.jobs:
-            self.pool.warm()
-        return recorded.jobs
-
-    def _feed_failed(self, feed: Feed, error: FetchError) -> None:
-        assert feed.id is not None
-        now = self.clock()
-        deferred = isinstance(error, HostBackoffError)  # we did not even ask
-        count = feed.error_count + (0 if deferred else 1)
-        delay = schedule.error_delay(count, self.settings.schedule) if count else 0.0
-        next_poll_at = schedule.spread(now, delay, feed.url)
-        if error.retry_at is not None:
-            next_poll_at = max(next_poll_at, error.retry_at)
-        if not deferred:
-            self.tally.add("feeds_failed")
-        metrics.POLLS.labels(status="error").inc()
-        self._fail("feed", error)
-        self.store.feed_polled(
-            feed.id,
-            status=error.reason,
-            error=str(error),
-            next_poll_at=next_poll_at,
-            count_error=not deferred,
         )
 
     # --- pages ---------------------------------------------------------------------------------
