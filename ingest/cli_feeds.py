@@ -75,6 +75,16 @@ def feeds(ctx: click.Context, fmt: str, tag: str | None) -> None:
 @click.option("--interval", metavar="DURATION", help="Its own polling interval, e.g. 15m.")
 @click.option("--tag", "tags", multiple=True, help="A tag for it (repeatable).")
 @click.option("--all", "take_all", is_flag=True, help="Add every feed found, not one.")
+@click.option(
+    "--sitemaps",
+    is_flag=True,
+    help="Add the site's sitemaps instead (robots.txt's Sitemap: lines, else /sitemap.xml ...).",
+)
+@click.option(
+    "--since",
+    metavar="DATE",
+    help="Sitemaps: fetch no URL dated before this (2025-01-01) [default: 2 days back].",
+)
 @click.pass_obj
 def add(
     obj: Context,
@@ -83,18 +93,24 @@ def add(
     interval: str | None,
     tags: tuple[str, ...],
     take_all: bool,
+    sitemaps: bool,
+    since: str | None,
 ) -> None:
     """Add a feed to the config: URL is the feed, or any page of a site whose feeds are
     found (its <link rel="alternate">, else /feed, /rss.xml, /atom.xml, ...).
 
     Several found: a prompt chooses one (or --all); without a terminal they are listed, to
-    add by their URL.
+    add by their URL. With --sitemaps, the site's sitemaps are found instead and added as
+    type = "sitemap" (a news sitemap lists far more articles than a feed).
 
     \b
     Example:
       ingest feeds add https://example.org/ --name Example --interval 30m --tag news
+      ingest feeds add https://example.org/ --sitemaps --since 2025-01-01
     """
-    from ingest.config import parse_duration
+    from pydantic import ValidationError
+
+    from ingest.config import FeedSettings, parse_duration
     from ingest.configedit import ConfigFile
     from ingest.discovery import discover
     from ingest.subscriptions import NewFeed, archive_if_any, config_in_use, feed_label, find
@@ -107,23 +123,51 @@ def add(
                 parse_duration(interval)
             except ValueError as exc:
                 raise UsageError(f"--interval: {exc}") from None
+        if since is not None:
+            try:
+                FeedSettings(url=url, type="sitemap", since=since)
+            except ValidationError:
+                raise UsageError(f"--since: {since!r} is not a date like 2025-01-01") from None
         settings = obj.settings()
         config = ConfigFile(config_in_use(settings))
-        index = find(config, url)
+        index = None if sitemaps else find(config, url)
         if index is not None:
             raise UsageError(
                 f"{url} is already in {config.path} as {feed_label(config.feeds[index])!r}"
             )
         try:
             with archive_if_any(settings) as archive:
-                found = asyncio.run(discover(url, settings.fetch, archive=archive))
+                found = asyncio.run(
+                    discover(url, settings.fetch, archive=archive, sitemaps=sitemaps)
+                )
         except FetchError as exc:
             raise IngestError(f"cannot add {url}: {exc.args[0]}") from None
         _say_rejected(found)
+        if sitemaps and not found.candidates:
+            from ingest.discovery import SITEMAP_PATHS
+
+            raise IngestError(
+                f"no sitemap found for {url}: its robots.txt names none that works (Sitemap: "
+                f"lines), and none of {', '.join(SITEMAP_PATHS)} is one; add the sitemap's "
+                "own URL"
+            )
         chosen = _choose(found, config, take_all=take_all)
         if name and len(chosen) > 1:
             raise UsageError("--name names one feed: add the feeds one at a time to name them")
-        new = [NewFeed(c.url, name or c.title, bool(name), interval, tags) for c in chosen]
+        new = [
+            NewFeed(
+                c.url,
+                name or c.title,
+                bool(name),
+                interval,
+                tags,
+                type="sitemap" if "sitemap" in c.kind else "feed",
+                since=since if "sitemap" in c.kind else None,
+            )
+            for c in chosen
+        ]
+        if since is not None and not any(feed.type == "sitemap" for feed in new):
+            raise UsageError("--since bounds what a sitemap backfills: this is no sitemap")
         _apply(obj, config, new, what=f"from {url}" if found.candidates[0].found != "url" else "")
 
 

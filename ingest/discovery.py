@@ -17,13 +17,16 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from protego import Protego
+
 from ingest.config import FetchSettings
 from ingest.entryparts import url_key
 from ingest.errors import FeedError, FetchError
 from ingest.feeds import is_json, parse_feed
-from ingest.net import FEED_ACCEPT, PAGE_ACCEPT, HttpClient
+from ingest.net import FEED_ACCEPT, PAGE_ACCEPT, SITEMAP_ACCEPT, HttpClient
 from ingest.polite import ROBOTS_MAX_BYTES, Robots
 from ingest.records import Page, utcnow
+from ingest.sitemaps import SNIFF_BYTES, is_sitemap, unpacked
 
 if TYPE_CHECKING:
     from ingest.hostturns import HostTurns
@@ -37,6 +40,9 @@ FEED_TYPES = {
 }
 # Tried in this order when a page links to no feed that works: the first that is a feed wins.
 WELL_KNOWN = ("/feed", "/rss.xml", "/atom.xml", "/index.xml", "/feed.xml", "/rss", "/feed.json")
+# Tried when robots.txt names no sitemap: where sites most often put theirs.
+SITEMAP_PATHS = ("/sitemap.xml", "/sitemap_index.xml", "/news-sitemap.xml", "/sitemap-news.xml")
+NEWS_SITEMAP = b"google.com/schemas/sitemap-news/"
 MAX_LINKED = 12  # feeds a page may link to that are checked; a page listing more is odd
 ACCEPT = f"{FEED_ACCEPT.removesuffix(', */*;q=0.1')}, application/feed+json, {PAGE_ACCEPT}"
 
@@ -44,7 +50,8 @@ ACCEPT = f"{FEED_ACCEPT.removesuffix(', */*;q=0.1')}, application/feed+json, {PA
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A feed found: its URL, title, format and how it was found ("url": the URL named is
-    the feed, "link": the page links to it, "guess": a well-known path)."""
+    the feed, "link": the page links to it, "robots": robots.txt names it (a sitemap),
+    "guess": a well-known path)."""
 
     url: str
     title: str | None
@@ -60,10 +67,15 @@ class Discovery:
 
 
 async def discover(
-    url: str, settings: FetchSettings, *, archive: HostTurns | None = None
+    url: str,
+    settings: FetchSettings,
+    *,
+    archive: HostTurns | None = None,
+    sitemaps: bool = False,
 ) -> Discovery:
     """The feeds ``url`` is or leads to. A `FetchError` when ``url`` itself cannot be
-    fetched, or is neither a feed nor an HTML page.
+    fetched, or is neither a feed nor an HTML page. With ``sitemaps``, the sitemaps of its
+    site instead: those its robots.txt names (``Sitemap:`` lines), else the usual paths.
 
     With the ``archive``, its hosts' turns and Retry-After waits hold here too, as for a
     one-shot `ingest fetch`: a daemon polling the same site is not doubled up on.
@@ -73,7 +85,8 @@ async def discover(
             http.hosts.shared = archive
             for host, until in archive.blocked_hosts(utcnow()).items():
                 http.hosts.block(host, until)
-        return await _Discoverer(http, settings).run(url)
+        finder = _Discoverer(http, settings)
+        return await (finder.sitemaps(url) if sitemaps else finder.run(url))
 
 
 class _Discoverer:
@@ -96,8 +109,12 @@ class _Discoverer:
         try:
             title, kind = _as_feed(page)
         except FeedError as exc:
+            sitemap = self._as_sitemap(page, "url")
+            if isinstance(sitemap, Candidate):  # a sitemap's own URL
+                found.candidates.append(sitemap)
+                return found
             if not _is_html(page):
-                why = f"neither a feed nor an HTML page: {exc.args[0]}"
+                why = f"neither a feed, a sitemap nor an HTML page: {exc.args[0]}"
                 raise FeedError(why, url=url) from None
         else:
             found.candidates.append(Candidate(url, title, kind, "url"))
@@ -113,6 +130,58 @@ class _Discoverer:
         if not found.candidates:
             await self._guess(page.final_url, found)
         return found
+
+    async def sitemaps(self, url: str) -> Discovery:
+        """The sitemaps of ``url``'s site: robots.txt's ``Sitemap:`` lines (any host: a
+        site may keep them elsewhere), else `SITEMAP_PATHS` (robots.txt permitting), each
+        fetched and checked to be one."""
+        found = Discovery(url)
+        parts = urlsplit(url)
+        origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        named: list[str] = []
+        try:
+            robots = await self._robots_txt(origin + "/robots.txt")
+            lines = Protego.parse(robots.body.decode("utf-8", "replace")).sitemaps
+            named = [urljoin(origin + "/", line.strip()) for line in lines if line.strip()]
+        except FetchError as exc:
+            found.rejected.append((origin + "/robots.txt", str(exc.args[0])))
+        how = "robots"
+        if not named:
+            how, named = "guess", [origin + path for path in SITEMAP_PATHS]
+        for candidate in list(dict.fromkeys(named))[:MAX_LINKED]:
+            if how == "guess" and self.settings.robots:
+                try:
+                    await self.robots.check(candidate)
+                except FetchError as exc:
+                    found.rejected.append((candidate, str(exc.args[0])))
+                    continue
+            outcome = await self._check_sitemap(candidate, how)
+            if isinstance(outcome, Candidate):
+                found.candidates.append(outcome)
+            elif how == "robots":  # a guess that is not there is no news
+                found.rejected.append((candidate, outcome))
+        return found
+
+    async def _check_sitemap(self, url: str, how: str) -> Candidate | str:
+        """The sitemap at ``url``, or why it is none."""
+        limit = self.settings.max_feed_bytes
+        try:
+            page = await self.http.get(url, max_bytes=limit, accept=SITEMAP_ACCEPT)
+            return self._as_sitemap(page, how)
+        except FetchError as exc:
+            return str(exc.args[0])
+
+    def _as_sitemap(self, page: Page, how: str) -> Candidate | str:
+        """The sitemap ``page`` is (a `FetchError` if it inflates past the cap), or why not."""
+        body = unpacked(page.body, url=page.url, max_bytes=self.settings.max_feed_bytes)
+        if not is_sitemap(body):
+            return "not a sitemap (no <urlset> or <sitemapindex>)"
+        head = body[:SNIFF_BYTES]
+        kind = "sitemap index" if b"sitemapindex" in head else "sitemap"
+        if NEWS_SITEMAP in head:
+            kind = f"news {kind}"
+        host = urlsplit(page.final_url).hostname or ""
+        return Candidate(page.url, f"{host} {kind}", kind, how)
 
     async def _check(self, url: str, kind: str | None, how: str) -> Candidate | str:
         """The candidate at ``url`` if it is a feed, else why not."""

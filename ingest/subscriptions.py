@@ -35,6 +35,8 @@ class NewFeed:
     named: bool = False  # ``name`` was given with --name: a clash is an error, not renamed
     interval: str | None = None
     tags: tuple[str, ...] = ()
+    type: str = "feed"  # or "sitemap"
+    since: str | None = None  # sitemaps: no URL dated before this is fetched
 
 
 @dataclass(slots=True)
@@ -94,6 +96,10 @@ def add_feeds(config: ConfigFile, feeds: Sequence[NewFeed]) -> Changes:
         if name:
             table["name"] = name
             names.add(name)
+        if feed.type != "feed":
+            table["type"] = feed.type
+        if feed.since:
+            table["since"] = feed.since
         if feed.interval:
             table["interval"] = feed.interval
         if feed.tags:

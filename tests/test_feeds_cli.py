@@ -4,6 +4,7 @@ that must keep every byte the edit did not touch, and on a real archive."""
 
 from __future__ import annotations
 
+import gzip
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -615,3 +616,79 @@ def test_a_host_that_asked_the_archive_to_wait_is_not_asked_by_discovery(
     assert result.returncode == 1
     assert "asked us to wait until" in result.stderr
     assert newsroom.requests == []
+
+
+# --- add --sitemaps: a site's sitemaps, from its robots.txt -----------------------------------
+
+
+def test_sitemaps_named_by_robots_txt_are_added_as_sitemaps_and_archived(
+    bare: Ingest, newsroom: Newsroom
+) -> None:
+    for name in ("news-1.xml", "news-2.xml"):
+        text = (SITE_DIR / "sitemaps" / name).read_text(encoding="utf-8")
+        body = gzip.compress(newsroom.rebase(text).encode())
+        newsroom.set(f"/sitemaps/{name}.gz", body, headers={"Content-Type": "application/x-gzip"})
+    newsroom.set(
+        "/robots.txt",
+        "User-agent: *\nDisallow: /private/\n\n"
+        "Sitemap: {{BASE}}/sitemaps/news-index.xml\nSitemap: /sitemaps/gone.xml\n",
+        headers={"Content-Type": "text/plain"},
+    )
+    newsroom.set("/sitemaps/gone.xml", status=404)
+
+    result = bare("feeds", "add", newsroom.url("/"), "--sitemaps", "--since", "2025-03-01")
+
+    assert "passed over" in result.stderr and "gone.xml" in result.stderr
+    (table,) = feeds_of(bare)
+    assert table == {
+        "url": newsroom.url("/sitemaps/news-index.xml"),
+        "name": "127.0.0.1 sitemap index",
+        "type": "sitemap",
+        "since": "2025-03-01",
+    }
+    assert newsroom.requests_for("/feed") == []  # sitemaps were asked for, not feeds
+    summary = bare.json("fetch", "--format", "json")
+    assert summary["feeds_failed"] == 0 and summary["articles_new"] == 4
+
+
+def test_without_sitemap_lines_the_usual_paths_are_tried(bare: Ingest, newsroom: Newsroom) -> None:
+    newsroom.set(
+        "/robots.txt", "User-agent: *\nDisallow:\n", headers={"Content-Type": "text/plain"}
+    )
+    news = (SITE_DIR / "sitemaps" / "news-1.xml").read_text(encoding="utf-8")
+    newsroom.set("/news-sitemap.xml", news, headers={"Content-Type": "application/xml"})
+
+    bare("feeds", "add", newsroom.url("/about/"), "--sitemaps")
+
+    assert feeds_of(bare) == [
+        {
+            "url": newsroom.url("/news-sitemap.xml"),
+            "name": "127.0.0.1 news sitemap",
+            "type": "sitemap",
+        }
+    ]
+
+
+def test_a_sitemaps_own_url_is_added_as_a_sitemap(bare: Ingest, newsroom: Newsroom) -> None:
+    bare("feeds", "add", newsroom.url("/sitemaps/plain.xml"), "--name", "Plain")
+
+    assert feeds_of(bare) == [
+        {"url": newsroom.url("/sitemaps/plain.xml"), "name": "Plain", "type": "sitemap"}
+    ]
+
+
+def test_a_site_without_sitemaps_and_a_bad_since_are_clear_errors(
+    bare: Ingest, newsroom: Newsroom
+) -> None:
+    assert bare.config is not None
+    before = bare.config.read_bytes()
+
+    none = bare("feeds", "add", newsroom.url("/"), "--sitemaps", check=False)
+    bad = bare("feeds", "add", newsroom.url("/"), "--sitemaps", "--since", "last year", check=False)
+    feed = bare("feeds", "add", newsroom.url(FEEDS["Tech"]), "--since", "2025-01-01", check=False)
+
+    assert none.returncode == 1 and "no sitemap found" in none.stderr
+    assert "/sitemap.xml" in none.stderr
+    assert bad.returncode == 2 and "--since" in bad.stderr
+    assert feed.returncode == 2 and "no sitemap" in feed.stderr
+    assert bare.config.read_bytes() == before
