@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from ingest import xmlsafe
 from ingest.entryparts import url_key
 from ingest.errors import UsageError
 
@@ -122,17 +123,8 @@ def write_opml(feeds: Sequence[Subscription], *, title: str, created: datetime) 
 
 
 def _parse(data: bytes, source: str) -> etree._Element:
-    # No entity is expanded, no DTD loaded, nothing fetched, no huge text nodes.
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
     try:
-        tree = etree.fromstring(data, parser).getroottree()
+        tree = xmlsafe.parse(data).getroottree()
     except etree.XMLSyntaxError as exc:
         raise UsageError(f"{source}: not an OPML file: not well-formed XML ({exc})") from None
     info = tree.docinfo

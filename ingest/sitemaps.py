@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ingest import xmlsafe
 from ingest.config import SitemapSettings
 from ingest.entryparts import absolute, entry_key, language_tag, line_text, url_key
 from ingest.errors import FeedError, HTTPStatusError
@@ -144,16 +145,8 @@ def parse_sitemap(body: bytes, *, url: str, max_urls: int) -> Document:
 
     if _DOCTYPE.search(body[:SNIFF_BYTES]):
         raise FeedError("sitemap refused: it declares a DTD (a sitemap has none)", url=url)
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
     try:
-        root = etree.fromstring(body, parser)
+        root = xmlsafe.parse(body)
     except etree.XMLSyntaxError as exc:
         raise FeedError(f"malformed sitemap: {exc}", url=url) from None
     if root.getroottree().docinfo.internalDTD is not None:
