@@ -207,3 +207,16 @@ def test_an_entrys_media_are_listed_with_what_the_feed_says(site: Any, page: Any
     assert media.count() == 1
     assert media.locator("a").get_attribute("href").endswith("/media/photo.png")
     assert "image/png" in media.inner_text()
+
+
+def test_a_feeds_tags_lead_to_its_articles(site: Any, page: Any) -> None:
+    server, _ = site
+    page.goto(server.base_url + "/feeds")
+    row = page.locator("tbody tr", has_text="World")
+    assert row.locator(".tag").all_inner_texts() == ["news", "world"]
+    row.locator(".tag", has_text="news").click()
+    page.wait_for_url(re.compile(r"/search\?tag=news"))
+    assert page.get_by_label("Tag", exact=True).input_value() == "news"
+    listed = page.locator(".hit h3").all_inner_texts()
+    page.goto(server.base_url + "/search?feed=World&limit=100")
+    assert listed and listed == page.locator(".hit h3").all_inner_texts()[: len(listed)]

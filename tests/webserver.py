@@ -46,6 +46,8 @@ def make_archive(directory: Path, room: Newsroom, database: str) -> Path:
     """An archive of every newsroom feed made by `ingest fetch`, and the hostile article;
     returns the config file that names it."""
     config = write_config(directory / "ingest.toml", room, database=database)
+    tagged = 'name = "World"\ntags = ["news", "world"]\n'  # tags to filter by, on the pages
+    config.write_text(config.read_text(encoding="utf-8").replace('name = "World"\n', tagged))
     Ingest(directory, config)("fetch")
     plant_hostile(database)
     return config

@@ -25,7 +25,6 @@ LOGIN_BODY_MAX = 4096
 PAGING = ("cursor", "trail")
 TRAIL = 20
 SUBHEAD_CHARS = 80
-FILTER_NAMES = ("feed", "author", "lang", "since", "until", "status", "content_source")
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -100,6 +99,7 @@ def search(request: Request, asked: Asked) -> HTMLResponse:
         previous_url=previous_url,
         first_url=f"/search?{urlencode(kept)}" if asked.cursor else None,
         feeds=feeds,
+        tags=sorted({tag for feed in feeds for tag in feed.tags or ()}),
         statuses=list(ArticleStatus),
         sources=list(ContentSource),
         feed_links={
