@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from bench.archive_corpus import ARTICLE_COLUMNS, FEED_COLUMNS, Corpus
 from ingest.dbsession import open_engine
 from ingest.search import Filters
-from ingest.store import MIGRATIONS, Store
+from ingest.store import Store
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TITLE, TEXT, LANGUAGE = (ARTICLE_COLUMNS.index(c) for c in ("title", "text", "language"))
@@ -74,11 +72,7 @@ def rows(total: int) -> list[tuple[Any, ...]]:
 
 def migrate(url: str, revision: str) -> None:
     store = Store.open(url, migrate=False)
-    with store.engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    store.upgrade(revision)
     store.close()
 
 

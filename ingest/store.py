@@ -75,8 +75,10 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
             raise StoreError("database: not an ingest archive (unknown tables, no revision)")
         return None
 
-    def upgrade(self) -> tuple[str | None, str]:
-        """Apply every pending migration; returns (revision before, revision after)."""
+    def upgrade(self, to: str = "head") -> tuple[str | None, str]:
+        """Apply the pending migrations up to ``to`` (every one: ``head``; an older revision
+        builds an archive as older code made it, for tests and benchmarks); returns
+        (revision before, revision after)."""
         from alembic import command
         from alembic.config import Config
 
@@ -86,7 +88,7 @@ class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
                 config = Config()
                 config.set_main_option("script_location", str(MIGRATIONS))
                 config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                command.upgrade(config, to)
         except SQLAlchemyError as exc:
             raise store_error(exc, f"database: cannot upgrade {self.url}") from exc
         return before, self.revision() or ""

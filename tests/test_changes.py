@@ -9,13 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from ingest.config import FeedSettings
 from ingest.errors import StoreError
 from ingest.search import Filters
-from ingest.store import MIGRATIONS, SCHEMA_REVISION, Store
+from ingest.store import SCHEMA_REVISION, Store
 
 
 @pytest.fixture
@@ -68,11 +66,8 @@ def test_an_archive_upgraded_from_0007_keeps_every_article_in_the_sequence(
     database_url: str,
 ) -> None:
     old = Store.open(database_url, migrate=False)
+    old.upgrade("0007")
     with old.engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0007")
         conn.exec_driver_sql(
             "INSERT INTO feeds (url, error_count, active) VALUES ('http://f/', 0, true)"
         )

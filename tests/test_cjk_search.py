@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from ingest.cjk import index_text, query_words
 from ingest.config import FeedSettings
@@ -19,7 +17,7 @@ from ingest.entryparts import entry_key
 from ingest.querytext import fts5_query
 from ingest.records import ExtractedArticle, FeedEntry, Page
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
-from ingest.store import MIGRATIONS, Store
+from ingest.store import Store
 from tests.conftest import postgres_schema
 
 FEED = FeedSettings(url="https://news.example.jp/rss", name="Shinbun")
@@ -173,11 +171,7 @@ def page(url: str) -> Page:
 
 def migrate(url: str, revision: str) -> None:
     store = Store.open(url, migrate=False)
-    with store.engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    store.upgrade(revision)
     store.close()
 
 

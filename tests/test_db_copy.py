@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from ingest import cjk
 from ingest.config import FeedSettings
@@ -24,7 +22,7 @@ from ingest.dbcopy import TABLES
 from ingest.entryparts import entry_key
 from ingest.records import FeedEntry
 from ingest.search import Filters
-from ingest.store import MIGRATIONS, Store
+from ingest.store import Store
 from tests.conftest import Ingest, write_config
 from tests.newsroom import Newsroom
 
@@ -345,11 +343,7 @@ def test_an_out_of_date_source_is_refused_and_nothing_is_created(
 ) -> None:
     path = tmp_path / "old.sqlite3"
     store = Store.open(f"sqlite:///{path}", migrate=False)
-    with store.engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
+    store.upgrade("0002")
     store.close()
     target = tmp_path / "new.sqlite3"
 

@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -19,11 +18,7 @@ from tests.conftest import Ingest
 
 def migrate_to(path: Path, revision: str) -> None:
     store = Store.open(f"sqlite:///{path}", migrate=False)
-    with store.engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    store.upgrade(revision)
     store.close()
 
 
@@ -90,11 +85,7 @@ def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
 
 def test_upgrade_to_enclosures_keeps_every_article_with_none(database_url: str) -> None:
     store = Store.open(database_url, migrate=False)
-    with store.engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0009")
+    store.upgrade("0009")
     with store.engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO feeds (url, error_count, active) VALUES ('https://example.org/f', 0, true)"

@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from ingest.dbsession import open_engine
 from ingest.entryparts import entry_key, url_key
-from ingest.store import MIGRATIONS, SCHEMA_REVISION, Store
+from ingest.store import SCHEMA_REVISION, Store
 from tests.conftest import Ingest
 from tests.newsroom import Newsroom
 from tests.test_fetch_e2e import sql
@@ -237,11 +235,7 @@ def build_old_archive(url: str, room: Newsroom) -> dict[str, Any]:
     """An archive at revision 0005 as ingest then left the podcast: every episode's entry on
     one article, the show's page; and the feed's validators, so that it would answer 304."""
     store = Store.open(url, migrate=False)
-    with store.engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0005")
+    store.upgrade("0005")
     feed_url = room.url(FEEDS["Tidewater"])
     with urllib.request.urlopen(feed_url) as response:
         etag = response.headers["ETag"]
