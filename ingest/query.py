@@ -165,7 +165,10 @@ def media_note(item: dict[str, Any]) -> str:
     """What the feed says of an enclosure: its type, size, duration and title."""
     about = [item.get("type") or ""]
     if item.get("length"):
-        about.append(f"{item['length'] / 1e6:.1f} MB")
+        size = item["length"]  # bytes; a photo of 246 bytes is not "0.0 MB"
+        about.append(
+            f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{max(1, round(size / 1e3))} KB"
+        )
     if item.get("duration") is not None:
         minutes, seconds = divmod(round(item["duration"]), 60)
         hours, minutes = divmod(minutes, 60)

@@ -206,7 +206,7 @@ def test_an_entrys_media_are_listed_with_what_the_feed_says(site: Any, page: Any
     media = page.locator(".media li")
     assert media.count() == 1
     assert media.locator("a").get_attribute("href").endswith("/media/photo.png")
-    assert "image/png" in media.inner_text()
+    assert "(image/png, 1 KB)" in media.inner_text()  # 246 bytes
 
 
 def test_a_feeds_tags_lead_to_its_articles(site: Any, page: Any) -> None:
