@@ -50,7 +50,10 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
         if result:
             return result
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + "".join(d.report() for d in _LIVE))
+
+
+_LIVE: list[Daemon] = []  # the daemons started and not yet stopped: a timeout reports on them
 
 
 class Daemon:
@@ -87,6 +90,17 @@ class Daemon:
             )
         if log_through_pipe:
             threading.Thread(target=self._copy_log, daemon=True).start()
+        _LIVE.append(self)
+
+    def report(self) -> str:
+        """What a failed wait shows of this daemon: whether it still runs, its last log lines."""
+        code = self.process.poll()
+        state = "running" if code is None else f"exited with {code}"
+        try:
+            tail = self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-12:]
+        except OSError:
+            tail = []
+        return f"\n--- daemon on port {self.port}, {state}; its log ends:\n" + "\n".join(tail)
 
     def _copy_log(self) -> None:
         assert self.process.stderr is not None
@@ -134,6 +148,7 @@ class Daemon:
     ) -> tuple[int, float]:
         """Send ``sig``; return (exit status, seconds it took to exit)."""
         started = time.monotonic()
+        self._forget()
         self.process.send_signal(sig)
         try:
             status = self.process.wait(timeout=timeout)
@@ -143,7 +158,12 @@ class Daemon:
             raise AssertionError(f"daemon ignored {sig.name} for {timeout}s") from None
         return status, time.monotonic() - started
 
+    def _forget(self) -> None:
+        if self in _LIVE:
+            _LIVE.remove(self)
+
     def kill(self) -> None:
+        self._forget()
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()

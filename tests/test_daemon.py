@@ -149,6 +149,8 @@ def test_sigterm_abandons_slow_work_within_the_bound_and_it_resumes_later(
     row = daemon.query("SELECT status FROM articles WHERE url LIKE '%nbc-style%'")
     assert row == [("pending",)]
     newsroom.delay("/news/nbc-style.html", 0)
+    port = free_port()  # as after a SIGKILL below: the old port may be taken meanwhile
+    config(tmp_path, newsroom, archive, port, ["World"])
     again = Daemon(cli, archive, port)
     daemons.append(again)
     wait_for("the resumed page", lambda: newsroom.url("/news/nbc-style.html") in ok_urls(again))
@@ -169,6 +171,10 @@ def test_sigkill_mid_run_then_restart_stores_every_article_exactly_once(
 
     first.kill()  # SIGKILL: no clean-up at all
 
+    # Its own address: the killed daemon's port may be taken meanwhile by another test's
+    # connection, and a daemon that cannot listen stops.
+    port = free_port()
+    config(tmp_path, newsroom, archive, port, ["World", "Tech", "Wire", "Notices"])
     second = Daemon(cli, archive, port)
     daemons.append(second)
     expected = [
