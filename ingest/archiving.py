@@ -32,6 +32,7 @@ from ingest.models import (
     SkippedUrl,
 )
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
+from ingest.schedule import next_check
 
 # What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
 Save = tuple[PageJob, ExtractedArticle, Page, bytes | None]
@@ -88,7 +89,7 @@ class _Saving:
         )
         fields = ("authors", "published", "updated", "language", "summary", "text")
         fields += ("canonical_url", "final_url", "content_hash", "attempts", "fetched_at")
-        fields += ("content_source",)
+        fields += ("content_source", "changed_at", "etag", "last_modified", "next_check_at")
         self.store = (
             sa.update(articles)
             .where(c.id == sa.bindparam("article"), c.status != ArticleStatus.OK.value)
@@ -115,6 +116,10 @@ _SAVING = _Saving()
 class Archiving(Database):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
     `replace_extraction`, `save_failure`."""
+
+    # `[versions] schedule` while re-checks are on: an article saved is due for its first
+    # re-check after the first step's interval. Empty: articles are not re-checked.
+    recheck_steps: Sequence[tuple[float, float]] = ()
 
     @cached_property
     def _statements(self) -> Statements:
@@ -207,7 +212,10 @@ class Archiving(Database):
                 lock_keys(session, (k for (keys, _), _ in keyed for k in keys if k))
             # Core statements built once (`_saving`): this runs for every page archived.
             conn = session.connection()
-            stored = [self._save(conn, keys, final_url, *save) for (keys, final_url), save in keyed]
+            stored = [
+                self._save(conn, keys, final_url, *save, steps=self.recheck_steps)
+                for (keys, final_url), save in keyed
+            ]
             session.commit()
         return stored
 
@@ -220,6 +228,8 @@ class Archiving(Database):
         article: ExtractedArticle,
         page: Page,
         raw: bytes | None,
+        *,
+        steps: Sequence[tuple[float, float]],
     ) -> int | None:
         duplicate = conn.execute(
             _SAVING.duplicate,
@@ -252,6 +262,15 @@ class Archiving(Database):
                 "new_content_hash": content_hash(article.text),
                 "new_attempts": job.attempts + 1,
                 "new_fetched_at": page.fetched_at,
+                # Its first state: re-checked on the `[versions]` schedule from now.
+                "new_changed_at": page.fetched_at,
+                "new_etag": page.headers.get("etag"),
+                "new_last_modified": page.headers.get("last-modified"),
+                "new_next_check_at": (
+                    next_check(page.fetched_at, page.fetched_at, steps)
+                    if article.from_page
+                    else None  # the entry's own text: the page does not hold it
+                ),
             },
         )
         if stored.rowcount == 0:  # stored meanwhile, or merged into another article

@@ -104,6 +104,9 @@ def fetch(
 ) -> None:
     """Poll every configured feed once and archive every new article.
 
+    Without --feed, archived pages due for a re-check ([versions]) are looked at again, and
+    each meaningful change is kept as a new version.
+
     A feed URL not in the config (--feed URL) is polled this once: its articles are archived,
     and no daemon follows it (add it under [[feeds]] for that). Ctrl-C stops the run; the
     pages it had not stored are pending, and the next run resumes them.
@@ -141,7 +144,11 @@ def fetch(
                 cli_output.fetch_progress(terminal) as bar,
             ):
                 try:
-                    asyncio.run(refresh(settings, store, chosen, progress=bar, summary=summary))
+                    # A run over every feed also looks again at the pages due for a re-check.
+                    run = refresh(
+                        settings, store, chosen, progress=bar, summary=summary, rechecks=not feeds
+                    )
+                    asyncio.run(run)
                 except KeyboardInterrupt:
                     # The run was cancelled and gave its leases back: its pages are pending.
                     cli_output.print_interrupted(summary, _pending(store))

@@ -77,6 +77,11 @@ def print_summary(summary: RunSummary) -> None:
         f"{plural(summary.articles_duplicate, 'duplicate')}, {summary.pages_retried} retried "
         f"({summary.seconds:.1f}s)."
     )
+    if summary.pages_rechecked:
+        click.echo(
+            f"Looked again at {plural(summary.pages_rechecked, 'archived page')}: "
+            f"{plural(summary.versions_new, 'new version')}, {summary.articles_removed} gone."
+        )
     if summary.failures:
         click.echo("Failures:")
         for failure in summary.failures:

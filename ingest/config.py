@@ -253,6 +253,51 @@ class SitemapSettings(_Section):
     )
 
 
+# The default re-check schedule, after NewsDiffs: an article's page is looked at again every
+# 15 minutes while its last change is under 3 hours old, then every 30 minutes under a day,
+# 2 hours under a week, daily under 30 days, and no more after.
+RECHECK_SCHEDULE = (
+    (3 * 3600.0, 900.0),
+    (86400.0, 1800.0),
+    (7 * 86400.0, 7200.0),
+    (30 * 86400.0, 86400.0),
+)
+
+
+def parse_recheck_schedule(value: Any) -> Any:
+    """``{"3h" = "15m", "1d" = "30m"}`` (TOML: an age of the last change -> how often under
+    it), or ``"3h=15m, 1d=30m"`` (the environment) -> ((age, every), ...) by age, seconds."""
+    if isinstance(value, str):
+        pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"{value!r} is not a schedule (like 3h=15m, 1d=30m, 7d=2h)")
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if isinstance(value, tuple | list):
+        return value  # already parsed (settings layered again)
+    if not isinstance(value, Mapping):
+        raise ValueError('must be a table of ages and intervals, like { "3h" = "15m" }')
+    steps = sorted((parse_duration(k), parse_duration(v)) for k, v in value.items())
+    for age, every in steps:
+        if not isinstance(age, float) or not isinstance(every, float) or age <= 0 or every <= 0:
+            raise ValueError('ages and intervals must be positive durations (like 3h = "15m")')
+    return tuple(steps)
+
+
+class VersionsSettings(_Section):
+    recheck: bool = Field(
+        True,
+        description="Look at recent articles' pages again (daemon and fetch), to keep each "
+        "change of their text or title as a version.",
+    )
+    schedule: Annotated[
+        tuple[tuple[float, float], ...], BeforeValidator(parse_recheck_schedule)
+    ] = Field(
+        RECHECK_SCHEDULE,
+        description="How often a page is looked at again, by the age of its last change: "
+        '{ "3h" = "15m", "1d" = "30m", "7d" = "2h", "30d" = "1d" }; none after the last age.',
+    )
+
+
 class FeedSettings(_Section):
     url: str = Field(description="The feed's URL (http or https).")
     name: str | None = Field(None, description="A short name to select the feed with --feed.")
@@ -301,6 +346,7 @@ class Settings(_Section):
     daemon: DaemonSettings = DaemonSettings()
     serve: ServeSettings = ServeSettings()
     sitemaps: SitemapSettings = SitemapSettings()
+    versions: VersionsSettings = VersionsSettings()
     feeds: list[FeedSettings] = []
     _source: str = PrivateAttr("(defaults)")
     _not_found: Path | None = PrivateAttr(None)
@@ -345,6 +391,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "daemon": DaemonSettings,
     "serve": ServeSettings,
     "sitemaps": SitemapSettings,
+    "versions": VersionsSettings,
 }
 
 

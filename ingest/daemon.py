@@ -269,7 +269,8 @@ class Daemon:
         metrics.QUEUE.labels(kind="page").set(len(self.ingestor.frontier))
 
     async def retry(self) -> None:
-        """Resume pending pages and retry failed pages whose time has come."""
+        """Resume pending pages and retry failed pages whose time has come; with room left,
+        look again at archived pages due for a re-check."""
         if self._stopping.is_set() or self.ingestor is None or not self.database.up:
             return
         frontier = self.ingestor.frontier
@@ -284,6 +285,9 @@ class Daemon:
                 per_host=self._per_host(),
                 own_hosts=self.settings.fetch.host_delay > 0,
             )
+            if self.settings.versions.recheck and len(jobs) < room:
+                # Re-checks take only the room new pages leave: they never starve them.
+                jobs += self.store.claim_rechecks(self.clock(), limit=room - len(jobs))
             metrics.PENDING.set(self.store.pending_pages())
             self._spawn_pages(jobs)
         except StoreUnavailableError as exc:

@@ -84,13 +84,20 @@ class Frontier:
         return list(self._held)
 
     def add(self, jobs: Iterable[PageJob]) -> None:
-        """Queue pages (a page already held is not queued twice)."""
+        """Queue pages (a page already held is not queued twice); a host's new pages before
+        its re-checks."""
         for job in jobs:
             if job.article_id in self._held:
                 continue
             self._held[job.article_id] = job
             host = host_of(job.url)
-            self._queues.setdefault(host, deque()).append(job)
+            queue = self._queues.setdefault(host, deque())
+            if job.recheck is None and queue and queue[-1].recheck is not None:
+                # New pages go before a host's re-checks: looking again never starves them.
+                at = next(i for i, queued in enumerate(queue) if queued.recheck is not None)
+                queue.insert(at, job)
+            else:
+                queue.append(job)
             self._list(host)
         self._changed.set()
 

@@ -35,12 +35,13 @@ FETCH_SECONDS: Any = _Off()
 EXTRACT_SECONDS: Any = _Off()
 DATABASE_UP: Any = _Off()
 DATABASE_ERRORS: Any = _Off()
+RECHECKS: Any = _Off()
 
 
 def enable() -> None:
     """Make the metrics real (once per process: Prometheus registers each name once)."""
     global POLLS, ENTRIES_NEW, ARTICLES, FAILURES, QUEUE, PENDING, FETCH_SECONDS, EXTRACT_SECONDS
-    global DATABASE_UP, DATABASE_ERRORS
+    global DATABASE_UP, DATABASE_ERRORS, RECHECKS
     if not isinstance(POLLS, _Off):
         return
     from prometheus_client import Counter, Gauge, Histogram
@@ -66,6 +67,11 @@ def enable() -> None:
     )
     DATABASE_UP = Gauge(
         "ingest_database_up", "1 while the archive database answers, 0 while it is unavailable."
+    )
+    RECHECKS = Counter(
+        "ingest_rechecks_total",
+        "Archived pages looked at again, by outcome (unchanged, changed, gone, failed).",
+        ["outcome"],
     )
     DATABASE_ERRORS = Counter(
         "ingest_database_errors_total",

@@ -142,6 +142,13 @@ class Article(SQLModel, table=True):
         ).ddl_if(dialect="sqlite"),
         # Mirrors read what changed after a point in this order (migration 0008).
         sa.Index("ix_articles_changes", "change_seq", "id"),
+        # The re-check queue (migration 0014): recent articles only.
+        sa.Index(
+            "ix_articles_recheck",
+            "next_check_at",
+            postgresql_where=sa.text("next_check_at IS NOT NULL"),
+            sqlite_where=sa.text("next_check_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -183,6 +190,15 @@ class Article(SQLModel, table=True):
     # The worker fetching its page now, until when (a crashed worker's lease runs out).
     lease_owner: str | None = None
     lease_until: datetime | None = _time()
+    # Re-checks of its page (migration 0014): the last, the next (None: no more), when its
+    # text or title last changed (the schedule slows as that ages), the page's validators for
+    # a conditional request, and when the page answered 404 or 410.
+    checked_at: datetime | None = _time()
+    next_check_at: datetime | None = _time()
+    changed_at: datetime | None = _time()
+    etag: str | None = None
+    last_modified: str | None = None
+    removed_at: datetime | None = _time()
     # Set by triggers whenever the article's record changes (migration 0008): SQLite's next
     # number, PostgreSQL's writing transaction id. Never written by the code.
     change_seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
@@ -202,6 +218,32 @@ class RemovedArticle(SQLModel, table=True):
     # In the articles' change sequence (`Article.change_seq`), set by the trigger.
     change_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
     removed_at: datetime | None = _time()
+
+
+class Version(SQLModel, table=True):
+    """One state of an article whose page changed (migration 0014): every state, the first
+    too, numbered from 1; an article that never changed has none (it is its only state)."""
+
+    __tablename__ = "versions"
+    __table_args__ = (
+        sa.UniqueConstraint("article_id", "number", name="uq_versions_article_number"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(
+        sa_column=Column(sa.ForeignKey("articles.id", ondelete="CASCADE"), nullable=False)
+    )
+    number: int
+    title: str | None = None
+    text: str | None = None
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    content_hash: str | None = None
+    fetched_at: datetime | None = _time()
+    capture_id: int | None = None  # the raw page it was made from, if kept
+    chars_added: int = 0  # against the version before
+    chars_removed: int = 0
+    reason: str  # "first", "changed" (a re-check), "reextracted"
+    created_at: datetime | None = _time()
 
 
 class Entry(SQLModel, table=True):

@@ -22,7 +22,7 @@ from urllib.parse import urldefrag
 from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
 from ingest.entryparts import url_key
-from ingest.errors import FetchError, StoreError, StoreUnavailableError
+from ingest.errors import FetchError, HTTPStatusError, StoreError, StoreUnavailableError
 from ingest.frontier import Frontier
 from ingest.models import Feed
 from ingest.net import PAGE_ACCEPT, HttpClient
@@ -40,6 +40,8 @@ log = logging.getLogger("ingest.pipeline")
 # than this (the next poll is minutes away and may find it grown), nor more than a few at once.
 POST_PAGE_FRESH = timedelta(seconds=60)
 POST_PAGES = 8
+GONE_STATUSES = frozenset({404, 410})  # a re-checked page that answers so was taken down
+RECHECKS_PER_RUN = 5000  # archived pages a one-shot run looks at again; the rest, next run
 
 T = TypeVar("T")
 
@@ -116,6 +118,10 @@ class Ingestor(FeedPolls):
         self._saves = Saves(store)  # articles written a batch at a time
         store.lease = timedelta(seconds=settings.database.lease)
         http.hosts.shared = store  # host delays hold across every worker of the archive
+        # Articles saved are due for re-checks on this schedule (none while they are off).
+        store.recheck_steps = settings.versions.schedule if settings.versions.recheck else ()
+        # A run also looks again at the archived pages due for a re-check (`run_once`).
+        self.rechecks = False
         self.refresh_blocks()
 
     def refresh_blocks(self) -> None:
@@ -148,6 +154,9 @@ class Ingestor(FeedPolls):
     async def _archive(self, job: PageJob) -> None:
         if self.paused:
             return  # the page stays pending, for this worker or another to take up later
+        if job.recheck is not None:
+            await self._recheck(job)
+            return
         busy = self.store.busy_seconds
         try:
             started = time.monotonic()
@@ -193,8 +202,9 @@ class Ingestor(FeedPolls):
             return
         finally:
             self.progress.done()
-        # Not stored (`raw` is): the body is not held while the batch gathers.
-        save = (job, article, replace(page, body=b""), raw)
+        # Not stored (`raw` is): the body is not held while the batch gathers. Its time is
+        # the run's clock, which schedules its re-checks.
+        save = (job, article, replace(page, body=b"", fetched_at=self.clock()), raw)
         try:
             stored = await self._stored(lambda: self._saves.add(save))
         except StoreUnavailableError:
@@ -210,6 +220,91 @@ class Ingestor(FeedPolls):
         else:
             self.tally.add("articles_duplicate")
         log.debug("article stored", extra={"url": job.url, "article_id": stored})
+
+    async def _recheck(self, job: PageJob) -> None:
+        """Look at an archived page again: a meaningful change becomes a new version, a 404
+        or 410 marks the article removed; anything else waits for the next re-check."""
+        assert job.recheck is not None
+        steps = self.settings.versions.schedule
+        self.tally.add("pages_rechecked")
+        try:
+            try:
+                if self.settings.fetch.robots:
+                    await self.robots.check(job.url)
+                page = await self.http.get(
+                    urldefrag(job.url).url,
+                    max_bytes=self.settings.fetch.max_page_bytes,
+                    accept=PAGE_ACCEPT,
+                    decode=False,
+                    etag=job.recheck.etag,
+                    last_modified=job.recheck.last_modified,
+                )
+            finally:
+                self.frontier.fetched(job)
+            article = raw = None
+            if page.status != 304:
+                article, raw = await self.pool.extract(
+                    page,
+                    job.hints,
+                    max_bytes=self.settings.fetch.max_page_bytes,
+                    keep_raw=self.settings.extract.keep_raw,
+                    fragment=job.fragment,
+                )
+        except HTTPStatusError as error:
+            gone = error.status in GONE_STATUSES
+            log.info(
+                "page gone (%s), article kept" if gone else "re-check failed (%s)",
+                error.reason,
+                extra={"url": job.url, "article_id": job.article_id, "error": error.reason},
+            )
+            if gone:
+                self.tally.add("articles_removed")
+            metrics.RECHECKS.labels(outcome="gone" if gone else "failed").inc()
+            await self._stored(self._write(lambda: self._recheck_failed(job, gone=gone)))
+            return
+        except FetchError as error:  # looked at again later: an archived page is not failed
+            log.info(
+                "re-check failed (%s)",
+                error.reason,
+                extra={"url": job.url, "article_id": job.article_id, "error": error.reason},
+            )
+            metrics.RECHECKS.labels(outcome="failed").inc()
+            await self._stored(self._write(lambda: self._recheck_failed(job, gone=False)))
+            return
+        if article is None:  # 304: not modified
+            write = lambda: self.store.recheck_unchanged(  # noqa: E731
+                job.article_id, self.clock(), steps, page
+            )
+            await self._stored(self._write(write))
+            metrics.RECHECKS.labels(outcome="unchanged").inc()
+            return
+        seen = replace(page, body=b"", fetched_at=self.clock())
+        number = await self._stored(
+            self._write(lambda: self.store.save_version(job.article_id, article, seen, raw, steps))
+        )
+        metrics.RECHECKS.labels(outcome="unchanged" if number is None else "changed").inc()
+        if number is not None:
+            self.tally.add("versions_new")
+            log.info(
+                "new version",
+                extra={"url": job.url, "article_id": job.article_id, "version": number},
+            )
+
+    def _recheck_failed(self, job: PageJob, *, gone: bool) -> None:
+        if gone:
+            self.store.recheck_gone(job.article_id, self.clock())
+        else:
+            steps = self.settings.versions.schedule
+            self.store.recheck_unchanged(job.article_id, self.clock(), steps, None)
+
+    @staticmethod
+    def _write(write: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+        """A store call as `_stored` takes it."""
+
+        async def written() -> T:
+            return write()
+
+        return written
 
     async def _fetch_page(self, url: str) -> Page:
         if self.settings.fetch.robots:
@@ -252,11 +347,15 @@ class Ingestor(FeedPolls):
     async def run_once(self, feeds: Sequence[Feed]) -> None:
         """Poll ``feeds`` and archive their new pages, with the pages due for a retry."""
         retries = self.store.claim_pages(self.clock())
+        rechecks = (
+            self.store.claim_rechecks(self.clock(), limit=RECHECKS_PER_RUN) if self.rechecks else []
+        )
         self.tally.add("feeds", len(feeds))
         self.tally.add("pages_retried", sum(1 for job in retries if job.attempts > 0))
         self.progress.add(len(feeds) + len(retries))
         self.frontier.open()
         self.frontier.add(retries)
+        self.frontier.add(rechecks)  # behind new pages, host by host (`Frontier.add`)
         # Feeds in hand until polled (pages in hand are the frontier's): their leases are kept.
         polling = {feed.id or 0 for feed in feeds}
         keeping = asyncio.get_running_loop().create_task(self._keep_leases(polling))
@@ -332,10 +431,12 @@ async def refresh(
     clock: Callable[[], datetime] = utcnow,
     progress: Progress | None = None,
     summary: RunSummary | None = None,
+    rechecks: bool = False,
 ) -> RunSummary:
     """Poll ``feeds`` once, archive every new article, retry failed pages that are due; count
     in ``summary`` (a new one by default), which is also returned.
 
+    With ``rechecks``, archived pages due for a re-check are looked at again (`[versions]`).
     Feeds another worker of the archive is polling right now are left to it. A feed of
     ``feeds`` not in the config is polled this once and not followed (`select_feeds`).
     """
@@ -362,6 +463,7 @@ async def refresh(
                 settings, store, http, pool, clock=clock, tally=summary, progress=progress
             )
             ingestor.options = {f.url: f for f in feeds}
+            ingestor.rechecks = rechecks and settings.versions.recheck
             await ingestor.run_once(claimed)
             summary.extract_cpu_seconds = pool.extract_cpu_seconds
     except ExceptionGroup as group:

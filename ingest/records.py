@@ -125,3 +125,13 @@ class PageJob:
     hints: Hints = field(default_factory=Hints)
     # A post on a page of several: its anchor there (the link's normalised fragment).
     fragment: str | None = None
+    # An archived article's page looked at again for changes (`ingest.versions`).
+    recheck: Recheck | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """What a re-check of an archived page asks with: the validators of its last answer."""
+
+    etag: str | None = None
+    last_modified: str | None = None

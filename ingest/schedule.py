@@ -202,3 +202,15 @@ def page_retry(
         return attempts, None
     at = now + timedelta(seconds=first_retry * 2 ** min(attempts - 1, 32))
     return attempts, max(at, error.retry_at) if error.retry_at else at
+
+
+def next_check(
+    changed_at: datetime, now: datetime, steps: Iterable[tuple[float, float]]
+) -> datetime | None:
+    """When to look at an article's page again (None: no more), by the age of its last
+    change: the interval of the first step whose age is beyond it (`[versions] schedule`)."""
+    age = (now - changed_at).total_seconds()
+    for under, every in steps:
+        if age < under:
+            return now + timedelta(seconds=every)
+    return None

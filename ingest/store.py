@@ -3,8 +3,9 @@ migrations in ``ingest/migrations``, its operations composed from one module per
 
 `Store` is `Database` (`ingest.dbsession`: the engine, sessions, lease owner) with the parts
 that run on it: `FeedState` (the feeds table), `Claims` (leases on feeds and pages),
-`HostTurns` (hosts shared by workers), `Archiving` (entries, articles, failures) and `Reads`
-(the read side). Every method runs its own transaction.
+`Versioning` (re-checks and versions, on `Claims`' leases), `HostTurns` (hosts shared by
+workers), `Archiving` (entries, articles, failures) and `Reads` (the read side). Every method
+runs its own transaction.
 """
 
 from __future__ import annotations
@@ -16,22 +17,22 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.archiving import Archiving, Save
 from ingest.browse import Browse
-from ingest.claims import Claims
 from ingest.dbsession import open_engine, store_error
 from ingest.errors import StoreError
 from ingest.feedstate import FeedState
 from ingest.hostturns import HostTurns
 from ingest.reads import Reads
+from ingest.versioning import Versioning
 
 __all__ = ["MIGRATIONS", "SCHEMA_REVISION", "Save", "Store"]
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0013"
+SCHEMA_REVISION = "0014"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 
 
-class Store(FeedState, Claims, HostTurns, Archiving, Reads, Browse):
+class Store(FeedState, Versioning, HostTurns, Archiving, Reads, Browse):
     """The archive database. Open with `Store.open`; every method runs its own transaction.
 
     Several processes may share one archive: work (a feed's poll, an article's page) is

@@ -55,6 +55,8 @@ class RoundTally:
     articles_new: int = 0
     articles_failed: int = 0
     articles_duplicate: int = 0
+    versions_new: int = 0
+    articles_removed: int = 0
 
     def add(self, counter: str, n: int = 1) -> None:
         if counter in self.__dataclass_fields__:  # a run's other counters are not said here
@@ -77,6 +79,8 @@ class RoundTally:
             or self.articles_new
             or self.articles_failed
             or self.articles_duplicate
+            or self.versions_new
+            or self.articles_removed
         )
 
     def line(self) -> tuple[str, dict[str, int]]:
@@ -87,6 +91,10 @@ class RoundTally:
             done.append(f"{plural(self.articles_failed, 'page')} failed")
         if self.articles_duplicate:
             done.append(f"{plural(self.articles_duplicate, 'duplicate')}")
+        if self.versions_new:
+            done.append(f"{plural(self.versions_new, 'new version')}")
+        if self.articles_removed:
+            done.append(f"{plural(self.articles_removed, 'page')} gone")
         if self.feeds:
             head = (
                 f"polled {plural(self.feeds, 'feed')} ({self.feeds_not_modified} not modified, "
@@ -103,6 +111,8 @@ class RoundTally:
             "articles_stored": self.articles_new,
             "pages_failed": self.articles_failed,
             "duplicates": self.articles_duplicate,
+            "versions_new": self.versions_new,
+            "articles_removed": self.articles_removed,
         }
         return head + ", ".join(done), keys
 
@@ -120,6 +130,9 @@ class RunSummary:
     articles_failed: int = 0
     articles_duplicate: int = 0
     pages_retried: int = 0
+    pages_rechecked: int = 0  # archived pages looked at again for changes
+    versions_new: int = 0  # of which changed: a new version kept
+    articles_removed: int = 0  # of which gone (404 or 410)
     failures: list[Failure] = field(default_factory=list)
     started_at: datetime = field(default_factory=utcnow)
     seconds: float = 0.0

@@ -1,104 +1,97 @@
-"""The change sequence (migration 0008) and the read-only store, on SQLite and PostgreSQL:
-a stored or changed article moves to the end of `Store.changes`, work on it that is not part
-of its record (leases, attempts) does not, an archive upgraded from 0007 keeps every row in
-the sequence, and a store opened read-only refuses every write."""
+"""What counts as a change worth a version, and the word diff between two versions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import sqlalchemy as sa
 
-from ingest.config import FeedSettings
-from ingest.errors import StoreError
-from ingest.search import Filters
-from ingest.store import SCHEMA_REVISION, Store
+from ingest.changes import (
+    changed_paragraphs,
+    chars_changed,
+    is_meaningful_change,
+    is_timestamp_line,
+    word_diff,
+)
 
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    with opened.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO feeds (url, error_count, active) VALUES ('http://f/', 0, true)"
-        )
-    yield opened
-    opened.close()
+TEXT = (
+    "The council approved the budget on Tuesday.\n\n"
+    "Spending on roads rises by 4%, the first increase in six years.\n\n"
+    "Last updated 10:02 AM EST, March 5, 2025"
+)
 
 
-def add(store: Store, title: str) -> int:
-    with store.engine.begin() as conn:
-        return int(
-            conn.exec_driver_sql(
-                "INSERT INTO articles (feed_id, title, authors, content_source, status, attempts) "
-                f"VALUES (1, '{title}', '[]', 'feed', 'pending', 0) RETURNING id"
-            ).scalar_one()
-        )
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Updated 3:45 PM EDT, March 5, 2025",
+        "Last modified: 2025-03-05 14:35",
+        "2 hours ago",
+        "Published 5 minutes ago",
+        "This article was last updated at 11:52 GMT on 6 March 2025.",
+        "Aktualisiert am 12.03.2025, 14:35 Uhr",
+        "Mis à jour le 05/03/2025 à 14h35",
+        "Thursday 6 March 2025 09.14 GMT",
+    ],
+)
+def test_timestamp_lines_are_told(line: str) -> None:
+    assert is_timestamp_line(line)
 
 
-def run(store: Store, sql: str) -> None:
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(sql)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "The vote was 52 to 48 on March 5.",
+        "Score: 3-2",
+        "The bridge opened in 1964.",
+        "Spending on roads rises by 4%, the first increase in six years.",
+        "Updated guidance tells schools to reopen on March 10 for all pupils in years 1 to 6.",
+        "",
+    ],
+)
+def test_lines_that_say_more_than_when_are_not_timestamps(line: str) -> None:
+    assert not is_timestamp_line(line)
 
 
-def order(store: Store) -> list[int]:
-    return [article.id for article, _, _ in store.changes(Filters(), after=None, limit=100)]
+def test_whitespace_quotes_and_timestamps_are_not_changes() -> None:
+    respaced = TEXT.replace("approved the", "approved  the").replace("\n\n", "\n \n")
+    assert not is_meaningful_change("Budget", TEXT, "Budget ", respaced)
+    curly = TEXT.replace("council", "council’s").replace("approved", "approved")
+    straight = TEXT.replace("council", "council's")
+    assert not is_meaningful_change("A", curly, "A", straight)
+    restamped = TEXT.replace("10:02 AM", "4:40 PM")
+    assert not is_meaningful_change("Budget", TEXT, "Budget", restamped)
 
 
-def test_a_changed_record_moves_to_the_end_and_other_work_does_not(store: Store) -> None:
-    first, second, third = add(store, "one"), add(store, "two"), add(store, "three")
-    assert order(store) == [first, second, third]
-
-    run(store, f"UPDATE articles SET status = 'ok', text = 'body' WHERE id = {first}")
-    assert order(store) == [second, third, first]
-    run(store, f"UPDATE articles SET lease_owner = 'w', attempts = 3 WHERE id = {second}")
-    run(store, f"UPDATE articles SET title = 'three' WHERE id = {third}")  # the same value
-    assert order(store) == [second, third, first]
-
-    (_, _, key), *_ = store.changes(Filters(), after=None, limit=1)
-    rest = store.changes(Filters(), after=key, limit=100)
-    assert [a.id for a, _, _ in rest] == [third, first]
-    assert store.changes(Filters(), after=rest[-1][2], limit=100) == []
+def test_a_word_a_headline_or_a_paragraph_is_a_change() -> None:
+    assert is_meaningful_change("Budget", TEXT, "Budget", TEXT.replace("4%", "5%"))
+    assert is_meaningful_change("Budget passed", TEXT, "Budget passes narrowly", TEXT)
+    assert is_meaningful_change("B", TEXT, "B", TEXT + "\n\nCorrection: the rise is 5%.")
+    assert is_meaningful_change("B", TEXT, "B", TEXT.split("\n\n", 1)[0])
 
 
-def test_an_archive_upgraded_from_0007_keeps_every_article_in_the_sequence(
-    database_url: str,
-) -> None:
-    old = Store.open(database_url, migrate=False)
-    old.upgrade("0007")
-    with old.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO feeds (url, error_count, active) VALUES ('http://f/', 0, true)"
-        )
-        for title in ("old one", "old two"):
-            conn.exec_driver_sql(
-                "INSERT INTO articles (feed_id, title, authors, content_source, status, attempts) "
-                f"VALUES (1, '{title}', '[]', 'feed', 'ok', 0)"
-            )
-    assert old.upgrade() == ("0007", SCHEMA_REVISION)
-    old.close()
-    store = Store.open(database_url)
-    new = add(store, "new")
-    assert [a.title for a, _, _ in store.changes(Filters(), after=None, limit=10)] == [
-        "old one",
-        "old two",
-        "new",
-    ]
-    assert order(store)[-1] == new
-    store.close()
+def test_an_empty_new_text_is_not_a_version() -> None:
+    assert not is_meaningful_change("B", TEXT, "B", "")
+    assert not is_meaningful_change("B", TEXT, "B Other", "  \n")
 
 
-def test_a_read_only_store_reads_and_refuses_every_write(store: Store, database_url: str) -> None:
-    add(store, "kept")
-    reader = Store.open(database_url, create=False, read_only=True)
-    try:
-        assert [a.title for a, _ in reader.iter_articles(Filters())] == ["kept"]
-        with pytest.raises(StoreError), reader._session() as session:
-            session.execute(sa.text("UPDATE articles SET title = 'changed'"))
-            session.commit()
-        with pytest.raises(StoreError):
-            reader.sync_feeds([FeedSettings(url="http://new.example/feed")])
-    finally:
-        reader.close()
-    assert [a.title for a, _ in store.iter_articles(Filters())] == ["kept"]
+def test_the_word_diff_gives_both_texts_back_and_counts_characters() -> None:
+    new = TEXT.replace("on Tuesday", "late on Tuesday").replace(" the first", "")
+    pieces = word_diff(TEXT, new)
+    old_back = "".join(p.text for p in pieces if p.op != "insert")
+    new_back = "".join(p.text for p in pieces if p.op != "delete")
+    assert (old_back, new_back) == (TEXT, new)
+    assert chars_changed(pieces) == (len("late"), len("thefirst"))
+    assert [p.text.strip() for p in pieces if p.op == "insert"] == ["late"]
+
+
+def test_only_changed_paragraphs_are_shown_with_a_gap_between() -> None:
+    old = "One.\n\nTwo stays.\n\nThree.\n\nFour stays.\n\nFive."
+    new = "One!\n\nTwo stays.\n\nThree.\n\nFour stays.\n\nFive!"
+    shown = list(changed_paragraphs(word_diff(old, new)))
+    assert len(shown) == 3 and shown[1] is None
+    assert {p.text for p in shown[0] or [] if p.op == "insert"} == {"One!"}
+    assert {p.text for p in shown[2] or [] if p.op == "delete"} == {"Five."}
+
+
+def test_cjk_text_diffs_by_its_runs() -> None:
+    pieces = word_diff("東京で 会議が 開かれた。", "東京で 会議が 延期された。")
+    assert [p.text for p in pieces if p.op == "insert"] == ["延期された。"]

@@ -1,0 +1,287 @@
+"""Versions in the archive: re-checks claimed, their outcomes written, each change kept.
+
+An archived article's page is looked at again on the `[versions]` schedule (`next_check_at`,
+set when the article is saved). The answer is one of: not modified (a 304, or the same story
+with another timestamp), changed (a new version: the article row takes the new state, and the
+``versions`` table keeps every state in order, the first too), gone (404 or 410: the article is
+marked removed and every version stays), or an error (looked at again later). Re-checks are
+claimed with the same leases as new pages, so that no two workers re-check one page at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from ingest.changes import chars_changed, is_meaningful_change, word_diff
+from ingest.claims import Claims, page_job
+from ingest.entries import content_hash
+from ingest.models import Article, ArticleStatus, Capture, Host, Version
+from ingest.records import ExtractedArticle, Page, PageJob, Recheck, utcnow
+from ingest.schedule import next_check
+
+FIRST, CHANGED, REEXTRACTED = "first", "changed", "reextracted"
+
+
+class Versioning(Claims):
+    """`Store`'s versions: `claim_rechecks`, `recheck_unchanged`, `recheck_gone`,
+    `save_version`, `keep_version`, `versions`."""
+
+    def claim_rechecks(self, now: datetime, *, limit: int) -> list[PageJob]:
+        """Lease to this worker up to ``limit`` archived pages due for a re-check (the most
+        overdue first), leaving out hosts that asked every worker to wait."""
+        blocked = select(Host.host).where(col(Host.blocked_until) > now)
+        pick = (
+            select(Article.id)
+            .where(
+                col(Article.next_check_at).is_not(None),  # the partial index of re-checks
+                col(Article.next_check_at) <= now,
+                col(Article.status) == ArticleStatus.OK,
+                col(Article.host).is_(None) | col(Article.host).not_in(blocked),
+            )
+            .order_by(col(Article.next_check_at))
+            .limit(limit)
+        )
+        rows = sorted(self._claim(Article, pick, now), key=lambda a: a.id or 0)
+        return [recheck_job(a) for a in rows]
+
+    def recheck_unchanged(
+        self,
+        article_id: int,
+        now: datetime,
+        steps: Sequence[tuple[float, float]],
+        page: Page | None,
+    ) -> None:
+        """The page says nothing new (``page``: its answer, for its validators; None for an
+        answer that said nothing, an error): next re-check on the schedule."""
+        with self._session() as session:
+            row = session.get(Article, article_id)
+            if row is None:
+                return
+            values = self._checked(row, now, steps)
+            if page is not None and page.status != 304:
+                values |= _validators(page)
+            session.execute(sa.update(Article).where(col(Article.id) == article_id).values(values))
+            session.commit()
+
+    def recheck_gone(self, article_id: int, now: datetime) -> None:
+        """The page answered 404 or 410: the article is removed from the web, not from the
+        archive (its text and every version stay); it is not re-checked again."""
+        with self._session() as session:
+            session.execute(
+                sa.update(Article)
+                .where(col(Article.id) == article_id)
+                .values(
+                    removed_at=sa.func.coalesce(col(Article.removed_at), now),
+                    checked_at=now,
+                    next_check_at=None,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            session.commit()
+
+    def save_version(
+        self,
+        article_id: int,
+        new: ExtractedArticle,
+        page: Page,
+        raw: bytes | None,
+        steps: Sequence[tuple[float, float]],
+    ) -> int | None:
+        """The page looked at again says ``new``: keep it as the article's next version if it
+        is a meaningful change (returns its number), else only note the re-check (None)."""
+        now = page.fetched_at
+        with self._session() as session:
+            row = session.get(Article, article_id)
+            if row is None:
+                return None
+            values = self._checked(row, now, steps) | _validators(page)
+            title = new.title or row.title
+            if not is_meaningful_change(row.title, row.text, title, new.text):
+                session.execute(
+                    sa.update(Article).where(col(Article.id) == article_id).values(values)
+                )
+                session.commit()
+                return None
+            capture_id = None
+            if raw is not None:
+                capture_id = session.execute(
+                    sa.insert(Capture)
+                    .values(
+                        article_id=article_id,
+                        url=page.final_url,
+                        status=page.status,
+                        headers=page.headers,
+                        body=raw,
+                        fetched_at=now,
+                    )
+                    .returning(col(Capture.id))
+                ).scalar_one()
+            number = self._add_version(
+                session, row, title, new.text, list(new.authors) or row.authors, now, capture_id
+            )
+            values |= {
+                "title": title,
+                "text": new.text,
+                "authors": list(new.authors) or row.authors,
+                "content_hash": content_hash(new.text),
+                "fetched_at": now,
+                "changed_at": now,
+                "removed_at": None,  # back on the web
+                "next_check_at": next_check(now, now, steps),
+            }
+            session.execute(sa.update(Article).where(col(Article.id) == article_id).values(values))
+            session.commit()
+            return number
+
+    def keep_version(self, article_id: int, title: str | None, text: str | None) -> int | None:
+        """Before an article's text is made anew from the same capture (`ingest reextract`):
+        keep the new state as its next version, the old one before it, if they differ in
+        more than whitespace (returns the new version's number, else None). The caller
+        writes the new state to the article."""
+        with self._session() as session:
+            row = session.get(Article, article_id)
+            if row is None or not is_meaningful_change(row.title, row.text, title, text):
+                return None
+            latest = session.execute(
+                select(sa.func.max(Capture.id)).where(col(Capture.article_id) == article_id)
+            ).scalar()
+            number = self._add_version(
+                session,
+                row,
+                title or row.title,
+                text,
+                row.authors,
+                row.fetched_at,
+                latest,
+                reason=REEXTRACTED,
+            )
+            session.commit()
+            return number
+
+    def versions(self, article_id: int) -> list[Version]:
+        """An article's versions, oldest first: its one state when it never changed (not
+        stored as a row: number 1, made of the article), [] for an unknown article."""
+        with self._session() as session:
+            rows = list(
+                session.exec(
+                    select(Version)
+                    .where(col(Version.article_id) == article_id)
+                    .order_by(col(Version.number))
+                )
+            )
+            if rows:
+                return rows
+            article = session.get(Article, article_id)
+            if article is None or article.status != ArticleStatus.OK:
+                return []
+            latest = session.execute(
+                select(sa.func.max(Capture.id)).where(col(Capture.article_id) == article_id)
+            ).scalar()
+            return [_first(article, latest)]
+
+    # --- inside ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _checked(
+        row: Article, now: datetime, steps: Sequence[tuple[float, float]]
+    ) -> dict[str, Any]:
+        changed = row.changed_at or row.fetched_at or now
+        return {
+            "checked_at": now,
+            "next_check_at": next_check(changed, now, steps) if steps else None,
+            "lease_owner": None,
+            "lease_until": None,
+        }
+
+    @staticmethod
+    def _add_version(
+        session: Any,
+        row: Article,
+        title: str | None,
+        text: str | None,
+        authors: list[str],
+        fetched_at: datetime | None,
+        capture_id: int | None,
+        *,
+        reason: str = CHANGED,
+    ) -> int:
+        """Write the new state as the next version (and, on the first change, the article's
+        state until now as version 1); returns the new version's number."""
+        assert row.id is not None
+        last = session.execute(
+            select(Version.number, Version.text)
+            .where(col(Version.article_id) == row.id)
+            .order_by(col(Version.number).desc())
+            .limit(1)
+        ).first()
+        if last is None:
+            latest = session.execute(
+                select(sa.func.max(Capture.id)).where(
+                    col(Capture.article_id) == row.id,
+                    col(Capture.id) != capture_id if capture_id is not None else sa.true(),
+                )
+            ).scalar()
+            session.add(_first(row, latest))
+            last = (1, row.text)
+        added, removed = chars_changed(word_diff(last[1], text))
+        number = int(last[0]) + 1
+        session.add(
+            Version(
+                article_id=row.id,
+                number=number,
+                title=title,
+                text=text,
+                authors=authors,
+                content_hash=content_hash(text),
+                fetched_at=fetched_at,
+                capture_id=capture_id,
+                chars_added=added,
+                chars_removed=removed,
+                reason=reason,
+                created_at=utcnow(),
+            )
+        )
+        session.flush()
+        return number
+
+
+def _first(article: Article, capture_id: int | None) -> Version:
+    """An article's first state as a version (stored on its first change, else made to list)."""
+    added, _ = chars_changed(word_diff("", article.text))
+    return Version(
+        article_id=article.id or 0,
+        number=1,
+        title=article.title,
+        text=article.text,
+        authors=list(article.authors),
+        content_hash=article.content_hash,
+        fetched_at=article.fetched_at,
+        capture_id=capture_id,
+        chars_added=added,
+        chars_removed=0,
+        reason=FIRST,
+        created_at=article.fetched_at,
+    )
+
+
+def _validators(page: Page) -> dict[str, Any]:
+    return {"etag": page.headers.get("etag"), "last_modified": page.headers.get("last-modified")}
+
+
+def recheck_job(article: Article) -> PageJob:
+    """The page job of a re-check: the article's page, asked for with its validators."""
+    job = page_job(article)
+    return PageJob(
+        job.article_id,
+        job.url,
+        0,
+        job.hints,
+        fragment=job.fragment,
+        recheck=Recheck(article.etag, article.last_modified),
+    )
