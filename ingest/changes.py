@@ -129,6 +129,14 @@ def word_diff(old: str | None, new: str | None) -> list[Piece]:
     return pieces
 
 
+def by_line(piece: Piece) -> Iterator[Piece]:
+    """A run cut at its line breaks, the breaks as kept text of their own: marks around a
+    removed or added run then never span a paragraph break."""
+    for part in re.split(r"(\n+)", piece.text):
+        if part:
+            yield Piece("equal" if part.startswith("\n") else piece.op, part)
+
+
 def chars_changed(pieces: Sequence[Piece]) -> tuple[int, int]:
     """Characters (spaces not counted) added and removed by a diff."""
     added = sum(len("".join(p.text.split())) for p in pieces if p.op == "insert")
@@ -144,10 +152,9 @@ def changed_paragraphs(pieces: Sequence[Piece]) -> Iterator[list[Piece] | None]:
     given = False
 
     def split(piece: Piece) -> Iterator[Piece | None]:
-        # A paragraph break inside a kept run ends the paragraph (None marks the break).
-        parts = re.split(r"(\n+)", piece.text) if piece.op == "equal" else [piece.text]
-        for part in parts:
-            if part.startswith("\n") and piece.op == "equal":
+        # A paragraph break ends the paragraph (None marks it), kept, added or removed alike.
+        for part in re.split(r"(\n+)", piece.text):
+            if part.startswith("\n"):
                 yield None
             elif part:
                 yield Piece(piece.op, part)

@@ -25,6 +25,7 @@ from ingest.cli_context import Context
 from ingest.cli_db import db
 from ingest.cli_feeds import feeds
 from ingest.cli_read import export, filter_options, search, show, stats, to_filters
+from ingest.cli_versions import diff, history
 from ingest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -291,7 +292,7 @@ def serve(obj: Context, listen: str | None) -> None:
     run(served)
 
 
-for command in (search, show, export, feeds, stats, db):
+for command in (search, show, history, diff, export, feeds, stats, db):
     cli.add_command(command)
 
 

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ingest.browse import Removal
+from ingest.changes import chars_changed, word_diff
 from ingest.entryparts import url_key
-from ingest.models import Article, Feed
+from ingest.errors import UsageError
+from ingest.models import Article, Feed, Version
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
 from ingest.store import Store
 
@@ -42,6 +44,8 @@ RECORD_FIELDS = (
     "fetched_at",
     "status",
     "error",
+    "checked_at",
+    "removed_at",
 )
 EXPORT_BATCH = 500  # articles whose feeds are read in one query
 HIT_FIELDS = ("id", "title", "url", "published", "feed_url", "authors", "language", "snippet")
@@ -111,6 +115,8 @@ def record(article: Article, feed_urls: list[str]) -> dict[str, Any]:
         "fetched_at": _iso(article.fetched_at),
         "status": article.status,
         "error": article.error,
+        "checked_at": _iso(article.checked_at),  # its page last looked at again for changes
+        "removed_at": _iso(article.removed_at),  # its page answered 404 or 410 since
     }
 
 
@@ -267,3 +273,67 @@ def with_feeds(
         (article, list(dict.fromkeys([first, *listed.get(article.id or 0, ())])))
         for article, first in rows
     ]
+
+
+def version_record(version: Version, *, text: bool = True) -> dict[str, Any]:
+    """One state of an article (`ingest history`, the API); ``text``: with its text."""
+    data: dict[str, Any] = {
+        "number": version.number,
+        "title": version.title,
+        "authors": list(version.authors),
+        "fetched_at": _iso(version.fetched_at),
+        "reason": version.reason,
+        "chars_added": version.chars_added,
+        "chars_removed": version.chars_removed,
+        "capture_id": version.capture_id,
+    }
+    if text:
+        data["text"] = version.text
+    return data
+
+
+def history_record(article: Article, versions: Sequence[Version]) -> dict[str, Any]:
+    """An article's versions, oldest first, with where its page stands now."""
+    return {
+        "id": article.id,
+        "url": article_url(article),
+        "title": article.title,
+        "checked_at": _iso(article.checked_at),
+        "next_check_at": _iso(article.next_check_at),
+        "removed_at": _iso(article.removed_at),
+        "versions": [version_record(v, text=False) for v in versions],
+    }
+
+
+def pick_versions(
+    versions: Sequence[Version], first: int | None, second: int | None
+) -> tuple[Version, Version]:
+    """The two versions a diff compares: ``first`` and ``second`` by number, or the last
+    two (one version alone is compared with itself). UsageError names the ones there are."""
+    if not versions:
+        raise UsageError("this article has no archived text, so no versions")
+    by_number = {v.number: v for v in versions}
+    if first is None and second is None:
+        return versions[-2] if len(versions) > 1 else versions[-1], versions[-1]
+    if first is None or second is None:
+        raise UsageError("give two version numbers, or none for the last change")
+    missing = [n for n in (first, second) if n not in by_number]
+    if missing:
+        have = f"1 to {len(versions)}" if len(versions) > 1 else "only 1"
+        raise UsageError(f"no version {missing[0]} of this article (it has {have})")
+    return by_number[first], by_number[second]
+
+
+def diff_record(article: Article, old: Version, new: Version) -> dict[str, Any]:
+    """The word diff between two versions, as runs of kept, removed and added text."""
+    pieces = word_diff(old.text, new.text)
+    added, removed = chars_changed(pieces)
+    return {
+        "id": article.id,
+        "from": version_record(old, text=False),
+        "to": version_record(new, text=False),
+        "title": {"from": old.title, "to": new.title},
+        "chars_added": added,
+        "chars_removed": removed,
+        "pieces": [{"op": p.op, "text": p.text} for p in pieces],
+    }

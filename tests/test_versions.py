@@ -21,6 +21,7 @@ from ingest.pipeline import Ingestor, RunSummary
 from ingest.store import Store
 from ingest.workers import ExtractorPool
 from tests import versions_site as site
+from tests.conftest import Ingest
 from tests.newsroom import Newsroom
 from tests.test_pipeline import Clock
 
@@ -214,3 +215,54 @@ def test_a_failed_recheck_is_tried_later_and_the_article_stays_as_it_was(
     site.publish(newsroom, site.page(site.NEW_HEADLINE))
     clock.advance(minutes=16)
     assert run(settings, store, clock).versions_new == 1
+
+
+def test_history_and_diff_from_the_command_line(tmp_path: Path, newsroom: Newsroom) -> None:
+    """`ingest fetch` re-checks what is due (a schedule of 1 ms: due at the next run, no
+    sleeping), then `ingest history` and `ingest diff` read the versions it kept."""
+    database = f"sqlite:///{tmp_path / 'archive.sqlite3'}"
+    config = tmp_path / "ingest.toml"
+    schedule = '[versions]\nschedule = { "30d" = "1ms" }\n'
+    config.write_text(site.config_lines(newsroom, database) + "\n" + schedule, encoding="utf-8")
+    cli = Ingest(tmp_path, config)
+    site.publish(newsroom)
+    cli("fetch")
+    (article_id,) = [a["id"] for a in cli.json("search", "bridge", "--format", "json")]
+
+    shorter = [p for p in site.PARAGRAPHS if "Shop owners" not in p]
+    site.publish(newsroom, site.page(site.NEW_HEADLINE, shorter))
+    out = cli("fetch").stdout
+    assert "Looked again at 1 archived page: 1 new version, 0 gone." in out
+
+    history = cli.json("history", str(article_id), "--format", "json")
+    assert [v["number"] for v in history["versions"]] == [1, 2]
+    assert [v["title"] for v in history["versions"]] == [site.HEADLINE, site.NEW_HEADLINE]
+    assert history["versions"][1]["chars_removed"] > 100
+    table = cli("history", str(article_id)).stdout
+    assert "2 versions" in table and "changed" in table
+
+    text = cli("diff", str(article_id)).stdout  # not a terminal: plain marks
+    assert f"Title: [-{site.HEADLINE}-] {{+{site.NEW_HEADLINE}+}}" in text
+    assert "[-Shop owners" in text
+    assert "Buses on routes" not in text  # unchanged paragraphs are left out
+    assert "Buses on routes" in cli("diff", str(article_id), "1", "2", "--full").stdout
+    data = cli.json("diff", str(article_id), "1", "2", "--format", "json")
+    assert data["chars_removed"] == history["versions"][1]["chars_removed"]
+    removed = "".join(p["text"] for p in data["pieces"] if p["op"] == "delete")
+    assert "Shop owners" in removed
+
+    bad = cli("diff", str(article_id), "1", "5", check=False)
+    assert bad.returncode == 2
+    assert "no version 5 of this article (it has 1 to 2)" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    one = cli("diff", str(article_id), "1", check=False)
+    assert one.returncode == 2 and "give two version numbers" in one.stderr
+    unknown = cli("history", "999", check=False)
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
+
+    newsroom.set(site.STORY, status=404)
+    assert "0 new versions, 1 gone." in cli("fetch").stdout
+    shown = cli.json("show", str(article_id), "--format", "json")
+    assert shown["removed_at"] is not None and shown["title"] == site.NEW_HEADLINE
+    assert "page gone since" in cli("history", str(article_id)).stdout
+    assert len(cli.json("history", str(article_id), "--format", "json")["versions"]) == 2
