@@ -125,25 +125,34 @@ def show(obj: Context, ref: str, fmt: str) -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not stdout."
 )
+@click.option(
+    "--versions",
+    "with_versions",
+    is_flag=True,
+    help="JSON: each article's versions too (every state with its text, once its page changed).",
+)
 @filter_options
 @click.pass_obj
-def export(obj: Context, fmt: str, out: Path | None, **filters: Any) -> None:
+def export(obj: Context, fmt: str, out: Path | None, with_versions: bool, **filters: Any) -> None:
     """Stream the archive as JSON lines or CSV, oldest first.
 
     \b
     Example:
       ingest export --format csv --since 2025-01-01 --out archive.csv
+      ingest export --versions --out archive.jsonl
     """
     from ingest.query import export_records, write_records
 
     with cli_output.errors():
+        if with_versions and fmt == "csv":
+            raise UsageError("--versions needs --format jsonl or json (a version is a record)")
         if out is not None and not out.parent.is_dir():
             raise UsageError(
                 f"--out {out}: there is no folder {out.parent}; create it first "
                 f"(mkdir -p {out.parent}) or write elsewhere"
             )
         with obj.store(read_only=True) as store:
-            records = export_records(store, to_filters(**filters))
+            records = export_records(store, to_filters(**filters), versions=with_versions)
             if out is None:
                 write_records(records, fmt, sys.stdout)
                 return

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from ingest.browse import Removal
 from ingest.changes import chars_changed, word_diff
 from ingest.entryparts import url_key
-from ingest.errors import UsageError
+from ingest.errors import NotFoundError, UsageError
 from ingest.models import Article, Feed, Version
 from ingest.search import SNIPPET_CLOSE, SNIPPET_OPEN, Filters, SearchHit
 from ingest.store import Store
@@ -251,16 +251,30 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False)
 
 
-def export_records(store: Store, filters: Filters) -> Iterator[dict[str, Any]]:
+def export_records(
+    store: Store, filters: Filters, *, versions: bool = False
+) -> Iterator[dict[str, Any]]:
     """Every archived article matching ``filters``, oldest first, streamed (the feeds that
-    listed them read a batch at a time)."""
+    listed them read a batch at a time). With ``versions``, each record carries its
+    ``versions`` (every state, with its text, once its page changed; [] while it never did)."""
     batch: list[tuple[Article, str]] = []
     for row in store.iter_articles(filters):
         batch.append(row)
         if len(batch) == EXPORT_BATCH:
-            yield from (record(*listed) for listed in with_feeds(store, batch))
+            yield from _records(store, batch, versions)
             batch = []
-    yield from (record(*listed) for listed in with_feeds(store, batch))
+    yield from _records(store, batch, versions)
+
+
+def _records(
+    store: Store, batch: Sequence[tuple[Article, str]], versions: bool
+) -> Iterator[dict[str, Any]]:
+    kept = store.versions_of([a.id for a, _ in batch if a.id]) if versions else {}
+    for article, feed_urls in with_feeds(store, batch):
+        data = record(article, feed_urls)
+        if versions:
+            data["versions"] = [version_record(v) for v in kept.get(article.id or 0, [])]
+        yield data
 
 
 def with_feeds(
@@ -309,9 +323,9 @@ def pick_versions(
     versions: Sequence[Version], first: int | None, second: int | None
 ) -> tuple[Version, Version]:
     """The two versions a diff compares: ``first`` and ``second`` by number, or the last
-    two (one version alone is compared with itself). UsageError names the ones there are."""
+    two (one version alone is compared with itself). NotFoundError names the ones there are."""
     if not versions:
-        raise UsageError("this article has no archived text, so no versions")
+        raise NotFoundError("this article has no archived text, so no versions")
     by_number = {v.number: v for v in versions}
     if first is None and second is None:
         return versions[-2] if len(versions) > 1 else versions[-1], versions[-1]
@@ -320,7 +334,7 @@ def pick_versions(
     missing = [n for n in (first, second) if n not in by_number]
     if missing:
         have = f"1 to {len(versions)}" if len(versions) > 1 else "only 1"
-        raise UsageError(f"no version {missing[0]} of this article (it has {have})")
+        raise NotFoundError(f"no version {missing[0]} of this article (it has {have})")
     return by_number[first], by_number[second]
 
 

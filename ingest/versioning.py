@@ -29,7 +29,7 @@ FIRST, CHANGED, REEXTRACTED = "first", "changed", "reextracted"
 
 class Versioning(Claims):
     """`Store`'s versions: `claim_rechecks`, `recheck_unchanged`, `recheck_gone`,
-    `save_version`, `keep_version`, `versions`."""
+    `save_version`, `keep_version`, `versions`, `versions_of`."""
 
     def claim_rechecks(self, now: datetime, *, limit: int) -> list[PageJob]:
         """Lease to this worker up to ``limit`` archived pages due for a re-check (the most
@@ -184,6 +184,22 @@ class Versioning(Claims):
                 select(sa.func.max(Capture.id)).where(col(Capture.article_id) == article_id)
             ).scalar()
             return [_first(article, latest)]
+
+    def versions_of(self, article_ids: Sequence[int]) -> dict[int, list[Version]]:
+        """The stored versions of several articles (those that changed), oldest first: one
+        query for a batch of an export."""
+        if not article_ids:
+            return {}
+        found: dict[int, list[Version]] = {}
+        with self._session() as session:
+            rows = session.exec(
+                select(Version)
+                .where(self._among(col(Version.article_id), article_ids))
+                .order_by(col(Version.article_id), col(Version.number))
+            )
+            for row in rows:
+                found.setdefault(row.article_id, []).append(row)
+        return found
 
     # --- inside ----------------------------------------------------------------------------
 

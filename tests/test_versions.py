@@ -252,7 +252,7 @@ def test_history_and_diff_from_the_command_line(tmp_path: Path, newsroom: Newsro
     assert "Shop owners" in removed
 
     bad = cli("diff", str(article_id), "1", "5", check=False)
-    assert bad.returncode == 2
+    assert bad.returncode == 1
     assert "no version 5 of this article (it has 1 to 2)" in bad.stderr
     assert "Traceback" not in bad.stderr
     one = cli("diff", str(article_id), "1", check=False)
@@ -266,3 +266,65 @@ def test_history_and_diff_from_the_command_line(tmp_path: Path, newsroom: Newsro
     assert shown["removed_at"] is not None and shown["title"] == site.NEW_HEADLINE
     assert "page gone since" in cli("history", str(article_id)).stdout
     assert len(cli.json("history", str(article_id), "--format", "json")["versions"]) == 2
+
+
+def edited_archive(tmp_path: Path, room: Newsroom, database: str) -> tuple[Ingest, int]:
+    """An archive made by `ingest fetch` in which the story changed once (headline rewritten,
+    a paragraph removed): two versions."""
+    config = tmp_path / "ingest.toml"
+    schedule = '[versions]\nschedule = { "30d" = "1ms" }\n'
+    config.write_text(site.config_lines(room, database) + "\n" + schedule, encoding="utf-8")
+    cli = Ingest(tmp_path, config)
+    site.publish(room)
+    cli("fetch")
+    (article_id,) = [a["id"] for a in cli.json("search", "bridge", "--format", "json")]
+    shorter = [p for p in site.PARAGRAPHS if "Shop owners" not in p]
+    site.publish(room, site.page(site.NEW_HEADLINE, shorter))
+    cli("fetch")
+    return cli, article_id
+
+
+def test_export_can_carry_every_version(tmp_path: Path, newsroom: Newsroom) -> None:
+    cli, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    (plain,) = cli.jsonl("export")
+    assert "versions" not in plain
+    (full,) = cli.jsonl("export", "--versions")
+    assert [v["title"] for v in full["versions"]] == [site.HEADLINE, site.NEW_HEADLINE]
+    assert "Shop owners" in full["versions"][0]["text"]
+    assert full["versions"][1]["text"] == full["text"]
+    bad = cli("export", "--versions", "--format", "csv", check=False)
+    assert bad.returncode == 2 and "--versions needs" in bad.stderr
+
+
+def test_versions_and_diffs_over_the_api(
+    tmp_path: Path, newsroom: Newsroom, database_url: str
+) -> None:
+    from tests.webserver import serve
+
+    cli, article_id = edited_archive(tmp_path, newsroom, database_url)
+    assert cli.config is not None
+    with serve(cli.config) as server:
+        history = server.get(f"/api/v1/articles/{article_id}/versions").json()
+        expected = cli.json("history", str(article_id), "--format", "json")
+        assert history == expected
+        one = server.get(f"/api/v1/articles/{article_id}/versions/1").json()
+        assert one["title"] == site.HEADLINE and "Shop owners" in one["text"]
+        last = server.get(f"/api/v1/articles/{article_id}/diff").json()
+        assert last == cli.json("diff", str(article_id), "--format", "json")
+        assert last["from"]["number"] == 1 and last["to"]["number"] == 2
+        assert last["title"] == {"from": site.HEADLINE, "to": site.NEW_HEADLINE}
+        record = server.get(f"/api/v1/articles/{article_id}").json()
+        assert record["checked_at"] is not None and record["removed_at"] is None
+
+        for path, status, says in (
+            (f"/api/v1/articles/{article_id}/versions/3", 404, "no version 3"),
+            (f"/api/v1/articles/{article_id}/diff?from=1&to=9", 404, "no version 9"),
+            (f"/api/v1/articles/{article_id}/diff?from=1", 422, "give both"),
+            ("/api/v1/articles/99999/versions", 404, "99999"),
+            (f"/api/v1/articles/{article_id}/diff?from=0&to=1", 422, "from"),
+        ):
+            answer = server.get(path)
+            assert answer.status_code == status, (path, answer.text)
+            assert says in answer.json()["message"] + " ".join(answer.json()["errors"])
+        schema = server.get("/api/openapi.json").json()
+        assert "/api/v1/articles/{article_id}/diff" in schema["paths"]

@@ -15,11 +15,15 @@ from ingest.errors import NotFoundError
 from ingest.inflate import decode_body
 from ingest.models import Article
 from ingest.query import (
+    diff_record,
     export_records,
     feed_record,
     format_records,
+    history_record,
+    pick_versions,
     record,
     removal_record,
+    version_record,
     with_feeds,
 )
 from ingest.records import utcnow
@@ -30,6 +34,7 @@ from ingest.web.listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     ArticleQuery,
+    BadParameter,
     decode_cursor,
     encode_cursor,
     filters_from,
@@ -40,9 +45,12 @@ from ingest.web.schemas import (
     ArticleOut,
     ArticlesOut,
     ChangesOut,
+    DiffOut,
     ErrorOut,
     FeedOut,
+    HistoryOut,
     StatsOut,
+    VersionOut,
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -154,6 +162,51 @@ async def article(request: Request, article_id: Id) -> dict[str, Any]:
     # it to a thread costs (8 clients got 557 answers/s through the thread pool, 973 on the
     # loop); PostgreSQL's read is a round trip over the network, which must not hold the loop.
     return await run_in_threadpool(read) if store.postgres else read()
+
+
+@router.get("/api/v1/articles/{article_id}/versions", response_model=HistoryOut, tags=["versions"])
+def versions(request: Request, article_id: Id) -> dict[str, Any]:
+    """An article's versions, oldest first: each state its page was seen in, with the
+    characters added and removed against the one before (`ingest history`)."""
+    store = store_of(request)
+    article, _ = store.article(str(article_id))
+    return history_record(article, store.versions(article_id))
+
+
+@router.get(
+    "/api/v1/articles/{article_id}/versions/{number}",
+    response_model=VersionOut,
+    tags=["versions"],
+)
+def version(request: Request, article_id: Id, number: Id) -> dict[str, Any]:
+    """One version of an article, with its text."""
+    store = store_of(request)
+    store.article(str(article_id))  # an unknown article is a 404 that says so
+    found = [v for v in store.versions(article_id) if v.number == number]
+    if not found:
+        raise NotFoundError(f"no version {number} of article {article_id}")
+    return version_record(found[0])
+
+
+@router.get(
+    "/api/v1/articles/{article_id}/diff",
+    response_model=DiffOut,
+    tags=["versions"],
+)
+def diff(
+    request: Request,
+    article_id: Id,
+    first: Annotated[int | None, Query(alias="from", ge=1, le=2**31)] = None,
+    second: Annotated[int | None, Query(alias="to", ge=1, le=2**31)] = None,
+) -> dict[str, Any]:
+    """The word diff between two versions (``from`` and ``to``; neither: the last change),
+    as runs of kept, removed and added text (`ingest diff`)."""
+    if (first is None) != (second is None):
+        raise BadParameter("give both from and to, or neither for the last change")
+    store = store_of(request)
+    article, _ = store.article(str(article_id))
+    old, new = pick_versions(store.versions(article_id), first, second)
+    return diff_record(article, old, new)
 
 
 @router.get(

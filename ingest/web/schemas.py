@@ -49,6 +49,62 @@ class ArticleOut(BaseModel):
     fetched_at: str | None
     status: str = Field(description="pending, ok or failed")
     error: str | None
+    checked_at: str | None = Field(description="When its page was last looked at again")
+    removed_at: str | None = Field(description="When its page answered 404 or 410, if it did")
+
+
+class VersionSummaryOut(BaseModel):
+    """One state of an article, as its page was seen (`ingest history`)."""
+
+    number: int = Field(description="1 for the first state, then in order")
+    title: str | None
+    authors: list[str]
+    fetched_at: str | None = Field(description="When the page was seen so; ISO 8601, UTC")
+    reason: str = Field(description="first, changed (a re-check) or reextracted")
+    chars_added: int = Field(description="Against the version before, spaces not counted")
+    chars_removed: int
+    capture_id: int | None = Field(description="The raw page it came from, if kept")
+
+
+class VersionOut(VersionSummaryOut):
+    """One state of an article, with its text."""
+
+    text: str | None
+
+
+class HistoryOut(BaseModel):
+    """An article's versions, oldest first, and where its page stands."""
+
+    id: int
+    url: str | None
+    title: str | None
+    checked_at: str | None
+    next_check_at: str | None = Field(description="When its page is next looked at; null: never")
+    removed_at: str | None
+    versions: list[VersionSummaryOut]
+
+
+class PieceOut(BaseModel):
+    op: Literal["equal", "delete", "insert"]
+    text: str
+
+
+class TitleChangeOut(BaseModel):
+    from_: str | None = Field(alias="from")
+    to: str | None
+
+
+class DiffOut(BaseModel):
+    """A word diff between two versions: runs of kept, removed and added text; joining the
+    runs that are not inserts gives the old text back, those that are not deletes the new."""
+
+    id: int
+    from_: VersionSummaryOut = Field(alias="from")
+    to: VersionSummaryOut
+    title: TitleChangeOut
+    chars_added: int
+    chars_removed: int
+    pieces: list[PieceOut]
 
 
 class HitOut(BaseModel):
