@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ingest.changes import Piece, by_line, changed_paragraphs, chars_changed, word_diff
 from ingest.models import ArticleStatus, ContentSource
-from ingest.query import article_url, media_note, record, with_feeds
+from ingest.query import article_url, media_note, pick_versions, record, with_feeds
 from ingest.records import utcnow
 from ingest.web.api import CHART_DAYS, Asked, Id, archive_stats, health_record, store_of
 from ingest.web.auth import COOKIE, COOKIE_MAX_AGE, safe_next, session_value
@@ -127,7 +128,55 @@ def article(request: Request, article_id: Id) -> HTMLResponse:
         media=[(item["url"], web_url(item["url"]), media_note(item)) for item in found.enclosures],
         original=original,
         shown_url=article_url(found),
+        versions=store.versions(article_id),
     )
+
+
+@router.get("/articles/{article_id}/diff", response_class=HTMLResponse)
+def diff(
+    request: Request,
+    article_id: Id,
+    first: Annotated[int | None, Query(alias="from", ge=1, le=2**31)] = None,
+    second: Annotated[int | None, Query(alias="to", ge=1, le=2**31)] = None,
+    whole: bool = False,
+) -> HTMLResponse:
+    """What changed between two versions of an article, word by word."""
+    store = store_of(request)
+    found, _ = store.article(str(article_id))
+    versions = store.versions(article_id)
+    if (first is None) != (second is None):
+        first = second = None  # a half-made link: the last change
+    old, new = pick_versions(versions, first, second)
+    pieces = word_diff(old.text, new.text)
+    if whole:
+        blocks: list[list[Piece] | None] = [
+            [part for p in paragraph for part in by_line(p)] for paragraph in _paragraphs(pieces)
+        ]
+    else:
+        blocks = list(changed_paragraphs(pieces))
+    return render(
+        request,
+        "diff.html",
+        article=record(found, []),
+        versions=versions,
+        old=old,
+        new=new,
+        blocks=blocks,
+        counts=chars_changed(pieces),
+        whole=whole,
+    )
+
+
+def _paragraphs(pieces: list[Piece]) -> list[list[Piece]]:
+    """Every paragraph of a diff, changed or not."""
+    out: list[list[Piece]] = [[]]
+    for piece in pieces:
+        for part in by_line(piece):
+            if part.op == "equal" and part.text.startswith("\n"):
+                out.append([])
+            else:
+                out[-1].append(part)
+    return [p for p in out if p]
 
 
 @router.get("/feeds", response_class=HTMLResponse)
