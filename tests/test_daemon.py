@@ -417,3 +417,33 @@ def test_a_second_daemon_on_a_taken_address_says_so_and_another_address_works(
     assert first.healthy()
     assert second.stop()[0] == 0
     assert first.stop()[0] == 0
+
+
+def test_the_daemon_rechecks_archived_pages_and_keeps_a_new_version(
+    tmp_path: Path, newsroom: Newsroom, archive: str, daemons: list[Daemon]
+) -> None:
+    from tests import versions_site as site
+
+    port = free_port()
+    config = tmp_path / "daemon.toml"
+    # Due again at once (1 ms): the daemon looks at the page on each of its page rounds.
+    extra = '[versions]\nschedule = { "30d" = "1ms" }\n' + FAST.format(port=port)
+    config.write_text(site.config_lines(newsroom, archive) + "\n" + extra, encoding="utf-8")
+    site.publish(newsroom)
+    daemon = Daemon(Ingest(tmp_path, config), archive, port)
+    daemons.append(daemon)
+    wait_for("the story", lambda: newsroom.url(site.STORY) in ok_urls(daemon))
+    wait_for(
+        "a conditional re-check",
+        lambda: any(r.status == 304 for r in newsroom.requests_for(site.STORY)),
+    )
+
+    site.publish(newsroom, site.page(site.NEW_HEADLINE))
+    wait_for("a new version", lambda: daemon.query("SELECT count(*) FROM versions")[0][0] == 2)
+    assert daemon.query("SELECT title FROM articles WHERE url_key IS NOT NULL") == [
+        (site.NEW_HEADLINE,)
+    ]
+    _, metrics = daemon.get("/metrics")
+    assert 'ingest_rechecks_total{outcome="changed"} 1.0' in metrics.decode()
+    assert any(line["message"] == "new version" for line in daemon.logs())
+    assert daemon.stop()[0] == 0

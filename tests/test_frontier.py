@@ -217,3 +217,41 @@ def test_pages_are_held_once_and_given_up_when_a_worker_stops() -> None:
     assert len(frontier) == 0 and frontier.hosts == 0
     frontier.close()
     assert asyncio.run(frontier.next()) is None
+
+
+def test_a_hosts_new_pages_go_before_its_rechecks_and_rechecks_keep_its_delay() -> None:
+    from ingest.records import Recheck
+
+    clock = VirtualClock()
+    hosts, frontier = make(clock, delay=1.0)
+    rechecks = [
+        PageJob(500 + n, f"https://news.example/old/{n}", 0, recheck=Recheck(etag=f'"{n}"'))
+        for n in range(5)
+    ]
+    frontier.add(rechecks)  # claimed first (a daemon's room was free)
+    frontier.add(jobs("news.example", 3, 0))  # then a poll finds new pages on that host
+    frontier.add(jobs("other.example", 2, 100))
+
+    started: list[tuple[float, int]] = []
+
+    async def scenario() -> None:
+        frontier.close()
+        async with asyncio.TaskGroup() as group:
+            while (job := await frontier.next()) is not None:
+
+                async def page(job: PageJob = job) -> None:
+                    try:
+                        async with hosts.slot(job.url):
+                            started.append((clock(), job.article_id))
+                        frontier.fetched(job)
+                    finally:
+                        frontier.done(job)
+
+                group.create_task(page())
+
+    asyncio.run(scenario())
+    on_news = [(t, a) for t, a in started if a < 100 or a >= 500]
+    # Queued behind re-checks, the new pages still go first; then the re-checks, a second
+    # apart throughout, as the host's delay says.
+    assert [a for _, a in on_news] == [0, 1, 2, 500, 501, 502, 503, 504]
+    assert [b - a for (a, _), (b, _) in pairwise(on_news)] == [1.0] * 7
