@@ -35,6 +35,7 @@ COUNTS = {
     "skipped_urls": 1,
     "captures": 7,
     "entries": 17,
+    "versions": 2,
 }
 
 
@@ -50,6 +51,8 @@ def fetched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = Store.open(f"sqlite:///{path}")
     store.block_host("slow.example.org", datetime(2030, 1, 1, tzinfo=UTC), "http_429")
     store.record_entries(store.feeds()[0], [], skipped=["0" * 64])  # a sitemap's undated URL
+    first = store.article("1")[0]  # its page changed: two versions
+    assert store.keep_version(1, first.title, f"{first.text}\n\nCorrection: a date was wrong.")
     store.close()
     assert counts(f"sqlite:///{path}") == COUNTS
     return path
@@ -272,6 +275,7 @@ def test_a_copy_stopped_mid_table_resumes_where_it_stopped(
         "skipped_urls": 0,
         "captures": 0,
         "entries": 0,
+        "versions": 0,
     }
     assert resumed["feeds"]["copied"] == resumed["hosts"]["copied"] == 0
     assert resumed["articles"]["copied"] == COUNTS["articles"] - 8
@@ -304,6 +308,7 @@ def test_a_partial_sqlite_destination_is_completed_without_duplicates(
         "skipped_urls": 1,
         "captures": 7,
         "entries": 17,
+        "versions": 0,  # of an article the interruption left (insert-if-new)
     }
     assert raw_sqlite(target) == raw_sqlite(source)
     assert search_ids(cli, target, "telescope") == search_ids(cli, source, "telescope")
