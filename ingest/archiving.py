@@ -17,6 +17,7 @@ from urllib.parse import urldefrag
 import sqlalchemy as sa
 from sqlmodel import col
 
+from ingest.captures import PackedBody
 from ingest.dbsession import Database
 from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
 from ingest.entryparts import url_key
@@ -25,6 +26,7 @@ from ingest.models import (
     Article,
     ArticleStatus,
     Capture,
+    CaptureBody,
     ContentSource,
     Entry,
     Feed,
@@ -34,11 +36,11 @@ from ingest.models import (
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 
 # What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
-Save = tuple[PageJob, ExtractedArticle, Page, bytes | None]
+Save = tuple[PageJob, ExtractedArticle, Page, PackedBody | None]
 
 
 def _page_keys(
-    job: PageJob, article: ExtractedArticle, page: Page, _raw: bytes | None
+    job: PageJob, article: ExtractedArticle, page: Page, _raw: PackedBody | None
 ) -> tuple[set[str], str]:
     """The URL keys a saved page is known by (where it was fetched from, its canonical URL),
     and the URL it is archived under: a post keeps its fragment in both."""
@@ -107,6 +109,10 @@ class _Saving:
             )
         )
         self.capture = sa.insert(Capture.__table__)  # type: ignore[attr-defined]
+        bodies = CaptureBody.__table__  # type: ignore[attr-defined]
+        self.body_ids = sa.select(bodies.c.sha256, bodies.c.id).where(
+            bodies.c.sha256.in_(sa.bindparam("sha256s", expanding=True))
+        )
 
 
 _SAVING = _Saving()
@@ -183,8 +189,15 @@ class Archiving(Database):
                     )
         return bool(anything), found
 
+    @cached_property
+    def _new_body(self) -> Any:
+        """Insert-if-new of a capture body, by its address: two workers storing one body at
+        once store it once (PostgreSQL: the second waits for the first's commit, then finds
+        its row)."""
+        return self._insert(CaptureBody).on_conflict_do_nothing(index_elements=["sha256"])
+
     def save_article(
-        self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: bytes | None = None
+        self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: PackedBody | None = None
     ) -> int | None:
         """Store a page's clean article; returns its id, or the id of the article it duplicates
         (None when it was stored meanwhile).
@@ -208,8 +221,41 @@ class Archiving(Database):
             # Core statements built once (`_saving`): this runs for every page archived.
             conn = session.connection()
             stored = [self._save(conn, keys, final_url, *save) for (keys, final_url), save in keyed]
+            # Only the pages stored now keep their capture (not a duplicate, nor one stored
+            # meanwhile), and after every article's row: see `_capture`.
+            new = [s for s, id_ in zip(saves, stored, strict=True) if id_ == s[0].article_id]
+            self._capture(conn, new)
             session.commit()
         return stored
+
+    def _capture(self, conn: sa.Connection, saves: Sequence[Save]) -> None:
+        """Keep the raw page of each of ``saves``: its body once (insert-if-new by SHA-256,
+        shared with every capture of the same bytes), then a capture row pointing at it.
+
+        Bodies go in in address order, after the articles' rows: two PostgreSQL transactions
+        storing the same bodies wait for each other in one order, never in a cycle."""
+        bodies = {raw.sha256: raw for *_, raw in saves if raw is not None}
+        if not bodies:
+            return
+        rows = [{"sha256": k, "size": b.size, "body": b.data} for k, b in sorted(bodies.items())]
+        conn.execute(self._new_body, rows)
+        ids = dict(conn.execute(_SAVING.body_ids, {"sha256s": sorted(bodies)}).all())
+        conn.execute(
+            _SAVING.capture,
+            [
+                {
+                    "article_id": job.article_id,
+                    "url": page.final_url,
+                    "status": page.status,
+                    "headers": page.headers,
+                    "body": b"",  # the body is ``body_id``'s
+                    "body_id": ids[raw.sha256],
+                    "fetched_at": page.fetched_at,
+                }
+                for job, _, page, raw in saves
+                if raw is not None
+            ],
+        )
 
     @staticmethod
     def _save(
@@ -219,7 +265,7 @@ class Archiving(Database):
         job: PageJob,
         article: ExtractedArticle,
         page: Page,
-        raw: bytes | None,
+        _raw: PackedBody | None,
     ) -> int | None:
         duplicate = conn.execute(
             _SAVING.duplicate,
@@ -256,18 +302,6 @@ class Archiving(Database):
         )
         if stored.rowcount == 0:  # stored meanwhile, or merged into another article
             return None
-        if raw is not None:  # the page's body, as a zlib stream
-            conn.execute(
-                _SAVING.capture,
-                {
-                    "article_id": job.article_id,
-                    "url": page.final_url,
-                    "status": page.status,
-                    "headers": page.headers,
-                    "body": raw,
-                    "fetched_at": page.fetched_at,
-                },
-            )
         return job.article_id
 
     def replace_extraction(self, article_id: int, article: ExtractedArticle) -> None:

@@ -3,9 +3,9 @@
 Tables: ``feeds`` (one per configured feed, with its polling state), ``articles`` (one per
 article, whatever feeds or URLs led to it), ``entries`` (which feed listed which article, under
 which entry identity), ``captures`` (the raw HTTP response a page was extracted from) with
-``capture_bodies`` (each page body once, however many captures share it), ``hosts`` (hosts that asked us to back off) and ``skipped_urls`` (what a sitemap's first poll
-left unfetched). The schema changes only through the migrations in
-``ingest/migrations``.
+``capture_bodies`` (each page body once, however many captures share it), ``hosts`` (hosts
+that asked us to back off) and ``skipped_urls`` (what a sitemap's first poll left unfetched).
+The schema changes only through the migrations in ``ingest/migrations``.
 Timestamps are timezone-aware UTC.
 """
 

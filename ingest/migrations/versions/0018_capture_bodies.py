@@ -35,9 +35,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         # SQLite adds a column with its reference in place; Alembic would add the reference
         # as a constraint apart, which SQLite only does by copying the table.
-        op.execute(
-            "ALTER TABLE captures ADD COLUMN body_id INTEGER REFERENCES capture_bodies (id)"
-        )
+        op.execute("ALTER TABLE captures ADD COLUMN body_id INTEGER REFERENCES capture_bodies (id)")
     else:
         op.add_column(
             "captures", sa.Column("body_id", sa.Integer, sa.ForeignKey("capture_bodies.id"))
