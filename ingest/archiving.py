@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from ingest.captures import PackedBody
-from ingest.dbsession import Database
+from ingest.capturestore import CaptureStore
 from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
 from ingest.entryparts import url_key
 from ingest.errors import FetchError
@@ -26,7 +26,6 @@ from ingest.models import (
     Article,
     ArticleStatus,
     Capture,
-    CaptureBody,
     ContentSource,
     Entry,
     Feed,
@@ -109,16 +108,12 @@ class _Saving:
             )
         )
         self.capture = sa.insert(Capture.__table__)  # type: ignore[attr-defined]
-        bodies = CaptureBody.__table__  # type: ignore[attr-defined]
-        self.body_ids = sa.select(bodies.c.sha256, bodies.c.id).where(
-            bodies.c.sha256.in_(sa.bindparam("sha256s", expanding=True))
-        )
 
 
 _SAVING = _Saving()
 
 
-class Archiving(Database):
+class Archiving(CaptureStore):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
     `replace_extraction`, `save_failure`."""
 
@@ -189,13 +184,6 @@ class Archiving(Database):
                     )
         return bool(anything), found
 
-    @cached_property
-    def _new_body(self) -> Any:
-        """Insert-if-new of a capture body, by its address: two workers storing one body at
-        once store it once (PostgreSQL: the second waits for the first's commit, then finds
-        its row)."""
-        return self._insert(CaptureBody).on_conflict_do_nothing(index_elements=["sha256"])
-
     def save_article(
         self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: PackedBody | None = None
     ) -> int | None:
@@ -229,33 +217,24 @@ class Archiving(Database):
         return stored
 
     def _capture(self, conn: sa.Connection, saves: Sequence[Save]) -> None:
-        """Keep the raw page of each of ``saves``: its body once (insert-if-new by SHA-256,
-        shared with every capture of the same bytes), then a capture row pointing at it.
-
-        Bodies go in in address order, after the articles' rows: two PostgreSQL transactions
-        storing the same bodies wait for each other in one order, never in a cycle."""
-        bodies = {raw.sha256: raw for *_, raw in saves if raw is not None}
-        if not bodies:
-            return
-        rows = [{"sha256": k, "size": b.size, "body": b.data} for k, b in sorted(bodies.items())]
-        conn.execute(self._new_body, rows)
-        ids = dict(conn.execute(_SAVING.body_ids, {"sha256s": sorted(bodies)}).all())
-        conn.execute(
-            _SAVING.capture,
-            [
-                {
-                    "article_id": job.article_id,
-                    "url": page.final_url,
-                    "status": page.status,
-                    "headers": page.headers,
-                    "body": b"",  # the body is ``body_id``'s
-                    "body_id": ids[raw.sha256],
-                    "fetched_at": page.fetched_at,
-                }
-                for job, _, page, raw in saves
-                if raw is not None
-            ],
-        )
+        """Keep the raw page of each of ``saves``: its body once (`_body_ids`: by SHA-256,
+        shared with every capture of the same bytes), then a capture row pointing at it."""
+        ids, _ = self._body_ids(conn, (raw for *_, raw in saves if raw is not None))
+        rows = [
+            {
+                "article_id": job.article_id,
+                "url": page.final_url,
+                "status": page.status,
+                "headers": page.headers,
+                "body": b"",  # the body is ``body_id``'s
+                "body_id": ids[raw.sha256],
+                "fetched_at": page.fetched_at,
+            }
+            for job, _, page, raw in saves
+            if raw is not None
+        ]
+        if rows:
+            conn.execute(_SAVING.capture, rows)
 
     @staticmethod
     def _save(

@@ -13,11 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from ingest.captures import unpack
 from ingest.dbsession import Database
 from ingest.entryparts import url_key
-from ingest.errors import NotFoundError, StoreError
-from ingest.models import Article, ArticleStatus, Capture, CaptureBody, Entry, Feed
+from ingest.errors import NotFoundError
+from ingest.models import Article, ArticleStatus, Capture, Entry, Feed
 from ingest.search import (
     RANK_WINDOW,
     Filters,
@@ -31,8 +30,7 @@ from ingest.search import (
 
 
 class Reads(Database):
-    """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`, `capture_body`,
-    `stats`."""
+    """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`, `stats`."""
 
     def checked(self, filters: Filters) -> Filters:
         """``filters`` as the archive keeps what they name (`ingest.search.checked`)."""
@@ -127,22 +125,6 @@ class Reads(Database):
             .where(col(Article.status) == ArticleStatus.OK)
         )
         yield from self._stream(query, filters, batch)
-
-    def capture_body(self, capture: Capture) -> bytes:
-        """The page a capture kept, as it was received (its Content-Encoding undone), whatever
-        its storage: the body it shares (``body_id``) or, for captures made before revision
-        0018, its own inline zlib stream. Every reader of captures goes through here.
-
-        `StoreError` when the body cannot be read (damaged, or gone), naming the capture."""
-        what = f"capture {capture.id} of article {capture.article_id}"
-        if capture.body_id is None:
-            return unpack(capture.body, what=what)
-        query = sa.select(col(CaptureBody.body)).where(col(CaptureBody.id) == capture.body_id)
-        with self._session() as session:
-            data = session.execute(query).scalar()
-        if data is None:
-            raise StoreError(f"{what}: its body {capture.body_id} is not in capture_bodies")
-        return unpack(data, what=what)
 
     def _stream(self, query: Any, filters: Filters, batch: int) -> Iterator[Any]:
         """The rows of ``query`` (an article first in each) for the articles matching

@@ -3,7 +3,8 @@ migrations in ``ingest/migrations``, its operations composed from one module per
 
 `Store` is `Database` (`ingest.dbsession`: the engine, sessions, lease owner) with the parts
 that run on it: `FeedState` (the feeds table), `Claims` (leases on feeds and pages),
-`HostTurns` (hosts shared by workers), `Archiving` (entries, articles, failures) and `Reads`
+`HostTurns` (hosts shared by workers), `Archiving` (entries, articles, failures; on
+`CaptureStore`: raw captures, each body once, read back by `capture_body`) and `Reads`
 (the read side). Every method runs its own transaction.
 """
 
