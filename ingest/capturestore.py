@@ -141,7 +141,7 @@ class CaptureStore(Database):
         point = (
             sa.update(Capture.__table__)  # type: ignore[attr-defined]
             .where(captures.id == sa.bindparam("capture"), captures.body_id.is_(None))
-            .values(body_id=sa.bindparam("body"), body=b"")
+            .values(body_id=sa.bindparam("shared"), body=b"")
         )
         last = 0
         while True:
@@ -165,7 +165,7 @@ class CaptureStore(Database):
                 if packed:
                     conn.execute(
                         point,
-                        [{"capture": c, "body": ids[p.sha256]} for c, p in packed.items()],
+                        [{"capture": c, "shared": ids[p.sha256]} for c, p in packed.items()],
                     )
                 session.commit()
             done.captures += len(packed)
