@@ -17,7 +17,8 @@ from urllib.parse import urldefrag
 import sqlalchemy as sa
 from sqlmodel import col
 
-from ingest.dbsession import Database
+from ingest.captures import PackedBody
+from ingest.capturestore import CaptureStore
 from ingest.entries import Lease, Recorded, Statements, content_hash, lock_keys, record
 from ingest.entryparts import url_key
 from ingest.errors import FetchError
@@ -35,11 +36,11 @@ from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.schedule import next_check
 
 # What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
-Save = tuple[PageJob, ExtractedArticle, Page, bytes | None]
+Save = tuple[PageJob, ExtractedArticle, Page, PackedBody | None]
 
 
 def _page_keys(
-    job: PageJob, article: ExtractedArticle, page: Page, _raw: bytes | None
+    job: PageJob, article: ExtractedArticle, page: Page, _raw: PackedBody | None
 ) -> tuple[set[str], str]:
     """The URL keys a saved page is known by (where it was fetched from, its canonical URL),
     and the URL it is archived under: a post keeps its fragment in both."""
@@ -113,7 +114,7 @@ class _Saving:
 _SAVING = _Saving()
 
 
-class Archiving(Database):
+class Archiving(CaptureStore):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
     `replace_extraction`, `save_failure`."""
 
@@ -189,7 +190,7 @@ class Archiving(Database):
         return bool(anything), found
 
     def save_article(
-        self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: bytes | None = None
+        self, job: PageJob, article: ExtractedArticle, page: Page, *, raw: PackedBody | None = None
     ) -> int | None:
         """Store a page's clean article; returns its id, or the id of the article it duplicates
         (None when it was stored meanwhile).
@@ -216,8 +217,32 @@ class Archiving(Database):
                 self._save(conn, keys, final_url, *save, steps=self.recheck_steps)
                 for (keys, final_url), save in keyed
             ]
+            # Only the pages stored now keep their capture (not a duplicate, nor one stored
+            # meanwhile), and after every article's row: see `_capture`.
+            new = [s for s, id_ in zip(saves, stored, strict=True) if id_ == s[0].article_id]
+            self._capture(conn, new)
             session.commit()
         return stored
+
+    def _capture(self, conn: sa.Connection, saves: Sequence[Save]) -> None:
+        """Keep the raw page of each of ``saves``: its body once (`_body_ids`: by SHA-256,
+        shared with every capture of the same bytes), then a capture row pointing at it."""
+        ids, _ = self._body_ids(conn, (raw for *_, raw in saves if raw is not None))
+        rows = [
+            {
+                "article_id": job.article_id,
+                "url": page.final_url,
+                "status": page.status,
+                "headers": page.headers,
+                "body": b"",  # the body is ``body_id``'s
+                "body_id": ids[raw.sha256],
+                "fetched_at": page.fetched_at,
+            }
+            for job, _, page, raw in saves
+            if raw is not None
+        ]
+        if rows:
+            conn.execute(_SAVING.capture, rows)
 
     @staticmethod
     def _save(
@@ -227,7 +252,7 @@ class Archiving(Database):
         job: PageJob,
         article: ExtractedArticle,
         page: Page,
-        raw: bytes | None,
+        _raw: PackedBody | None,
         *,
         steps: Sequence[tuple[float, float]],
     ) -> int | None:
@@ -275,18 +300,6 @@ class Archiving(Database):
         )
         if stored.rowcount == 0:  # stored meanwhile, or merged into another article
             return None
-        if raw is not None:  # the page's body, as a zlib stream
-            conn.execute(
-                _SAVING.capture,
-                {
-                    "article_id": job.article_id,
-                    "url": page.final_url,
-                    "status": page.status,
-                    "headers": page.headers,
-                    "body": raw,
-                    "fetched_at": page.fetched_at,
-                },
-            )
         return job.article_id
 
     def replace_extraction(self, article_id: int, article: ExtractedArticle) -> None:

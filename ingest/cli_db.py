@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ingest.cli_output import copy_progress, errors, plural, print_copy
+from ingest.cli_output import copy_progress, errors, plural, print_copy, size
 
 if TYPE_CHECKING:
     from ingest.cli_context import Context
@@ -108,3 +108,35 @@ def optimize(obj: Context) -> None:
         steps = store.merge_search_index()
     merged = f"Search index merged in {plural(steps, 'step')}."
     click.echo(merged if steps else "Nothing to merge.")
+
+
+@db.command("pack-captures")
+@click.option("--batch-size", type=click.IntRange(min=1), default=200, hidden=True)
+@click.pass_obj
+def pack_captures(obj: Context, batch_size: int) -> None:
+    """Store the raw pages of captures made before revision 0015 once each, as new ones are.
+
+    Older captures each hold their page inline (zlib); this moves every such body into the
+    shared bodies (zstd, a page shared by several articles kept once), a batch per
+    transaction. Safe beside a running daemon; interrupted, the same command carries on.
+    SQLite reuses the space freed for new pages (VACUUM returns it to the disk).
+
+    \b
+    Example:
+      ingest db pack-captures
+    """
+    with errors(), obj.store() as store:
+        try:
+            done = store.pack_captures(batch=batch_size)
+        except KeyboardInterrupt:
+            click.echo("ingest: interrupted; run the same command again to carry on", err=True)
+            sys.exit(130)
+    click.echo(
+        f"Packed {plural(done.captures, 'capture')} into "
+        f"{plural(done.bodies, 'new body', 'new bodies')}: "
+        f"{size(done.bytes_before)} inline -> {size(done.bytes_after)}."
+    )
+    for why in done.damaged.values():
+        click.echo(f"ingest: error: {why}; left as it was", err=True)
+    if done.damaged:
+        sys.exit(1)

@@ -203,6 +203,27 @@ def print_stats(data: dict[str, Any]) -> None:
     )
     for reason, count in data["failures_by_reason"].items():
         click.echo(f"  failed {reason}: {count}")
+    storage = data["storage"]
+    line = f"Storage:  {size(storage['archive_bytes'])}"
+    if storage["bytes_per_article"] is not None:
+        line += f", {size(storage['bytes_per_article'])} an article"
+    if storage["captures_share"] is not None:
+        line += (
+            f"; raw captures {storage['captures_share']:.0%} "
+            f"({plural(storage['captures'], 'capture')}, "
+            f"{plural(storage['capture_bodies'], 'shared body', 'shared bodies')})"
+        )
+    click.echo(line)
+    if storage["free_bytes"]:
+        click.echo(f"  unused: {size(storage['free_bytes'])} (reused as the archive grows)")
+
+
+def size(count: int) -> str:
+    """Bytes for people: 512 B, 35.2 kB, 1.4 MB, 10.3 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
 
 
 # --- ingest db copy ----------------------------------------------------------------------------

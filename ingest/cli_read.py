@@ -181,7 +181,8 @@ def write_file(out: Path, write: Callable[[Any], int]) -> int:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_obj
 def stats(obj: Context, fmt: str) -> None:
-    """Archive counts, failures by reason and recent activity.
+    """Archive counts, failures by reason, recent activity, and what the archive takes
+    (bytes, per article, the raw captures' share).
 
     \b
     Example:
@@ -190,7 +191,7 @@ def stats(obj: Context, fmt: str) -> None:
     from ingest.records import utcnow
 
     with cli_output.errors(), obj.store(read_only=True) as store:
-        data = store.stats(utcnow())
+        data = store.stats(utcnow()) | {"storage": store.storage()}
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:

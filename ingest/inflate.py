@@ -1,10 +1,9 @@
-"""Content-Encoding undone a bounded slice at a time, and compressed bodies kept as zlib streams.
+"""Content-Encoding undone a bounded slice at a time.
 
 `ingest.net` inflates feeds and robots.txt as they arrive. Article pages travel from the network
 to their extraction worker still compressed (a fifth of the bytes to hold and to pass along);
-the worker inflates them under the same cap (`decode_body`), and archives a gzip- or
-deflate-encoded page as a zlib stream of the deflate data it came in (`as_zlib`), checked
-against the decoded bytes, instead of compressing it again.
+the worker inflates them under the same cap (`decode_body`), and packs the decoded page for the
+archive (`ingest.captures`).
 """
 
 from __future__ import annotations
@@ -13,12 +12,7 @@ from isal import isal_zlib as zlib  # ISA-L: zlib's API and streams, 2x (inflate
 
 from ingest.errors import NetworkError, TooLargeError
 
-RAW_LEVEL = 1  # ISA-L's 1 (of 0-3): HTML to 0.225 of its size (zlib's 1: 0.229), 4x faster
-# A zlib stream's header for deflate data with a window of up to 32 KiB (gzip's maximum):
-# CMF 0x78, FLG 0x01, so that (CMF * 256 + FLG) % 31 == 0 as RFC 1950 asks.
-ZLIB_HEADER = b"\x78\x01"
 GZIP_MAGIC = b"\x1f\x8b\x08"  # ID1, ID2, CM = deflate
-FEXTRA, FNAME, FCOMMENT, FHCRC = 4, 8, 16, 2
 # Compression never grows a body by more than this (deflate's stored blocks: 5 bytes per
 # 64 KiB, plus framing), so a compressed body past it is over the cap once decoded too.
 MAX_EXPANSION = 1.001
@@ -90,48 +84,3 @@ def decode_body(data: bytes, encoding: str, *, max_bytes: int, url: str) -> byte
     if len(body) > max_bytes:
         raise TooLargeError(f"body over {max_bytes} bytes", url=url)
     return bytes(body)
-
-
-def as_zlib(data: bytes, encoding: str, body: bytes) -> bytes:
-    """``body`` as a zlib stream. ``data`` is ``body`` in its Content-Encoding: a gzip member
-    or a zlib stream holding exactly ``body`` is kept as it came (re-framed), anything else
-    (identity, raw deflate, several members, trailing bytes) is compressed again."""
-    name = encoding.strip().lower()
-    if name in {"gzip", "x-gzip"}:
-        deflate = _gzip_deflate(data)
-        size = len(body) & 0xFFFFFFFF  # ISIZE: the length modulo 2**32
-        trailer = zlib.crc32(body).to_bytes(4, "little") + size.to_bytes(4, "little")
-        if deflate is not None and data[-8:] == trailer:
-            return ZLIB_HEADER + deflate + zlib.adler32(body).to_bytes(4, "big")
-    elif name == "deflate" and _is_zlib(data, body):
-        return data
-    return zlib.compress(body, RAW_LEVEL)
-
-
-def _gzip_deflate(data: bytes) -> bytes | None:
-    """The deflate data of a gzip member (RFC 1952): after its header, before its trailer."""
-    if len(data) < 18 or not data.startswith(GZIP_MAGIC):
-        return None
-    flags, at = data[3], 10
-    if flags & FEXTRA:
-        at += 2 + int.from_bytes(data[at : at + 2], "little")
-    for flag in (FNAME, FCOMMENT):  # zero-terminated strings
-        if flags & flag:
-            end = data.find(b"\0", at)
-            if end < 0:
-                return None
-            at = end + 1
-    if flags & FHCRC:
-        at += 2
-    return data[at:-8] if at <= len(data) - 8 else None
-
-
-def _is_zlib(data: bytes, body: bytes) -> bool:
-    """Whether ``data`` is one zlib stream (RFC 1950, no preset dictionary) of ``body``."""
-    return (
-        len(data) >= 6
-        and data[0] & 0x0F == 8
-        and not data[1] & 0x20
-        and (data[0] << 8 | data[1]) % 31 == 0
-        and data[-4:] == zlib.adler32(body).to_bytes(4, "big")
-    )

@@ -2,10 +2,10 @@
 
 Tables: ``feeds`` (one per configured feed, with its polling state), ``articles`` (one per
 article, whatever feeds or URLs led to it), ``entries`` (which feed listed which article, under
-which entry identity), ``captures`` (the raw HTTP response a page was extracted from) and
-``hosts`` (hosts that asked us to back off) and ``skipped_urls`` (what a sitemap's first poll
-left unfetched). The schema changes only through the migrations in
-``ingest/migrations``.
+which entry identity), ``captures`` (the raw HTTP response a page was extracted from) with
+``capture_bodies`` (each page body once, however many captures share it), ``hosts`` (hosts
+that asked us to back off) and ``skipped_urls`` (what a sitemap's first poll left unfetched).
+The schema changes only through the migrations in ``ingest/migrations``.
 Timestamps are timezone-aware UTC.
 """
 
@@ -259,8 +259,22 @@ class Entry(SQLModel, table=True):
     seen_at: datetime | None = _time()
 
 
+class CaptureBody(SQLModel, table=True):
+    """A page body as received (Content-Encoding undone), stored once whatever the number of
+    captures that share it: addressed by its SHA-256, compressed (`ingest.captures`)."""
+
+    __tablename__ = "capture_bodies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(unique=True)  # hex digest of the decoded body
+    size: int  # decoded bytes
+    body: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+
+
 class Capture(SQLModel, table=True):
-    """The raw response an article was extracted from, zlib-compressed."""
+    """The raw response an article was extracted from. Its body is ``body_id``'s, shared;
+    captures made before revision 0015 hold theirs inline in ``body`` (a zlib stream), and
+    the shared ones an empty ``body``. Read it with `Store.capture_body`, whatever its kind."""
 
     __tablename__ = "captures"
 
@@ -269,7 +283,10 @@ class Capture(SQLModel, table=True):
     url: str
     status: int
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    body: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    # NOT NULL as the first schema made it: SQLite could relax that only by copying the whole
+    # table, which the upgrade of a large archive must not do.
+    body: bytes = Field(default=b"", sa_column=Column(sa.LargeBinary, nullable=False))
+    body_id: int | None = Field(default=None, foreign_key="capture_bodies.id", index=True)
     fetched_at: datetime | None = _time()
 
 

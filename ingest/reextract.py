@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ingest.claims import page_job
-from ingest.errors import FetchError
+from ingest.errors import FetchError, StoreError, StoreUnavailableError
 from ingest.records import Hints, Page
 from ingest.workers import ExtractorPool
 
@@ -46,17 +46,16 @@ class Reextracted:
     failed: dict[int, str] = field(default_factory=dict)  # id -> why
 
 
-def _page(article: Article, capture: Capture) -> Page:
-    """The captured response as the workers take a fetched page: the body is a zlib stream,
-    which is what the HTTP "deflate" encoding is."""
+def _page(article: Article, capture: Capture, body: bytes) -> Page:
+    """The captured response as the workers take a fetched page, its ``body`` decoded
+    (`Store.capture_body`)."""
     return Page(
         url=article.url or capture.url,
         final_url=capture.url,
         status=capture.status,
         headers=dict(capture.headers),
-        body=capture.body,
+        body=body,
         fetched_at=capture.fetched_at or article.fetched_at,  # type: ignore[arg-type]
-        encoding="deflate",
     )
 
 
@@ -82,12 +81,12 @@ async def reextract(
     done = Reextracted()
     slots = asyncio.Semaphore(IN_FLIGHT)
 
-    async def one(pool: ExtractorPool, article: Article, capture: Capture) -> None:
+    async def one(pool: ExtractorPool, article: Article, page: Page) -> None:
         assert article.id is not None
         async with slots:
             try:
                 new, _ = await pool.extract(
-                    _page(article, capture),
+                    page,
                     _hints(article),
                     max_bytes=settings.fetch.max_page_bytes,
                     fragment=page_job(article).fragment,
@@ -114,7 +113,14 @@ async def reextract(
                     continue
                 await slots.acquire()  # read no further ahead than the workers go
                 slots.release()
-                task = asyncio.create_task(one(pool, article, capture))
+                try:
+                    body = store.capture_body(capture)
+                except StoreUnavailableError:
+                    raise
+                except StoreError as error:  # this capture's body only: damaged, or gone
+                    done.failed[capture.article_id] = str(error)
+                    continue
+                task = asyncio.create_task(one(pool, article, _page(article, capture, body)))
                 running.add(task)
                 task.add_done_callback(running.discard)
             if running:

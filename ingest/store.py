@@ -4,8 +4,9 @@ migrations in ``ingest/migrations``, its operations composed from one module per
 `Store` is `Database` (`ingest.dbsession`: the engine, sessions, lease owner) with the parts
 that run on it: `FeedState` (the feeds table), `Claims` (leases on feeds and pages),
 `Versioning` (re-checks and versions, on `Claims`' leases), `HostTurns` (hosts shared by
-workers), `Archiving` (entries, articles, failures) and `Reads` (the read side). Every method
-runs its own transaction.
+workers), `Archiving` (entries, articles, failures; on `CaptureStore`: raw captures, each body
+once, read back by `capture_body`) and `Reads` (the read side). Every method runs its own
+transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ingest.versioning import Versioning
 __all__ = ["MIGRATIONS", "SCHEMA_REVISION", "Save", "Store"]
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0014"
+SCHEMA_REVISION = "0015"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from ingest.captures import PackedBody
+from ingest.capturestore import CaptureStore
 from ingest.changes import chars_changed, is_meaningful_change, word_diff
 from ingest.claims import Claims, page_job
 from ingest.entries import content_hash
@@ -27,7 +29,7 @@ from ingest.schedule import next_check
 FIRST, CHANGED, REEXTRACTED = "first", "changed", "reextracted"
 
 
-class Versioning(Claims):
+class Versioning(Claims, CaptureStore):
     """`Store`'s versions: `claim_rechecks`, `recheck_unchanged`, `recheck_gone`,
     `save_version`, `keep_version`, `versions`, `versions_of`."""
 
@@ -90,7 +92,7 @@ class Versioning(Claims):
         article_id: int,
         new: ExtractedArticle,
         page: Page,
-        raw: bytes | None,
+        raw: PackedBody | None,
         steps: Sequence[tuple[float, float]],
     ) -> int | None:
         """The page looked at again says ``new``: keep it as the article's next version if it
@@ -109,7 +111,8 @@ class Versioning(Claims):
                 session.commit()
                 return None
             capture_id = None
-            if raw is not None:
+            if raw is not None:  # the page as now received: its body shared if unchanged
+                ids, _ = self._body_ids(session.connection(), [raw])
                 capture_id = session.execute(
                     sa.insert(Capture)
                     .values(
@@ -117,7 +120,8 @@ class Versioning(Claims):
                         url=page.final_url,
                         status=page.status,
                         headers=page.headers,
-                        body=raw,
+                        body=b"",  # the body is ``body_id``'s
+                        body_id=ids[raw.sha256],
                         fetched_at=now,
                     )
                     .returning(col(Capture.id))

@@ -4,7 +4,8 @@ Extraction is CPU-bound, so it runs in worker processes. The pool (and trafilatu
 starts on the first page that needs it, so a run where every feed answers 304 never pays for it.
 A page crosses to its worker as it came from the network (compressed, most often: a fifth of
 the bytes); the worker inflates it under the page cap, refuses what is not HTML, extracts, and
-returns the article with the raw page as a zlib stream (`ingest.inflate.as_zlib`).
+returns the article with the raw page packed for the archive (`ingest.captures.pack`: its
+address and its compressed bytes, made here rather than in the parent).
 
 Each worker has a pipe of its own, watched by the event loop: a page is one message out and its
 result one message back, with no threads, locks or acknowledgements in between (a general
@@ -29,12 +30,13 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
+from ingest.captures import PackedBody, pack
 from ingest.errors import ExtractionError
-from ingest.inflate import as_zlib, decode_body
+from ingest.inflate import decode_body
 from ingest.records import ExtractedArticle, Hints, Page
 
 log = logging.getLogger(__name__)
-Result = tuple[ExtractedArticle, bytes | None, float]
+Result = tuple[ExtractedArticle, PackedBody | None, float]
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain", ""})
 
@@ -53,7 +55,7 @@ def check_page(body: bytes, media_type: str, url: str) -> None:
 def _extract(
     page: Page, hints: Hints, keep_raw: bool, max_bytes: int, fragment: str | None
 ) -> Result:
-    """In a worker: inflate, check, extract; the raw page as a zlib stream with ``keep_raw``;
+    """In a worker: inflate, check, extract; the raw page packed with ``keep_raw``;
     and the CPU seconds the extraction itself took (what is not extraction is overhead)."""
     from ingest.extract import extract_article  # imported in the worker, not the parent
 
@@ -65,7 +67,7 @@ def _extract(
         body, page.final_url, content_type=content_type, hints=hints, fragment=fragment
     )
     cpu = time.process_time() - started
-    return article, as_zlib(page.body, page.encoding, body) if keep_raw else None, cpu
+    return article, pack(body) if keep_raw else None, cpu
 
 
 def _serve(conn: Connection) -> None:
@@ -245,9 +247,9 @@ class ExtractorPool:
         max_bytes: int,
         keep_raw: bool = False,
         fragment: str | None = None,
-    ) -> tuple[ExtractedArticle, bytes | None]:
+    ) -> tuple[ExtractedArticle, PackedBody | None]:
         """The clean article of ``page`` (with ``fragment``: the post it names there) and, with
-        ``keep_raw``, its body as a zlib stream. A page still compressed (`Page.encoding`) may
+        ``keep_raw``, its body packed for the archive. A page still compressed (`Page.encoding`) may
         inflate to ``max_bytes`` at most."""
         message = pickle.dumps(
             (page, hints, keep_raw, max_bytes, fragment), pickle.HIGHEST_PROTOCOL

@@ -1,21 +1,25 @@
 """`ingest.workers.ExtractorPool`: pages reach the workers as they came from the network.
 
 A page still compressed is inflated by its worker under the page cap; what is not HTML, or
-inflates past the cap, is refused there with the page's URL; the raw page comes back as a zlib
-stream of the page. Real worker processes, real pages (`tests.hostile.article_html`).
+inflates past the cap, is refused there with the page's URL; the raw page comes back packed for
+the archive (its address and a zstd frame of the decoded page). Real worker processes, real
+pages (`tests.hostile.article_html`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import os
 import signal
 import zlib
 from pathlib import Path
 
 import pytest
+import zstandard
 
+from ingest.captures import PackedBody
 from ingest.errors import ExtractionError, FetchError, TooLargeError
 from ingest.extract import extract_article
 from ingest.records import ExtractedArticle, Hints, Page, utcnow
@@ -31,8 +35,10 @@ def page(body: bytes, encoding: str = "", content_type: str = "text/html") -> Pa
     return Page(URL, URL, 200, headers, body, utcnow(), encoding=encoding)
 
 
-def extract_all(pages: list[Page], max_bytes: int) -> list[tuple[ExtractedArticle, bytes | None]]:
-    async def run() -> list[tuple[ExtractedArticle, bytes | None]]:
+def extract_all(
+    pages: list[Page], max_bytes: int
+) -> list[tuple[ExtractedArticle, PackedBody | None]]:
+    async def run() -> list[tuple[ExtractedArticle, PackedBody | None]]:
         async with ExtractorPool(1, timeout=30) as pool:
             return [
                 await pool.extract(p, Hints(), max_bytes=max_bytes, keep_raw=True) for p in pages
@@ -64,7 +70,8 @@ def test_a_page_is_extracted_the_same_whatever_encoding_it_came_in(
     ((article, raw),) = extract_all([page(body, encoding)], max_bytes=len(HTML))
     assert article == extract_article(HTML, URL, content_type="text/html", hints=Hints())
     assert raw is not None
-    assert zlib.decompress(raw) == HTML
+    assert (raw.sha256, raw.size) == (hashlib.sha256(HTML).hexdigest(), len(HTML))
+    assert zstandard.ZstdDecompressor().decompress(raw.data) == HTML
 
 
 def test_a_compressed_page_past_the_cap_is_refused_by_its_worker() -> None:

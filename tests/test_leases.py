@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.captures import pack
 from ingest.config import FeedSettings
 from ingest.entryparts import entry_key
 from ingest.models import Feed
@@ -281,12 +282,14 @@ def test_a_page_stored_by_two_workers_is_stored_once(workers: list[Store]) -> No
     # a is slow: its lease runs out and b takes the page too
     (again,) = b.claim_pages(utcnow() + a.lease + timedelta(seconds=1))
 
-    first = b.save_article(again, ExtractedArticle(text="Body."), page(again), raw=b"raw")
-    second = a.save_article(job, ExtractedArticle(text="Body."), page(job), raw=b"raw")
+    raw = pack(b"<html>Body.</html>")
+    first = b.save_article(again, ExtractedArticle(text="Body."), page(again), raw=raw)
+    second = a.save_article(job, ExtractedArticle(text="Body."), page(job), raw=raw)
 
     assert (first, second) == (job.article_id, None)
     assert count(a, "SELECT count(*) FROM articles") == 1
     assert count(a, "SELECT count(*) FROM captures") == 1
+    assert count(a, "SELECT count(*) FROM capture_bodies") == 1
 
 
 def test_a_dead_local_workers_leases_are_freed_at_once(workers: list[Store]) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from ingest.browse import Removal
+from ingest.captures import pack
 from ingest.config import FeedSettings, ScheduleSettings
 from ingest.entryparts import entry_key
 from ingest.errors import (
@@ -387,7 +389,7 @@ def test_claim_pages_limit(store: Store, feeds: list[Feed]) -> None:
 # --- saving articles ------------------------------------------------------------------------------
 
 
-def test_save_article_stores_text_and_a_compressed_capture(
+def test_save_article_stores_text_and_a_capture_of_its_shared_body(
     store: Store, feeds: list[Feed], db_path: Path
 ) -> None:
     job = one_job(store, feeds[0], entry("https://news.example.org/a", "Ferry", content="Teaser."))
@@ -400,7 +402,7 @@ def test_save_article_stores_text_and_a_compressed_capture(
         canonical_url="https://news.example.org/a",
     )
 
-    saved = store.save_article(job, extracted, page(job, body=body), raw=zlib.compress(body))
+    saved = store.save_article(job, extracted, page(job, body=body), raw=pack(body))
 
     assert saved == job.article_id
     article, _ = store.article(str(saved))
@@ -412,11 +414,17 @@ def test_save_article_stores_text_and_a_compressed_capture(
     assert article.attempts == 1
     assert article.fetched_at == NOW
     assert article.content_hash
-    ((url, status, stored),) = rows(store, "SELECT url, status, body FROM captures")
-    assert (url, status) == ("https://news.example.org/a", 200)
-    assert isinstance(stored, bytes)
-    assert stored != body
-    assert zlib.decompress(stored) == body
+    ((url, status, inline, body_id),) = rows(
+        store, "SELECT url, status, body, body_id FROM captures"
+    )
+    assert (url, status, inline) == ("https://news.example.org/a", 200, b"")
+    ((key, sha256, size, stored),) = rows(
+        store, "SELECT id, sha256, size, body FROM capture_bodies"
+    )
+    assert key == body_id
+    assert (sha256, size) == (hashlib.sha256(body).hexdigest(), len(body))
+    assert zstandard.ZstdDecompressor().decompress(stored) == body
+    assert store.capture_body(store.capture(job.article_id)) == body
     assert store.claim_pages(NOW + timedelta(days=1)) == []
 
 
@@ -455,7 +463,7 @@ def test_page_redirecting_to_archived_article_is_merged(
         second,
         ExtractedArticle(text="Ferry body."),
         page(second, final_url="https://news.example.org/local/ferry?utm_source=short"),
-        raw=b"compressed page",
+        raw=pack(b"<html>the page</html>"),
     )
 
     assert merged == first.article_id
@@ -582,7 +590,7 @@ def test_pages_saved_in_one_batch_are_each_stored_or_merged_as_alone(
             # The same article reached through another feed: merged into the first of the batch.
             (amp, ExtractedArticle(text="Ferry body.", canonical_url=canonical), page(amp), None),
             # Stored already (another worker, a lease run out): left as it was.
-            (bridge, ExtractedArticle(text="Bridge again."), page(bridge), zlib.compress(body)),
+            (bridge, ExtractedArticle(text="Bridge again."), page(bridge), pack(body)),
         ]
     )
 

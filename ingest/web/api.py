@@ -12,7 +12,6 @@ from fastapi.responses import Response, StreamingResponse
 
 from ingest.browse import Removal
 from ingest.errors import NotFoundError
-from ingest.inflate import decode_body
 from ingest.models import Article
 from ingest.query import (
     diff_record,
@@ -60,7 +59,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "Bad parameters"},
 }
 CHART_DAYS = 30
-CAPTURE_CAP = 256 * 1024 * 1024  # far above any page kept (fetch.max_page_bytes)
 EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 router = APIRouter(responses=ERRORS)
@@ -218,12 +216,12 @@ def diff(
 def capture(request: Request, article_id: Id) -> Response:
     """The raw page an article was extracted from, as received (Content-Type and charset
     as the site sent them), as a download: never shown inline."""
-    kept = store_of(request).capture(article_id)
+    store = store_of(request)
+    kept = store.capture(article_id)
     headers = {k.lower(): v for k, v in kept.headers.items()}
     kind = headers.get("content-type", "application/octet-stream")
     extension = "html" if "html" in kind else "bin"
-    # Kept as a zlib stream of the body after its Content-Encoding was undone.
-    body = decode_body(kept.body, "deflate", max_bytes=CAPTURE_CAP, url=kept.url)
+    body = store.capture_body(kept)
     return Response(
         body,
         media_type=kind,
