@@ -264,6 +264,7 @@ class Archiving(Database):
                     "url": page.final_url,
                     "status": page.status,
                     "headers": page.headers,
+                    "request_headers": page.request_headers,
                     "body": raw,
                     "fetched_at": page.fetched_at,
                 },

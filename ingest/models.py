@@ -218,7 +218,8 @@ class Entry(SQLModel, table=True):
 
 
 class Capture(SQLModel, table=True):
-    """The raw response an article was extracted from, zlib-compressed."""
+    """The raw response an article was extracted from (its body zlib-compressed), with the
+    request that got it."""
 
     __tablename__ = "captures"
 
@@ -229,6 +230,9 @@ class Capture(SQLModel, table=True):
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     body: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
     fetched_at: datetime | None = _time()
+    # The request's headers as sent (migration 0016), for a WARC's request record; None for
+    # captures made before they were kept.
+    request_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class SkippedUrl(SQLModel, table=True):
