@@ -114,7 +114,7 @@ _SAVING = _Saving()
 
 class Archiving(Database):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
-    `replace_extraction`, `save_failure`."""
+    `add_capture`, `replace_extraction`, `save_failure`."""
 
     @cached_property
     def _statements(self) -> Statements:
@@ -270,6 +270,49 @@ class Archiving(Database):
                 },
             )
         return job.article_id
+
+    def add_capture(
+        self, article_id: int, page: Page, raw: bytes, article: ExtractedArticle
+    ) -> bool:
+        """Keep another capture of an archived article (an import's: its page kept at another
+        time); False when it has one of that URL and time already. A capture newer than the
+        article's last fetch makes ``article`` (extracted from it) the article's text."""
+        captures = Capture.__table__.c  # type: ignore[attr-defined]
+        with self._session() as session:
+            conn = session.connection()
+            kept = conn.execute(
+                sa.select(captures.id).where(
+                    captures.article_id == article_id,
+                    captures.url == page.final_url,
+                    captures.fetched_at == page.fetched_at,
+                )
+            ).first()
+            if kept is not None:
+                return False
+            conn.execute(
+                _SAVING.capture,
+                {
+                    "article_id": article_id,
+                    "url": page.final_url,
+                    "status": page.status,
+                    "headers": page.headers,
+                    "request_headers": page.request_headers,
+                    "body": raw,
+                    "fetched_at": page.fetched_at,
+                },
+            )
+            newer = conn.execute(
+                sa.update(Article)
+                .where(
+                    col(Article.id) == article_id,
+                    col(Article.fetched_at).is_(None) | (col(Article.fetched_at) < page.fetched_at),
+                )
+                .values(fetched_at=page.fetched_at)
+            ).rowcount
+            session.commit()
+        if newer:
+            self.replace_extraction(article_id, article)
+        return True
 
     def replace_extraction(self, article_id: int, article: ExtractedArticle) -> None:
         """Store a new extraction of an archived article (`ingest.reextract`): its text and
