@@ -4,6 +4,7 @@ reader, digests verified), replayed, and imported into new archives."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import sqlite3
@@ -13,12 +14,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from warcio.archiveiterator import ArchiveIterator
+from warcio.warcwriter import WARCWriter
 
 from ingest.search import Filters
 from ingest.store import Store
@@ -351,3 +354,182 @@ def test_round_trip_keeps_every_article_and_a_second_import_adds_nothing(
     assert sorted(len(c) for c in kept if c) == [1] * (pages - 1) + [2]
     assert twice.request_headers is not None
     assert twice.request_headers["User-Agent"].startswith("ingest/")
+
+
+def archive_state(cli: Ingest, url: str) -> tuple[list[dict[str, Any]], int]:
+    """Every article record of an archive, and how many captures it keeps."""
+    articles = cli.jsonl("--database", url, "export", "--format", "jsonl")
+    store = Store.open(url, read_only=True)
+    try:
+        captures = sum(len(c) for batch in store.iter_capture_batches(Filters()) for *_, c in batch)
+    finally:
+        store.close()
+    return articles, captures
+
+
+def bad_files(source: Source, folder: Path) -> dict[str, Path]:
+    """WARCs an import must refuse whole, each named by what is wrong with it."""
+    data = source.warc.read_bytes()
+    plain = gzip.decompress(data)  # every member: the same records, uncompressed
+    at = plain.index(b"Great Lakes", plain.index(b"WARC-Type: response"))
+    flipped = plain[:at] + b"Grcat Lakes" + plain[at + len(b"Great Lakes") :]
+    dns = BytesIO()
+    writer = WARCWriter(dns, gzip=True, warc_version="1.1")
+    for record in ArchiveIterator(BytesIO(data)):
+        if record.rec_type == "response":  # a good HTTP response first ...
+            writer.write_record(record)
+            break
+    # ... then what Heritrix writes for each host it resolves.
+    lookup = b"20250311080000\nexample.org.\t300\tIN\tA\t93.184.215.14\n"
+    writer.write_record(
+        writer.create_warc_record(
+            "dns:example.org",
+            "response",
+            payload=BytesIO(lookup),
+            length=len(lookup),
+            warc_content_type="text/dns",
+        )
+    )
+    files = {
+        "empty": b"",
+        "not-a-warc": b"id,title\n1,Not a WARC at all\n",
+        "html": b"<!DOCTYPE html><html><body><p>A web page</p></body></html>\n",
+        "truncated": data[: len(data) // 2],
+        "truncated-tail": data[:-3],
+        "digest-mismatch": flipped,
+        "non-http-record": dns.getvalue(),
+        "one-gzip-stream": gzip.compress(plain),
+    }
+    paths = {}
+    for name, blob in files.items():
+        paths[name] = folder / f"{name}.warc.gz"
+        paths[name].write_bytes(blob)
+    return paths
+
+
+def test_bad_input_is_refused_in_one_line_and_changes_nothing(
+    source: Source, tmp_path: Path
+) -> None:
+    cli = Ingest(tmp_path)
+    url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    cli("--database", url, "import", "--warc", str(source.warc))
+    before = archive_state(cli, url)
+
+    said = {}
+    for name, path in bad_files(source, tmp_path).items():
+        refused = cli("--database", url, "import", "--warc", str(path), check=False)
+        said[name] = refused.stderr
+        new = tmp_path / f"new-{name}.sqlite3"
+        never = cli("--database", f"sqlite:///{new}", "import", "--warc", str(path), check=False)
+
+        assert refused.returncode == 2, (name, refused.stderr)
+        lines = refused.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ingest: error: "), (name, lines)
+        assert str(path) in lines[0] and "nothing was imported" in lines[0], lines[0]
+        assert never.returncode == 2 and not new.exists()  # no archive made for a bad file
+    assert archive_state(cli, url) == before
+    assert "empty file" in said["empty"]
+    assert "not a WARC file" in said["not-a-warc"] and "begins id,title" in said["not-a-warc"]
+    assert "cut short" in said["truncated"] and "cut short" in said["truncated-tail"]
+    assert "digest" in said["digest-mismatch"]
+    assert "record 2 (response, dns:example.org) is not an HTTP response" in said["non-http-record"]
+    assert "one gzip stream holding several records" in said["one-gzip-stream"]
+
+
+def test_a_warc_from_another_tool_becomes_articles_of_a_feed_named_after_it(
+    source: Source, tmp_path: Path
+) -> None:
+    import urllib.request  # through http.client, which warcio records
+
+    from warcio.capture_http import capture_http
+
+    foreign = tmp_path / "crawl.warc.gz"
+    paths = ["/news/great-lakes-shipping.html", "/tech/sodium-batteries.html"]
+    with capture_http(str(foreign), gzip=True):
+        for path in [*paths, "/status/404", "/media/photo.png"]:
+            with contextlib.suppress(urllib.error.HTTPError):  # recorded all the same
+                urllib.request.urlopen(source.room.url(path)).read()
+    cli = Ingest(tmp_path)
+    url = f"sqlite:///{tmp_path / 'crawl.sqlite3'}"
+
+    done = cli.json("--database", url, "import", "--warc", str(foreign), "--format", "json")
+    again = cli.json("--database", url, "import", "--warc", str(foreign), "--format", "json")
+    imported = export_jsonl(cli, "--database", url)
+    fetched = export_jsonl(source.cli)
+
+    assert done == {
+        "responses": 4,
+        "articles": 2,
+        "captures": 0,
+        "already": 0,
+        "skipped": {"HTTP 404": 1, "not_html": 1},
+    }
+    assert again["articles"] == again["captures"] == 0 and again["already"] == 2
+    assert sorted(imported) == sorted(source.room.url(p) for p in paths)
+    feed = f"file://{foreign.resolve()}"
+    for page, record in imported.items():
+        assert record["feed_url"] == feed and record["guid"] is None
+        assert record["text"] and record["title"] == fetched[page]["title"]
+        assert record["text"] == fetched[page]["text"]  # the same page, the same extraction
+    store = Store.open(url, read_only=True)
+    try:
+        (only,) = store.feeds()
+        capture = store.capture(store.article(source.room.url(paths[0]))[0].id or 0)
+    finally:
+        store.close()
+    assert (only.name, only.active) == ("crawl.warc.gz", False)  # never polled
+    assert capture.request_headers is not None
+    assert capture.request_headers["User-Agent"].startswith("Python-urllib/")
+
+
+def test_an_archive_from_before_kept_requests_exports_after_its_upgrade(tmp_path: Path) -> None:
+    import zlib
+
+    path = tmp_path / "old.sqlite3"
+    page = article_html("Ferry timetable restored", "https://example.org", "/ferry.html")
+    store = Store.open(f"sqlite:///{path}", migrate=False)
+    store.upgrade("0013")
+    with store.engine.begin() as conn:  # the archive's own connection: its search triggers
+        conn.exec_driver_sql(
+            "INSERT INTO feeds (url, error_count, active) VALUES ('https://example.org/rss', 0, 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO articles (feed_id, url, final_url, title, text, authors, content_source, "
+            "status, attempts, fetched_at) VALUES (1, 'https://example.org/ferry.html', "
+            "'https://example.org/ferry.html', 'Ferry', 'Kept text', '[]', 'page', 'ok', 1, "
+            "'2025-03-11 08:00:00.250000')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO captures (article_id, url, status, headers, body, fetched_at) VALUES "
+            "(1, 'https://example.org/ferry.html', 200, ?, ?, '2025-03-11 08:00:00.250000')",
+            (json.dumps({"content-type": "text/html; charset=utf-8"}), zlib.compress(page)),
+        )
+    store.close()
+    cli = Ingest(tmp_path)
+    database = ("--database", f"sqlite:///{path}")
+    cli(*database, "db", "upgrade")
+    out = tmp_path / "old.warc"  # .warc: not gzipped
+    cli(*database, "export", "--format", "warc", "--out", str(out))
+    parsed = records(out)
+
+    assert out.read_bytes().startswith(b"WARC/1.1\r\n")
+    assert [r.rec_type for r, _ in parsed] == [
+        "warcinfo",
+        "request",
+        "response",
+        "conversion",
+        "metadata",
+    ]
+    request, response = parsed[1][0], parsed[2]
+    assert request.rec_headers.get_header("Ingest-Request").startswith("reconstructed")
+    assert request.http_headers.headers == [("Host", "example.org")]
+    assert response[1] == page
+    assert response[0].rec_headers.get_header("WARC-Date") == "2025-03-11T08:00:00.250000Z"
+    assert all(r.digest_checker.passed for r, _ in parsed)
+
+
+def test_a_warc_export_needs_a_file(source: Source) -> None:
+    refused = source.cli("export", "--format", "warc", check=False)
+
+    assert refused.returncode == 2
+    assert refused.stderr == "ingest: error: --format warc writes a file: give --out FILE.warc.gz\n"
