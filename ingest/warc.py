@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from isal import igzip
 from warcio.archiveiterator import WARCIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
@@ -48,6 +49,7 @@ FRAMING_HEADERS = ("content-encoding", "transfer-encoding", "content-length")
 RECONSTRUCTED = "Ingest-Request"  # a WARC header of ours: the request was not kept
 RECORD_TYPE = "application/json"  # our metadata record: the article's record
 CHUNK = 1 << 16
+GZIP_LEVEL = 3  # ISA-L's best (of 0-3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +108,32 @@ def archive_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return kept
 
 
+class _Members:
+    """What warcio writes of a record, gathered and written out as one gzip member when it
+    flushes (at each record's end). ISA-L's level 3 instead of warcio's zlib level 9: a file
+    1.11 times the size (news pages: 0.229 of their bytes against 0.206), made 10 times
+    faster; zlib took 80% of an export's time."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.record = BytesIO()
+
+    def write(self, data: bytes) -> None:
+        self.record.write(data)
+
+    def flush(self) -> None:
+        self.out.write(igzip.compress(self.record.getbuffer(), compresslevel=GZIP_LEVEL))
+        self.record = BytesIO()  # a big page's buffer is not kept for the next record
+        self.out.flush()
+
+
 class WarcWriter:
     """Writes a WARC file a record at a time (one gzip member each, unless ``gzip`` is off):
     nothing but the capture at hand is held in memory."""
 
     def __init__(self, out: IO[bytes], *, gzip: bool = True) -> None:
-        self._writer = WARCWriter(out, gzip=gzip, warc_version=WARC_VERSION)
+        target = _Members(out) if gzip else out
+        self._writer = WARCWriter(target, gzip=False, warc_version=WARC_VERSION)
 
     def warcinfo(self, filename: str, fields: Mapping[str, str]) -> None:
         """The file's first record: what wrote it, from what, with which filters."""
