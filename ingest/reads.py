@@ -131,7 +131,7 @@ class Reads(Database):
         self, filters: Filters, *, batch: int = 50
     ) -> Iterator[list[tuple[Article, str, list[Capture]]]]:
         """Every article matching ``filters`` in id order, with its feed's URL and every raw
-        capture kept of it, oldest first (none: the page was not kept), ``batch`` articles at
+        capture kept of it, oldest fetch first (none: the page was not kept), ``batch`` articles at
         a time: what a WARC export holds is one batch, whatever the archive's size."""
         query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
         rows: list[tuple[Article, str]] = []
@@ -150,7 +150,9 @@ class Reads(Database):
         query = (
             select(Capture)
             .where(col(Capture.article_id).in_([article.id for article, _ in rows]))
-            .order_by(col(Capture.article_id), col(Capture.id))
+            # In the order they were fetched: an import may store an article's later capture
+            # first.
+            .order_by(col(Capture.article_id), col(Capture.fetched_at), col(Capture.id))
         )
         with self._session() as session:
             for capture in session.exec(query):

@@ -92,18 +92,16 @@ def response_headers(headers: Mapping[str, str], length: int) -> list[tuple[str,
 
 
 def archive_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
-    """A response record's headers as the archive keeps them (`response_headers` undone, and
-    any tool's framing dropped: the body is kept decoded): lower-case names, repeated ones
-    joined."""
+    """A response record's headers as the archive keeps them, as a fetch stores them (`net`):
+    lower-case names, repeated ones joined, less Content-Encoding and Content-Length (the
+    body is kept decoded); `response_headers` undone."""
     kept: dict[str, str] = {}
     for raw_name, value in headers:
         name = raw_name.lower()
-        if name in FRAMING_HEADERS:
-            continue
         if name.startswith(ORIG_PREFIX.lower()):
             name = name.removeprefix(ORIG_PREFIX.lower())
-            if name != "transfer-encoding":  # the archive keeps what its body is not told by
-                continue
+        if name in {"content-encoding", "content-length"}:
+            continue
         kept[name] = f"{kept[name]}, {value}" if name in kept else value
     return kept
 
