@@ -108,7 +108,6 @@ class _Saving:
                 }
             )
         )
-        self.capture = sa.insert(Capture.__table__)  # type: ignore[attr-defined]
 
 
 _SAVING = _Saving()
@@ -116,7 +115,7 @@ _SAVING = _Saving()
 
 class Archiving(CaptureStore):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
-    `replace_extraction`, `save_failure`."""
+    `add_capture`, `replace_extraction`, `save_failure`."""
 
     # `[versions] schedule` while re-checks are on: an article saved is due for its first
     # re-check after the first step's interval. Empty: articles are not re-checked.
@@ -225,24 +224,9 @@ class Archiving(CaptureStore):
         return stored
 
     def _capture(self, conn: sa.Connection, saves: Sequence[Save]) -> None:
-        """Keep the raw page of each of ``saves``: its body once (`_body_ids`: by SHA-256,
-        shared with every capture of the same bytes), then a capture row pointing at it."""
-        ids, _ = self._body_ids(conn, (raw for *_, raw in saves if raw is not None))
-        rows = [
-            {
-                "article_id": job.article_id,
-                "url": page.final_url,
-                "status": page.status,
-                "headers": page.headers,
-                "body": b"",  # the body is ``body_id``'s
-                "body_id": ids[raw.sha256],
-                "fetched_at": page.fetched_at,
-            }
-            for job, _, page, raw in saves
-            if raw is not None
-        ]
-        if rows:
-            conn.execute(_SAVING.capture, rows)
+        """Keep the raw page of each of ``saves`` (`_keep_captures`)."""
+        kept = [(job.article_id, page, raw) for job, _, page, raw in saves if raw is not None]
+        self._keep_captures(conn, kept)
 
     @staticmethod
     def _save(
@@ -301,6 +285,38 @@ class Archiving(CaptureStore):
         if stored.rowcount == 0:  # stored meanwhile, or merged into another article
             return None
         return job.article_id
+
+    def add_capture(
+        self, article_id: int, page: Page, raw: PackedBody, article: ExtractedArticle
+    ) -> bool:
+        """Keep another capture of an archived article (an import's: its page kept at another
+        time); False when it has one of that URL and time already. A capture newer than the
+        article's last fetch makes ``article`` (extracted from it) the article's text."""
+        captures = Capture.__table__.c  # type: ignore[attr-defined]
+        with self._session() as session:
+            conn = session.connection()
+            kept = conn.execute(
+                sa.select(captures.id).where(
+                    captures.article_id == article_id,
+                    captures.url == page.final_url,
+                    captures.fetched_at == page.fetched_at,
+                )
+            ).first()
+            if kept is not None:
+                return False
+            self._keep_captures(conn, [(article_id, page, raw)])
+            newer = conn.execute(
+                sa.update(Article)
+                .where(
+                    col(Article.id) == article_id,
+                    col(Article.fetched_at).is_(None) | (col(Article.fetched_at) < page.fetched_at),
+                )
+                .values(fetched_at=page.fetched_at)
+            ).rowcount
+            session.commit()
+        if newer:
+            self.replace_extraction(article_id, article)
+        return True
 
     def replace_extraction(self, article_id: int, article: ExtractedArticle) -> None:
         """Store a new extraction of an archived article (`ingest.reextract`): its text and

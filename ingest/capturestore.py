@@ -11,7 +11,7 @@ later, beside a daemon, interrupted and resumed at will.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,6 +23,7 @@ from ingest.captures import PackedBody, pack, unpack
 from ingest.dbsession import Database
 from ingest.errors import StoreError
 from ingest.models import Article, Capture, CaptureBody
+from ingest.records import Page
 
 PACK_BATCH = 200  # old captures moved a transaction (about 7 MB of bodies at 35 KB each)
 
@@ -47,6 +48,32 @@ class CaptureStore(Database):
         store it once (PostgreSQL: the second waits for the first's commit, then finds its
         row)."""
         return self._insert(CaptureBody).on_conflict_do_nothing(index_elements=["sha256"])
+
+    def _keep_captures(
+        self, conn: sa.Connection, kept: Sequence[tuple[int, Page, PackedBody]]
+    ) -> list[int]:
+        """Keep raw pages, each ``(article id, page as received, its packed body)``: the body
+        once (`_body_ids`, shared with every capture of the same bytes), then a capture row
+        pointing at it with the response's and the request's headers. Returns the captures'
+        ids, in order."""
+        if not kept:
+            return []
+        ids, _ = self._body_ids(conn, (raw for *_, raw in kept))
+        rows = [
+            {
+                "article_id": article_id,
+                "url": page.final_url,
+                "status": page.status,
+                "headers": page.headers,
+                "request_headers": page.request_headers,
+                "body": b"",  # the body is ``body_id``'s
+                "body_id": ids[raw.sha256],
+                "fetched_at": page.fetched_at,
+            }
+            for article_id, page, raw in kept
+        ]
+        insert = sa.insert(Capture).returning(col(Capture.id), sort_by_parameter_order=True)
+        return list(conn.execute(insert, rows).scalars())
 
     def _body_ids(
         self, conn: sa.Connection, bodies: Iterable[PackedBody]

@@ -237,6 +237,54 @@ def reextract(obj: Context, garbled: bool, fmt: str, **filters: Any) -> None:
         sys.exit(1)
 
 
+@cli.command("import")
+@click.option(
+    "--warc",
+    "path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="A WARC file (.warc or .warc.gz): ours, or any tool's.",
+)
+@click.option("--workers", type=click.IntRange(min=0), help="Extraction processes (0 = cores).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def import_(obj: Context, path: Path, workers: int | None, fmt: str) -> None:
+    """Archive the pages of a WARC file: each HTTP response becomes an article.
+
+    Its text is extracted again from the page; the records `ingest export --format warc`
+    writes restore feeds, titles, authors, dates and guids (a WARC from another tool is
+    archived under a feed named after the file). The file is read whole first: one that is
+    not a WARC, or is cut short or damaged, changes nothing. Importing twice adds nothing.
+
+    \b
+    Example:
+      ingest import --warc world.warc.gz
+    """
+    from ingest.warc import check_warc
+    from ingest.warcimport import import_warc
+
+    with cli_output.errors():
+        checked = check_warc(path)  # before the archive is opened, let alone created
+        settings = obj.settings()
+        if workers is not None:
+            settings = settings.model_copy(
+                update={"extract": settings.extract.model_copy(update={"workers": workers})}
+            )
+        with obj.store(settings.database.url, create=True) as store:
+            done = asyncio.run(import_warc(store, settings, path, checked=checked))
+    if fmt == "json":
+        click.echo(json.dumps(done.to_dict()))
+        return
+    click.echo(
+        f"Imported {path.name}: {cli_output.plural(done.responses, 'response')}; "
+        f"{cli_output.plural(done.articles, 'new article')}, "
+        f"{cli_output.plural(done.captures, 'capture')} added to articles already archived, "
+        f"{done.already} already in the archive, {sum(done.skipped.values())} skipped."
+    )
+    for reason, count in done.skipped.most_common():
+        click.echo(f"  skipped {count}: {reason}", err=True)
+
+
 @cli.command()
 @click.pass_obj
 def daemon(obj: Context) -> None:

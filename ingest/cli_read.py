@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ingest.search import Filters
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 class Moment(click.ParamType):
@@ -121,7 +122,9 @@ def show(obj: Context, ref: str, fmt: str) -> None:
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "json"]), default="jsonl")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv", "json", "warc"]), default="jsonl"
+)
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not stdout."
 )
@@ -134,23 +137,33 @@ def show(obj: Context, ref: str, fmt: str) -> None:
 @filter_options
 @click.pass_obj
 def export(obj: Context, fmt: str, out: Path | None, with_versions: bool, **filters: Any) -> None:
-    """Stream the archive as JSON lines or CSV, oldest first.
+    """Stream the archive as JSON lines or CSV, oldest first; or its kept pages as a WARC.
+
+    --format warc writes a WARC 1.1 file (--out, gzipped unless it ends in .warc): for every
+    kept page of each article, its request, response, clean text and record.
 
     \b
     Example:
       ingest export --format csv --since 2025-01-01 --out archive.csv
       ingest export --versions --out archive.jsonl
+      ingest export --format warc --feed World --out world.warc.gz
     """
     from ingest.query import export_records, write_records
 
     with cli_output.errors():
-        if with_versions and fmt == "csv":
+        if with_versions and fmt in ("csv", "warc"):
+            # A WARC holds every version's capture anyway.
             raise UsageError("--versions needs --format jsonl or json (a version is a record)")
         if out is not None and not out.parent.is_dir():
             raise UsageError(
                 f"--out {out}: there is no folder {out.parent}; create it first "
                 f"(mkdir -p {out.parent}) or write elsewhere"
             )
+        if fmt == "warc":
+            if out is None:
+                raise UsageError("--format warc writes a file: give --out FILE.warc.gz")
+            _export_warc(obj, out, to_filters(**filters))
+            return
         with obj.store(read_only=True) as store:
             records = export_records(store, to_filters(**filters), versions=with_versions)
             if out is None:
@@ -160,13 +173,40 @@ def export(obj: Context, fmt: str, out: Path | None, with_versions: bool, **filt
     click.echo(f"Exported {cli_output.plural(count, 'article')} to {out}.", err=True)
 
 
-def write_file(out: Path, write: Callable[[Any], int]) -> int:
+def _export_warc(obj: Context, out: Path, filters: Filters) -> None:
+    from ingest.warcexport import export_warc
+
+    with obj.store(read_only=True) as store:
+        done = write_file(
+            out,
+            lambda fh: export_warc(
+                store, filters, fh, filename=out.name, gzip=not out.name.endswith(".warc")
+            ),
+            binary=True,
+        )
+    click.echo(
+        f"Exported {cli_output.plural(done.captures, 'capture')} of "
+        f"{cli_output.plural(done.articles - done.without_capture, 'article')} to {out}.",
+        err=True,
+    )
+    if done.without_capture:
+        click.echo(
+            f"ingest: note: {cli_output.plural(done.without_capture, 'article')} selected had "
+            "no kept page (pending, failed, a feed's own entry, or fetched with "
+            "extract.keep_raw off): not in the WARC; `ingest export --format jsonl` has them",
+            err=True,
+        )
+
+
+def write_file(out: Path, write: Callable[[Any], R], *, binary: bool = False) -> R:
     """``write`` into a file beside ``out`` renamed to it when done: never a half-written file
     under the asked name (a failed write leaves nothing)."""
     partial = out.with_name(out.name + ".partial")
     try:
-        with partial.open("w", encoding="utf-8", newline="") as fh:
-            count = write(fh)
+        with (
+            partial.open("wb") if binary else partial.open("w", encoding="utf-8", newline="")
+        ) as fh:
+            result = write(fh)
         partial.replace(out)
     except OSError as exc:
         partial.unlink(missing_ok=True)
@@ -174,7 +214,7 @@ def write_file(out: Path, write: Callable[[Any], int]) -> int:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return count
+    return result
 
 
 @click.command()

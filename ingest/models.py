@@ -272,9 +272,10 @@ class CaptureBody(SQLModel, table=True):
 
 
 class Capture(SQLModel, table=True):
-    """The raw response an article was extracted from. Its body is ``body_id``'s, shared;
-    captures made before revision 0015 hold theirs inline in ``body`` (a zlib stream), and
-    the shared ones an empty ``body``. Read it with `Store.capture_body`, whatever its kind."""
+    """The raw response an article was extracted from, with the request that got it. Its
+    body is ``body_id``'s, shared; captures made before revision 0015 hold theirs inline in
+    ``body`` (a zlib stream), and the shared ones an empty ``body``. Read it with
+    `Store.capture_body`, whatever its kind."""
 
     __tablename__ = "captures"
 
@@ -288,6 +289,9 @@ class Capture(SQLModel, table=True):
     body: bytes = Field(default=b"", sa_column=Column(sa.LargeBinary, nullable=False))
     body_id: int | None = Field(default=None, foreign_key="capture_bodies.id", index=True)
     fetched_at: datetime | None = _time()
+    # The request's headers as sent (migration 0016), for a WARC's request record; None for
+    # captures made before they were kept.
+    request_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class SkippedUrl(SQLModel, table=True):

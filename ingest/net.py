@@ -189,6 +189,7 @@ class HttpClient:
                     body=body,
                     fetched_at=utcnow(),
                     encoding=encoding if keep else "",
+                    request_headers=_as_sent(response.request.headers),
                 )
         except BlockedError as exc:
             raise BlockedError(f"refused: {exc.args[0]}", url=url) from None
@@ -248,3 +249,13 @@ class HttpClient:
                 self.hosts.block(host_of(current), until)
                 error.retry_at = until
         return error
+
+
+def _as_sent(headers: httpx.Headers) -> dict[str, str]:
+    """Request headers with their names as they went on the wire (httpx's mapping lowers
+    them); a name sent twice keeps its values joined, as HTTP allows."""
+    sent: dict[str, str] = {}
+    for raw_name, raw_value in headers.raw:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        sent[name] = f"{sent[name]}, {value}" if name in sent else value
+    return sent

@@ -30,7 +30,8 @@ from ingest.search import (
 
 
 class Reads(Database):
-    """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`, `stats`."""
+    """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`,
+    `iter_capture_batches`, `stats`."""
 
     def checked(self, filters: Filters) -> Filters:
         """``filters`` as the archive keeps what they name (`ingest.search.checked`)."""
@@ -125,6 +126,38 @@ class Reads(Database):
             .where(col(Article.status) == ArticleStatus.OK)
         )
         yield from self._stream(query, filters, batch)
+
+    def iter_capture_batches(
+        self, filters: Filters, *, batch: int = 50
+    ) -> Iterator[list[tuple[Article, str, list[Capture]]]]:
+        """Every article matching ``filters`` in id order, with its feed's URL and every raw
+        capture kept of it, oldest fetch first (none: the page was not kept), ``batch`` articles at
+        a time: what a WARC export holds is one batch, whatever the archive's size."""
+        query = select(Article, col(Feed.url)).join(Feed, col(Feed.id) == col(Article.feed_id))
+        rows: list[tuple[Article, str]] = []
+        for row in self._stream(query, filters, batch):
+            rows.append(row)
+            if len(rows) == batch:
+                yield self._with_captures(rows)
+                rows = []
+        if rows:
+            yield self._with_captures(rows)
+
+    def _with_captures(
+        self, rows: list[tuple[Article, str]]
+    ) -> list[tuple[Article, str, list[Capture]]]:
+        kept: dict[int, list[Capture]] = {}
+        query = (
+            select(Capture)
+            .where(col(Capture.article_id).in_([article.id for article, _ in rows]))
+            # In the order they were fetched: an import may store an article's later capture
+            # first.
+            .order_by(col(Capture.article_id), col(Capture.fetched_at), col(Capture.id))
+        )
+        with self._session() as session:
+            for capture in session.exec(query):
+                kept.setdefault(capture.article_id, []).append(capture)
+        return [(article, feed, kept.get(article.id or 0, [])) for article, feed in rows]
 
     def _stream(self, query: Any, filters: Filters, batch: int) -> Iterator[Any]:
         """The rows of ``query`` (an article first in each) for the articles matching

@@ -79,6 +79,9 @@ class Page:
     body: bytes
     fetched_at: datetime
     encoding: str = ""  # "" once decoded; else "gzip", "deflate", ...
+    # The headers of the request that got this answer (the last one, after redirects), as
+    # sent: what a WARC's request record holds. None where unknown (an archive's old capture).
+    request_headers: dict[str, str] | None = None
 
     @property
     def content_type(self) -> str:

@@ -112,20 +112,7 @@ class Versioning(Claims, CaptureStore):
                 return None
             capture_id = None
             if raw is not None:  # the page as now received: its body shared if unchanged
-                ids, _ = self._body_ids(session.connection(), [raw])
-                capture_id = session.execute(
-                    sa.insert(Capture)
-                    .values(
-                        article_id=article_id,
-                        url=page.final_url,
-                        status=page.status,
-                        headers=page.headers,
-                        body=b"",  # the body is ``body_id``'s
-                        body_id=ids[raw.sha256],
-                        fetched_at=now,
-                    )
-                    .returning(col(Capture.id))
-                ).scalar_one()
+                (capture_id,) = self._keep_captures(session.connection(), [(article_id, page, raw)])
             number = self._add_version(
                 session, row, title, new.text, list(new.authors) or row.authors, now, capture_id
             )

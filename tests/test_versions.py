@@ -328,3 +328,27 @@ def test_versions_and_diffs_over_the_api(
             assert says in answer.json()["message"] + " ".join(answer.json()["errors"])
         schema = server.get("/api/openapi.json").json()
         assert "/api/v1/articles/{article_id}/diff" in schema["paths"]
+
+
+def test_a_warc_export_holds_every_versions_capture_and_text(
+    tmp_path: Path, newsroom: Newsroom
+) -> None:
+    import subprocess
+    import sys
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    cli, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    out = tmp_path / "story.warc.gz"
+    cli("export", "--format", "warc", "--out", str(out))
+    check = subprocess.run(
+        [sys.executable, "-m", "warcio.cli", "check", str(out)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    conversions = []
+    with out.open("rb") as fh:
+        for record in ArchiveIterator(fh, check_digests=True):
+            if record.rec_type == "conversion":
+                conversions.append(record.content_stream().read().decode())
+    assert len(conversions) == 2  # one capture a version, in order
+    assert "Shop owners" in conversions[0] and "Shop owners" not in conversions[1]
