@@ -8,7 +8,8 @@ same fetch twice, or reaching one article from two feeds, stores it once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -32,6 +33,18 @@ from ingest.models import (
     SkippedUrl,
 )
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
+from ingest.stories import fingerprint
+from ingest.storyindex import link
+
+
+@dataclass
+class Linked:
+    """What `Store.link_stories` did so far."""
+
+    checked: int = 0  # articles fingerprinted (or found too short)
+    copies: int = 0  # of which copies of a story seen before
+    too_short: int = 0  # texts too short to tell: no story
+
 
 # What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
 Save = tuple[PageJob, ExtractedArticle, Page, bytes | None]
@@ -114,7 +127,7 @@ _SAVING = _Saving()
 
 class Archiving(Database):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
-    `replace_extraction`, `save_failure`."""
+    `replace_extraction`, `save_failure`, `link_stories`."""
 
     @cached_property
     def _statements(self) -> Statements:
@@ -256,6 +269,9 @@ class Archiving(Database):
         )
         if stored.rowcount == 0:  # stored meanwhile, or merged into another article
             return None
+        # Its story: the copy it is of (the same story on another site), else its own. The
+        # fingerprint comes from the worker; made here for an article saved without one.
+        link(conn, job.article_id, article.fingerprint or fingerprint(article.text))
         if raw is not None:  # the page's body, as a zlib stream
             conn.execute(
                 _SAVING.capture,
@@ -289,7 +305,48 @@ class Archiving(Database):
             values["canonical_url"] = article.canonical_url
         with self._session() as session:
             session.execute(sa.update(Article).where(col(Article.id) == article_id).values(values))
+            conn = session.connection()
+            story = conn.execute(
+                sa.select(Article.story_id).where(col(Article.id) == article_id)
+            ).scalar()
+            # It stays in its story (copies may point at it); its fingerprint is the new text's.
+            text_print = article.fingerprint or fingerprint(article.text)
+            link(conn, article_id, text_print, story=story, again=True)
             session.commit()
+
+    def link_stories(self, *, batch: int = 500) -> Iterator[Linked]:
+        """Fingerprint the stored articles that have no story yet (archived before revision
+        0015) and link each to its story, oldest first, ``batch`` a transaction; yields the
+        running counts after each. Interrupted, it resumes where it stopped: what a batch
+        linked has its story. Texts too short to tell are read again by each run."""
+        texts = (
+            sa.select(Article.id, Article.text)
+            .where(
+                col(Article.status) == ArticleStatus.OK,
+                col(Article.story_id).is_(None),
+                col(Article.id) > sa.bindparam("last"),
+            )
+            .order_by(col(Article.id))
+            .limit(batch)
+        )
+        done = Linked()
+        last = 0
+        while True:
+            with self._session() as session:
+                conn = session.connection()
+                rows = conn.execute(texts, {"last": last}).all()
+                if not rows:
+                    return
+                for article_id, text in rows:
+                    story = link(conn, article_id, fingerprint(text))
+                    done.checked += 1
+                    if story is None:
+                        done.too_short += 1
+                    elif story != article_id:
+                        done.copies += 1
+                session.commit()
+            last = rows[-1][0]
+            yield done
 
     def save_failure(
         self, job: PageJob, error: FetchError, *, attempts: int, next_attempt_at: datetime | None
