@@ -13,52 +13,29 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ingest.models import Article, StoryBand, StoryFingerprint
-from ingest.stories import THRESHOLD, Fingerprint, containment
+from ingest.stories import BANDS, THRESHOLD, Fingerprint, similarity
 
 MAX_CANDIDATES = 16
 
-_ARTICLES = Article.__table__  # type: ignore[attr-defined]
-_PRINTS = StoryFingerprint.__table__  # type: ignore[attr-defined]
-_BANDS = StoryBand.__table__  # type: ignore[attr-defined]
+# Written for the driver (each "?" becomes its parameter marker): these run for every article
+# stored, and SQLAlchemy's statement handling cost as much as SQLite's work (bench.wire).
+_CANDIDATES = f"""SELECT f.article_id, f.signature, f.shingles, a.story_id
+FROM (SELECT article_id, count(*) AS shared FROM story_bands
+      WHERE band IN ({", ".join(["?"] * BANDS)}) AND article_id != ?
+      GROUP BY article_id ORDER BY shared DESC, article_id LIMIT {MAX_CANDIDATES}) c
+JOIN story_fingerprints f ON f.article_id = c.article_id
+JOIN articles a ON a.id = c.article_id"""
+_ADD_BAND = "INSERT INTO story_bands (band, article_id) VALUES (?, ?)"
+_ADD_PRINT = "INSERT INTO story_fingerprints (article_id, signature, shingles) VALUES (?, ?, ?)"
+_SET_STORY = "UPDATE articles SET story_id = ? WHERE id = ?"
+_OLD_PRINT = "SELECT signature, shingles FROM story_fingerprints WHERE article_id = ?"
+_FORGET_BAND = "DELETE FROM story_bands WHERE band = ? AND article_id = ?"
+_FORGET_PRINT = "DELETE FROM story_fingerprints WHERE article_id = ?"
 
 
-class _Statements:
-    """What `link` runs, built once with bound parameters (it runs for every article)."""
-
-    def __init__(self) -> None:
-        bands = _BANDS.c
-        shared = sa.func.count().label("shared")
-        candidates = (
-            sa.select(bands.article_id, shared)
-            .where(
-                bands.band.in_(sa.bindparam("keys", expanding=True)),
-                bands.article_id != sa.bindparam("id"),
-            )
-            .group_by(bands.article_id)
-            .order_by(shared.desc(), bands.article_id)
-            .limit(MAX_CANDIDATES)
-            .subquery()
-        )
-        self.candidates = (
-            sa.select(
-                _PRINTS.c.article_id, _PRINTS.c.signature, _PRINTS.c.shingles, _ARTICLES.c.story_id
-            )
-            .join(candidates, candidates.c.article_id == _PRINTS.c.article_id)
-            .join(_ARTICLES, _ARTICLES.c.id == _PRINTS.c.article_id)
-        )
-        self.forget_bands = sa.delete(_BANDS).where(_BANDS.c.article_id == sa.bindparam("id"))
-        self.forget_print = sa.delete(_PRINTS).where(_PRINTS.c.article_id == sa.bindparam("id"))
-        self.add_print = sa.insert(_PRINTS)
-        self.add_bands = sa.insert(_BANDS)
-        self.set_story = (
-            sa.update(_ARTICLES)
-            .where(_ARTICLES.c.id == sa.bindparam("id"))
-            .values(story_id=sa.bindparam("story"))
-        )
-
-
-_STATEMENTS = _Statements()
+def _sql(conn: sa.Connection, statement: str) -> str:
+    """``statement`` with the driver's parameter markers (SQLite "?", psycopg "%s")."""
+    return statement if conn.dialect.paramstyle == "qmark" else statement.replace("?", "%s")
 
 
 def find_story(
@@ -67,9 +44,9 @@ def find_story(
     """The story of the archived article ``fingerprint`` (band ``keys``) matches best, if
     any reaches `THRESHOLD`."""
     best: tuple[float, int] | None = None
-    rows = conn.execute(_STATEMENTS.candidates, {"keys": keys, "id": article_id}).all()
+    rows = conn.exec_driver_sql(_sql(conn, _CANDIDATES), (*keys, article_id)).all()
     for candidate, signature, shingles, story in rows:
-        score = containment(fingerprint, Fingerprint.from_bytes(signature, shingles))
+        score = similarity(fingerprint, Fingerprint.from_bytes(bytes(signature), shingles))
         story = story or candidate
         # The best match; equal ones: the older story.
         if score >= THRESHOLD and (best is None or (-score, story) < (-best[0], best[1])):
@@ -87,27 +64,31 @@ def link(
 ) -> int | None:
     """Record the fingerprint of a stored article and set its story: ``story`` if it has one
     already, else the one it is a copy of, else its own. A text too short to tell (no
-    fingerprint) has none. ``again``: the article was linked before (its text changed), its
-    old keys go. Returns the story."""
+    fingerprint) has none. ``again``: the article may have been linked before (its text
+    changed): its old keys go. Returns the story."""
     if again:
-        conn.execute(_STATEMENTS.forget_bands, {"id": article_id})
-        conn.execute(_STATEMENTS.forget_print, {"id": article_id})
+        _forget(conn, article_id)
     if fingerprint is None:
-        if story is None:
-            return None
-        conn.execute(_STATEMENTS.set_story, {"id": article_id, "story": None})
+        if story is not None:
+            conn.exec_driver_sql(_sql(conn, _SET_STORY), (None, article_id))
         return None
     keys = fingerprint.bands
     if story is None:
         story = find_story(conn, article_id, fingerprint, keys) or article_id
-        conn.execute(_STATEMENTS.set_story, {"id": article_id, "story": story})
-    conn.execute(
-        _STATEMENTS.add_print,
-        {
-            "article_id": article_id,
-            "signature": fingerprint.to_bytes(),
-            "shingles": fingerprint.shingles,
-        },
+        conn.exec_driver_sql(_sql(conn, _SET_STORY), (story, article_id))
+    conn.exec_driver_sql(
+        _sql(conn, _ADD_PRINT), (article_id, fingerprint.to_bytes(), fingerprint.shingles)
     )
-    conn.execute(_STATEMENTS.add_bands, [{"band": key, "article_id": article_id} for key in keys])
+    conn.exec_driver_sql(_sql(conn, _ADD_BAND), [(key, article_id) for key in keys])
     return story
+
+
+def _forget(conn: sa.Connection, article_id: int) -> None:
+    """An article's fingerprint and band keys gone: the keys are found from the signature,
+    each by the primary key (the table has no index by article)."""
+    old = conn.exec_driver_sql(_sql(conn, _OLD_PRINT), (article_id,)).first()
+    if old is None:
+        return
+    keys = Fingerprint.from_bytes(bytes(old[0]), old[1]).bands
+    conn.exec_driver_sql(_sql(conn, _FORGET_BAND), [(key, article_id) for key in keys])
+    conn.exec_driver_sql(_sql(conn, _FORGET_PRINT), (article_id,))
