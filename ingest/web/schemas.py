@@ -49,6 +49,10 @@ class ArticleOut(BaseModel):
     fetched_at: str | None
     status: str = Field(description="pending, ok or failed")
     error: str | None
+    story_id: int | None = Field(
+        description="Its story (the same story published by several sites): the id of the "
+        "story's first article; null for a text too short to tell, or not linked yet."
+    )
 
 
 class HitOut(BaseModel):
@@ -61,6 +65,7 @@ class HitOut(BaseModel):
     feed_url: str
     authors: list[str]
     language: str | None
+    story_id: int | None = Field(description="Its story: the id of the story's first article.")
     snippet: str = Field(description="Plain text; the matched words between ** and **.")
     snippet_html: str = Field(description="The snippet as escaped HTML, matches in <mark>.")
 
