@@ -419,16 +419,17 @@ def scale(texts: Sequence[str], size: int) -> str:
         prints = [fingerprint(t) for t in texts]
         ms, batches = [], []
         with store.engine.connect() as conn:
-            ids = range(size + 1, size + 1 + len(prints))
+            pairs = list(enumerate(prints, start=size + 1))
             # Batches of 32 as the pipeline saves them, commits (and WAL checkpoints) counted.
-            for start in range(0, len(prints), 32):
+            for start in range(0, len(pairs), 32):
+                batch = pairs[start : start + 32]
                 began = time.perf_counter()
                 with conn.begin():
-                    for article_id, found in list(zip(ids, prints, strict=True))[start:][:32]:
+                    for article_id, found in batch:
                         started = time.perf_counter()
                         link(conn, article_id, found)
                         ms.append((time.perf_counter() - started) * 1000)
-                batches.append((time.perf_counter() - began) * 1000 / len(prints[start:][:32]))
+                batches.append((time.perf_counter() - began) * 1000 / len(batch))
         store.close()
     ms.sort()
     plan_text = "; ".join(row[-1] for row in plan)
