@@ -8,7 +8,8 @@ same fetch twice, or reaching one article from two feeds, stores it once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -34,6 +35,18 @@ from ingest.models import (
 )
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.schedule import next_check
+from ingest.stories import fingerprint
+from ingest.storyindex import link
+
+
+@dataclass
+class Linked:
+    """What `Store.link_stories` did so far."""
+
+    checked: int = 0  # articles fingerprinted (or found too short)
+    copies: int = 0  # of which copies of a story seen before
+    too_short: int = 0  # texts too short to tell: no story
+
 
 # What `Store.save_articles` stores of one page: the job, its article, the page, its raw body.
 Save = tuple[PageJob, ExtractedArticle, Page, PackedBody | None]
@@ -115,7 +128,7 @@ _SAVING = _Saving()
 
 class Archiving(CaptureStore):
     """`Store`'s writes of what is archived: `record_entries`, `save_article(s)`,
-    `add_capture`, `replace_extraction`, `save_failure`."""
+    `add_capture`, `replace_extraction`, `save_failure`, `link_stories`."""
 
     # `[versions] schedule` while re-checks are on: an article saved is due for its first
     # re-check after the first step's interval. Empty: articles are not re-checked.
@@ -284,6 +297,9 @@ class Archiving(CaptureStore):
         )
         if stored.rowcount == 0:  # stored meanwhile, or merged into another article
             return None
+        # Its story: the copy it is of (the same story on another site), else its own. The
+        # fingerprint comes from the worker; made here for an article saved without one.
+        link(conn, job.article_id, article.fingerprint or fingerprint(article.text))
         return job.article_id
 
     def add_capture(
@@ -337,7 +353,48 @@ class Archiving(CaptureStore):
             values["canonical_url"] = article.canonical_url
         with self._session() as session:
             session.execute(sa.update(Article).where(col(Article.id) == article_id).values(values))
+            conn = session.connection()
+            story = conn.execute(
+                sa.select(Article.story_id).where(col(Article.id) == article_id)
+            ).scalar()
+            # It stays in its story (copies may point at it); its fingerprint is the new text's.
+            text_print = article.fingerprint or fingerprint(article.text)
+            link(conn, article_id, text_print, story=story, again=True)
             session.commit()
+
+    def link_stories(self, *, batch: int = 500) -> Iterator[Linked]:
+        """Fingerprint the stored articles that have no story yet (archived before revision
+        0017) and link each to its story, oldest first, ``batch`` a transaction; yields the
+        running counts after each. Interrupted, it resumes where it stopped: what a batch
+        linked has its story. Texts too short to tell are read again by each run."""
+        texts = (
+            sa.select(Article.id, Article.text)
+            .where(
+                col(Article.status) == ArticleStatus.OK,
+                col(Article.story_id).is_(None),
+                col(Article.id) > sa.bindparam("last"),
+            )
+            .order_by(col(Article.id))
+            .limit(batch)
+        )
+        done = Linked()
+        last = 0
+        while True:
+            with self._session() as session:
+                conn = session.connection()
+                rows = conn.execute(texts, {"last": last}).all()
+                if not rows:
+                    return
+                for article_id, text in rows:
+                    story = link(conn, article_id, fingerprint(text))
+                    done.checked += 1
+                    if story is None:
+                        done.too_short += 1
+                    elif story != article_id:
+                        done.copies += 1
+                session.commit()
+            last = rows[-1][0]
+            yield done
 
     def save_failure(
         self, job: PageJob, error: FetchError, *, attempts: int, next_attempt_at: datetime | None

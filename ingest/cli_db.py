@@ -92,6 +92,40 @@ def copy_(obj: Context, to: str, fmt: str, batch_size: int) -> None:
 
 
 @db.command()
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, hidden=True)
+@click.pass_obj
+def stories(obj: Context, batch_size: int) -> None:
+    """Link the articles archived before stories were (revision 0017) to their stories.
+
+    Each stored article's text is fingerprinted and linked to the story of the copy it
+    matches (the same story on another site), oldest first, a batch at a time: interrupted,
+    the same command resumes. New articles are linked as they are stored.
+
+    \b
+    Example:
+      ingest db stories
+    """
+    with errors(), obj.store() as store:
+        done = None
+        try:
+            for done in store.link_stories(batch=batch_size):
+                if sys.stderr.isatty():
+                    click.echo(f"\r{plural(done.checked, 'article')} linked", nl=False, err=True)
+        except KeyboardInterrupt:
+            click.echo("\ningest: interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
+    if sys.stderr.isatty() and done:
+        click.echo(err=True)
+    if done is None:
+        click.echo("Every article has its story already.")
+        return
+    click.echo(
+        f"Linked {plural(done.checked, 'article')}: {plural(done.copies, 'copy', 'copies')} of "
+        f"a story seen before, {done.too_short} too short to tell."
+    )
+
+
+@db.command()
 @click.pass_obj
 def optimize(obj: Context) -> None:
     """Merge the SQLite search index into one piece: searches for common words get faster.

@@ -141,9 +141,10 @@ def print_hits(hits: Sequence[SearchHit]) -> None:
         table.add_column(column, overflow="fold")
     for hit in hits:
         row = hit_record(hit, mark=("[bold yellow]", "[/]"))
-        table.add_row(
-            str(row["id"]), (row["published"] or "")[:10], row["title"] or "", row["snippet"]
-        )
+        title = row["title"] or ""
+        if hit.copies:
+            title += f" (+{plural(hit.copies, 'copy', 'copies')})"
+        table.add_row(str(row["id"]), (row["published"] or "")[:10], title, row["snippet"])
     Console().print(table)
 
 

@@ -75,10 +75,15 @@ def to_filters(
 @filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option(
+    "--collapse",
+    is_flag=True,
+    help="One article a story: the earliest of its copies on several sites, with their count.",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
 )
 @click.pass_obj
-def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> None:
+def search(obj: Context, query: str, limit: int, collapse: bool, fmt: str, **filters: Any) -> None:
     """Full-text search of titles and texts, best match first.
 
     QUERY: words (all must match), "a phrase", OR, -word (or NOT word) to exclude, prefix*,
@@ -87,11 +92,13 @@ def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> No
     \b
     Example:
       ingest search '"climate summit" OR cop29' --since 2025-01-01 --lang en
+      ingest search 'kosovo' --collapse
     """
     from ingest.query import hit_record, write_records
 
     with cli_output.errors(), obj.store(read_only=True) as store:
-        hits = store.search(query, to_filters(**filters), limit=limit)
+        find = store.search_stories if collapse else store.search
+        hits = find(query, to_filters(**filters), limit=limit)
     if fmt != "table":
         write_records((hit_record(h) for h in hits), fmt, sys.stdout)
     elif not hits:
@@ -105,20 +112,23 @@ def search(obj: Context, query: str, limit: int, fmt: str, **filters: Any) -> No
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_obj
 def show(obj: Context, ref: str, fmt: str) -> None:
-    """Show one article by its id or URL: its metadata, every feed that listed it, its text.
+    """Show one article by its id or URL: its metadata, every feed that listed it, its copies
+    (the same story on other sites), its text.
 
     \b
     Example:
       ingest show 42 --format json
     """
-    from ingest.query import record, render_text, with_feeds
+    from ingest.query import copy_record, record, render_text, with_feeds
 
     with cli_output.errors(), obj.store(read_only=True) as store:
         ((article, feed_urls),) = with_feeds(store, [store.article(ref)])
+        copies = store.copies(article)
     if fmt == "json":
-        click.echo(json.dumps(record(article, feed_urls), ensure_ascii=False, indent=2))
+        data = {**record(article, feed_urls), "copies": [copy_record(*c) for c in copies]}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        click.echo(render_text(article, feed_urls), nl=False)
+        click.echo(render_text(article, feed_urls, copies), nl=False)
 
 
 @click.command()

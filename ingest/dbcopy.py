@@ -31,10 +31,16 @@ from sqlmodel import SQLModel
 
 import ingest.models  # noqa: F401  (registers the tables in SQLModel.metadata)
 from ingest.errors import StoreError, UsageError
+from ingest.models import StoryBand, StoryFingerprint
 from ingest.store import SCHEMA_REVISION, Store
+from ingest.stories import Fingerprint
 
-# Every table of the archive, parents before children (alembic_version is the migrations').
-TABLES: tuple[sa.Table, ...] = tuple(SQLModel.metadata.sorted_tables)
+# Every table of the archive, parents before children (alembic_version is the migrations'),
+# but story_bands: its rows are a function of story_fingerprints' (each signature's band
+# keys), made again as those are copied, in the same transaction.
+TABLES: tuple[sa.Table, ...] = tuple(
+    t for t in SQLModel.metadata.sorted_tables if t.name != StoryBand.__tablename__
+)
 DEFAULT_BATCH = 1000
 CHECK_BATCH = 500  # keys per IN (...) when comparing a destination with the source
 BLOB_SHARE = 20  # tables with raw bodies (captures, ~35 KB a row) take 1/20 of the batch
@@ -253,6 +259,8 @@ def _copy_table(
         try:
             with dest.engine.begin() as conn:
                 conn.execute(insert, rows)
+                if table.name == StoryFingerprint.__tablename__:
+                    _add_bands(conn, dest, rows)
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"copy: writing {table.name} {key.name} {rows[0][key.name]!r} to "
@@ -269,6 +277,18 @@ def _copy_table(
     if progress:
         progress(table.name, done, total, True)
     return TableCopy(table.name, total, after, after - before)
+
+
+def _add_bands(conn: Connection, dest: Store, rows: list[dict[str, Any]]) -> None:
+    """The band keys of the fingerprints ``rows`` (`ingest.stories`)."""
+    bands = StoryBand.__table__  # type: ignore[attr-defined]
+    insert = (postgresql if dest.postgres else sqlite).insert(bands).on_conflict_do_nothing()
+    keys = [
+        {"band": key, "article_id": row["article_id"]}
+        for row in rows
+        for key in Fingerprint.from_bytes(bytes(row["signature"]), row["shingles"]).bands
+    ]
+    conn.execute(insert, keys)
 
 
 def _reset_sequence(dest: Store, table: sa.Table, key: sa.Column[Any]) -> None:

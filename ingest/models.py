@@ -4,8 +4,10 @@ Tables: ``feeds`` (one per configured feed, with its polling state), ``articles`
 article, whatever feeds or URLs led to it), ``entries`` (which feed listed which article, under
 which entry identity), ``captures`` (the raw HTTP response a page was extracted from) with
 ``capture_bodies`` (each page body once, however many captures share it), ``hosts`` (hosts
-that asked us to back off) and ``skipped_urls`` (what a sitemap's first poll left unfetched).
-The schema changes only through the migrations in ``ingest/migrations``.
+that asked us to back off), ``skipped_urls`` (what a sitemap's first poll left unfetched),
+``versions`` (every state of an article whose page changed), ``story_fingerprints`` and
+``story_bands`` (how copies of a story find each other). The schema changes only through the
+migrations in ``ingest/migrations``.
 Timestamps are timezone-aware UTC.
 """
 
@@ -149,6 +151,8 @@ class Article(SQLModel, table=True):
             postgresql_where=sa.text("next_check_at IS NOT NULL"),
             sqlite_where=sa.text("next_check_at IS NOT NULL"),
         ),
+        # An article's copies, and one article a story (migration 0017).
+        sa.Index("ix_articles_story", "story_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -202,6 +206,9 @@ class Article(SQLModel, table=True):
     # Set by triggers whenever the article's record changes (migration 0008): SQLite's next
     # number, PostgreSQL's writing transaction id. Never written by the code.
     change_seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    # The story it is a copy of (`ingest.storyindex`): the id of the story's first article
+    # (its own when it is the first); NULL until fingerprinted, and for a text too short.
+    story_id: int | None = None
 
 
 class RemovedArticle(SQLModel, table=True):
@@ -292,6 +299,28 @@ class Capture(SQLModel, table=True):
     # The request's headers as sent (migration 0016), for a WARC's request record; None for
     # captures made before they were kept.
     request_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class StoryFingerprint(SQLModel, table=True):
+    """An article's MinHash signature (`ingest.stories`): what a candidate copy is verified
+    against."""
+
+    __tablename__ = "story_fingerprints"
+
+    article_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    signature: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    shingles: int  # distinct shingles of its text: with the signature, how much it holds
+
+
+class StoryBand(SQLModel, table=True):
+    """An LSH band key of an article's signature: articles sharing a key are candidate copies,
+    found by the primary key's index whatever the archive's size."""
+
+    __tablename__ = "story_bands"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    band: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    article_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
 
 
 class SkippedUrl(SQLModel, table=True):

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from ingest.browse import Removal
 from ingest.changes import chars_changed, word_diff
@@ -46,9 +47,20 @@ RECORD_FIELDS = (
     "error",
     "checked_at",
     "removed_at",
+    "story_id",
 )
 EXPORT_BATCH = 500  # articles whose feeds are read in one query
-HIT_FIELDS = ("id", "title", "url", "published", "feed_url", "authors", "language", "snippet")
+HIT_FIELDS = (
+    "id",
+    "title",
+    "url",
+    "published",
+    "feed_url",
+    "authors",
+    "language",
+    "story_id",
+    "snippet",
+)
 
 
 def parse_moment(text: str) -> datetime:
@@ -117,6 +129,20 @@ def record(article: Article, feed_urls: list[str]) -> dict[str, Any]:
         "error": article.error,
         "checked_at": _iso(article.checked_at),  # its page last looked at again for changes
         "removed_at": _iso(article.removed_at),  # its page answered 404 or 410 since
+        # The story it is a copy of (`ingest.storyindex`): its first article's id.
+        "story_id": article.story_id,
+    }
+
+
+def copy_record(article: Article, feed_url: str) -> dict[str, Any]:
+    """Another article of a story, as `show` lists it: where it was published and its URL."""
+    return {
+        "id": article.id,
+        "site_name": article.site_name,
+        "feed_url": feed_url,
+        "title": article.title,
+        "url": article_url(article),
+        "published": _iso(article.published),
     }
 
 
@@ -135,12 +161,17 @@ def hit_record(hit: SearchHit, *, mark: tuple[str, str] = ("**", "**")) -> dict[
     full = record(hit.article, [hit.feed_url])
     full["url"] = article_url(hit.article)
     snippet = hit.snippet.replace(SNIPPET_OPEN, mark[0]).replace(SNIPPET_CLOSE, mark[1])
-    return {**{k: full[k] for k in HIT_FIELDS if k in full}, "snippet": " ".join(snippet.split())}
+    found = {**{k: full[k] for k in HIT_FIELDS if k in full}, "snippet": " ".join(snippet.split())}
+    if hit.copies is not None:  # one hit a story (`search --collapse`)
+        found["copies"] = hit.copies
+    return found
 
 
-def render_text(article: Article, feed_urls: list[str]) -> str:
+def render_text(
+    article: Article, feed_urls: list[str], copies: Sequence[tuple[Article, str]] = ()
+) -> str:
     """An article as readable text: a header of metadata (its clean URL, every feed that
-    listed it), then the body."""
+    listed it, its copies on other sites), then the body."""
     data = record(article, feed_urls)
     data["url"] = article_url(article)
     data["feed_urls"] = ("\n" + " " * 11).join(feed_urls)  # one a line, under each other
@@ -164,7 +195,17 @@ def render_text(article: Article, feed_urls: list[str]) -> str:
             lines.append(f"{label + ':':<11}{value}")
     if article.content_source == "feed":
         lines.append(f"Text:      from the feed ({_why_feed(article)})")
+    if copies:
+        lines.append(f"Copies:    {len(copies)}, the same story elsewhere:")
+        for copy, feed_url in copies:
+            lines.append(f"  {copy.id:>6}  {_where(copy, feed_url)}  {copy.title or '(untitled)'}")
+            lines.append(f"{'':>10}{article_url(copy) or ''}")
     return "\n".join([*lines, "", data["text"] or ""]) + "\n"
+
+
+def _where(article: Article, feed_url: str) -> str:
+    """Where a copy was published: its site's name, else its feed's host."""
+    return article.site_name or urlsplit(feed_url).hostname or feed_url
 
 
 def media_note(item: dict[str, Any]) -> str:

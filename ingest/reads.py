@@ -6,6 +6,7 @@ Each opens its session here; the search SQL and the filters are in `ingest.searc
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,10 +29,14 @@ from ingest.search import (
     sqlite_search,
 )
 
+# `search_stories` reads hits this many at a time, at most this many times, to fill a page of
+# stories: copies rank together, so a page of stories seldom needs a second read.
+STORY_PAGE, STORY_PAGES = 100, 10
+
 
 class Reads(Database):
-    """`Store`'s reads: `search`, `article`, `iter_articles`, `iter_captured`,
-    `iter_capture_batches`, `stats`."""
+    """`Store`'s reads: `search`, `search_stories`, `article`, `copies`, `iter_articles`,
+    `iter_captured`, `iter_capture_batches`, `stats`."""
 
     def checked(self, filters: Filters) -> Filters:
         """``filters`` as the archive keeps what they name (`ingest.search.checked`)."""
@@ -66,6 +71,59 @@ class Reads(Database):
             return sqlite_search(
                 session, text, filters, limit, rank_window, newest=newest, after=after
             )
+
+    def search_stories(self, text: str, filters: Filters, *, limit: int = 20) -> list[SearchHit]:
+        """`search` with one hit a story (the copies of one story on several sites): the
+        story's earliest article among those ``filters`` admit (published, else stored),
+        ranked where its best copy ranks, with its snippet, and ``copies`` the number of its
+        other articles ``filters`` admit. An article without a story is a story alone."""
+        best: dict[int, SearchHit] = {}  # by story (an article alone: minus its id)
+        after = None
+        for _ in range(STORY_PAGES):
+            hits = self.search(text, filters, limit=STORY_PAGE, after=after)
+            for hit in hits:
+                if len(best) < limit:
+                    best.setdefault(hit.article.story_id or -(hit.article.id or 0), hit)
+            if len(best) >= limit or len(hits) < STORY_PAGE:
+                break
+            after = (hits[-1].rank, hits[-1].article.id or 0)
+        members = self._story_members([key for key in best if key > 0], filters)
+        collapsed = []
+        for key, hit in best.items():
+            found = members.get(key, [(hit.article, hit.feed_url)])
+            earliest, feed_url = found[0]
+            collapsed.append(
+                replace(hit, article=earliest, feed_url=feed_url, copies=len(found) - 1)
+            )
+        return collapsed
+
+    def _story_members(
+        self, stories: Sequence[int], filters: Filters
+    ) -> dict[int, list[tuple[Article, str]]]:
+        """The articles of each of ``stories`` that ``filters`` admit, earliest first."""
+        if not stories:
+            return {}
+        filters = self.checked(filters)
+        when = sa.func.coalesce(col(Article.published), col(Article.created_at))
+        query = (
+            select(Article, col(Feed.url))
+            .join(Feed, col(Feed.id) == col(Article.feed_id))
+            .where(col(Article.story_id).in_(stories))
+            .order_by(when, col(Article.id))
+        )
+        found: dict[int, list[tuple[Article, str]]] = {}
+        with self._session() as session:
+            for article, feed_url in session.exec(filtered(query, filters, postgres=self.postgres)):
+                found.setdefault(article.story_id, []).append((article, feed_url))
+        return found
+
+    def copies(self, article: Article) -> list[tuple[Article, str]]:
+        """The other articles of ``article``'s story (the same story on other sites, or
+        listed again), earliest first, each with the feed that listed it first."""
+        if article.story_id is None:
+            return []
+        members = self._story_members([article.story_id], Filters())
+        return [row for row in members.get(article.story_id, []) if row[0].id != article.id]
 
     def article(self, ref: str) -> tuple[Article, str]:
         """One article by id or URL (as fetched, final or canonical), with its feed's URL; a

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.stories import Fingerprint
 
 
 def utcnow() -> datetime:
@@ -103,6 +106,9 @@ class ExtractedArticle:
     canonical_url: str | None = None
     # False: the page did not hold this post (its #fragment), the text is the feed entry's own.
     from_page: bool = True
+    # The text's fingerprint (`ingest.stories`), made in the worker: the main process only
+    # looks its copies up. None: not made, or a text too short to tell.
+    fingerprint: Fingerprint | None = None
 
 
 @dataclass(frozen=True, slots=True)

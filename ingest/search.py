@@ -47,6 +47,7 @@ class SearchHit:
     feed_url: str
     snippet: str
     rank: float
+    copies: int | None = None  # collapsed (`Store.search_stories`): the story's other articles
 
 
 @dataclass(frozen=True, slots=True)

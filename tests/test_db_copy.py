@@ -23,6 +23,7 @@ from ingest.entryparts import entry_key
 from ingest.records import FeedEntry
 from ingest.search import Filters
 from ingest.store import Store
+from ingest.stories import BANDS
 from tests.conftest import Ingest, write_config
 from tests.newsroom import Newsroom
 
@@ -37,6 +38,7 @@ COUNTS = {
     "captures": 7,
     "entries": 17,
     "versions": 2,
+    "story_fingerprints": 7,  # the articles long enough to tell (story_bands: made from them)
 }
 
 
@@ -140,6 +142,17 @@ def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         db.dispose()
 
 
+def bands(url: str) -> list[tuple[Any, ...]]:
+    """The story band keys, which the copy makes from the fingerprints it copies."""
+    db = engine(url)
+    try:
+        with db.connect() as conn:
+            query = "SELECT band, article_id FROM story_bands ORDER BY band, article_id"
+            return [tuple(r) for r in conn.exec_driver_sql(query)]
+    finally:
+        db.dispose()
+
+
 def raw_sqlite(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every stored value as SQLite holds it (text of times and JSON, bytes of bodies)."""
     db = sqlite3.connect(sa.make_url(url).database or "")
@@ -182,6 +195,8 @@ def test_sqlite_to_postgres_and_back_keeps_every_row(
     assert {t: c["copied"] for t, c in returned.items()} == COUNTS
     assert {t: c["copied"] for t, c in again.items()} == dict.fromkeys(COUNTS, 0)
     assert rows(database_url) == rows(source)
+    assert bands(database_url) == bands(source) == bands(back)  # made again, the same
+    assert len(bands(source)) == 7 * BANDS
     assert raw_sqlite(back) == before  # byte for byte: times, JSON text, compressed bodies
     assert raw_sqlite(source) == before  # the source is only read
     with engine(database_url).connect() as conn:  # every article indexed by the trigger
@@ -278,6 +293,7 @@ def test_a_copy_stopped_mid_table_resumes_where_it_stopped(
         "captures": 0,
         "entries": 0,
         "versions": 0,
+        "story_fingerprints": 7,  # no reference to another table: copied before articles
     }
     assert resumed["feeds"]["copied"] == resumed["hosts"]["copied"] == 0
     assert resumed["articles"]["copied"] == COUNTS["articles"] - 8
@@ -312,6 +328,7 @@ def test_a_partial_sqlite_destination_is_completed_without_duplicates(
         "captures": 7,
         "entries": 17,
         "versions": 0,  # of an article the interruption left (insert-if-new)
+        "story_fingerprints": 0,  # not deleted above
     }
     assert raw_sqlite(target) == raw_sqlite(source)
     assert search_ids(cli, target, "telescope") == search_ids(cli, source, "telescope")

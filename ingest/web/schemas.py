@@ -52,6 +52,11 @@ class ArticleOut(BaseModel):
     checked_at: str | None = Field(description="When its page was last looked at again")
     removed_at: str | None = Field(description="When its page answered 404 or 410, if it did")
 
+    story_id: int | None = Field(
+        description="Its story (the same story published by several sites): the id of the "
+        "story's first article; null for a text too short to tell, or not linked yet."
+    )
+
 
 class VersionSummaryOut(BaseModel):
     """One state of an article, as its page was seen (`ingest history`)."""
@@ -117,6 +122,7 @@ class HitOut(BaseModel):
     feed_url: str
     authors: list[str]
     language: str | None
+    story_id: int | None = Field(description="Its story: the id of the story's first article.")
     snippet: str = Field(description="Plain text; the matched words between ** and **.")
     snippet_html: str = Field(description="The snippet as escaped HTML, matches in <mark>.")
 
