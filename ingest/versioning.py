@@ -25,6 +25,8 @@ from ingest.entries import content_hash
 from ingest.models import Article, ArticleStatus, Capture, Host, Version
 from ingest.records import ExtractedArticle, Page, PageJob, Recheck, utcnow
 from ingest.schedule import next_check
+from ingest.stories import fingerprint
+from ingest.storyindex import link
 
 FIRST, CHANGED, REEXTRACTED = "first", "changed", "reextracted"
 
@@ -127,6 +129,9 @@ class Versioning(Claims, CaptureStore):
                 "next_check_at": next_check(now, now, steps),
             }
             session.execute(sa.update(Article).where(col(Article.id) == article_id).values(values))
+            # It stays in its story (copies may point at it); its fingerprint is the new text's.
+            text_print = new.fingerprint or fingerprint(new.text)
+            link(session.connection(), article_id, text_print, story=row.story_id, again=True)
             session.commit()
             return number
 
