@@ -22,12 +22,13 @@ from urllib.parse import urldefrag
 from ingest import metrics, schedule
 from ingest.config import FeedSettings, Settings
 from ingest.entryparts import url_key
-from ingest.errors import FetchError, HTTPStatusError, StoreError, StoreUnavailableError
+from ingest.errors import FetchError, StoreError, StoreUnavailableError
 from ingest.frontier import Frontier
 from ingest.models import Feed
 from ingest.net import PAGE_ACCEPT, HttpClient
 from ingest.polite import ROBOTS_MAX_BYTES, Robots
 from ingest.polling import NOT_STORED, FeedPolls
+from ingest.rechecking import PageRechecks
 from ingest.records import Page, PageJob, utcnow
 from ingest.saving import Saves
 from ingest.store import Store
@@ -40,7 +41,6 @@ log = logging.getLogger("ingest.pipeline")
 # than this (the next poll is minutes away and may find it grown), nor more than a few at once.
 POST_PAGE_FRESH = timedelta(seconds=60)
 POST_PAGES = 8
-GONE_STATUSES = frozenset({404, 410})  # a re-checked page that answers so was taken down
 RECHECKS_PER_RUN = 5000  # archived pages a one-shot run looks at again; the rest, next run
 
 T = TypeVar("T")
@@ -74,9 +74,9 @@ class PostPages:
 STALLED = 0.25
 
 
-class Ingestor(FeedPolls):
+class Ingestor(FeedPolls, PageRechecks):
     """Polls feeds (`FeedPolls`) and archives their pages with one HTTP client and one
-    extraction pool."""
+    extraction pool, and looks again at archived pages due for a re-check (`PageRechecks`)."""
 
     def __init__(
         self,
@@ -220,91 +220,6 @@ class Ingestor(FeedPolls):
         else:
             self.tally.add("articles_duplicate")
         log.debug("article stored", extra={"url": job.url, "article_id": stored})
-
-    async def _recheck(self, job: PageJob) -> None:
-        """Look at an archived page again: a meaningful change becomes a new version, a 404
-        or 410 marks the article removed; anything else waits for the next re-check."""
-        assert job.recheck is not None
-        steps = self.settings.versions.schedule
-        self.tally.add("pages_rechecked")
-        try:
-            try:
-                if self.settings.fetch.robots:
-                    await self.robots.check(job.url)
-                page = await self.http.get(
-                    urldefrag(job.url).url,
-                    max_bytes=self.settings.fetch.max_page_bytes,
-                    accept=PAGE_ACCEPT,
-                    decode=False,
-                    etag=job.recheck.etag,
-                    last_modified=job.recheck.last_modified,
-                )
-            finally:
-                self.frontier.fetched(job)
-            article = raw = None
-            if page.status != 304:
-                article, raw = await self.pool.extract(
-                    page,
-                    job.hints,
-                    max_bytes=self.settings.fetch.max_page_bytes,
-                    keep_raw=self.settings.extract.keep_raw,
-                    fragment=job.fragment,
-                )
-        except HTTPStatusError as error:
-            gone = error.status in GONE_STATUSES
-            log.info(
-                "page gone (%s), article kept" if gone else "re-check failed (%s)",
-                error.reason,
-                extra={"url": job.url, "article_id": job.article_id, "error": error.reason},
-            )
-            if gone:
-                self.tally.add("articles_removed")
-            metrics.RECHECKS.labels(outcome="gone" if gone else "failed").inc()
-            await self._stored(self._write(lambda: self._recheck_failed(job, gone=gone)))
-            return
-        except FetchError as error:  # looked at again later: an archived page is not failed
-            log.info(
-                "re-check failed (%s)",
-                error.reason,
-                extra={"url": job.url, "article_id": job.article_id, "error": error.reason},
-            )
-            metrics.RECHECKS.labels(outcome="failed").inc()
-            await self._stored(self._write(lambda: self._recheck_failed(job, gone=False)))
-            return
-        if article is None:  # 304: not modified
-            write = lambda: self.store.recheck_unchanged(  # noqa: E731
-                job.article_id, self.clock(), steps, page
-            )
-            await self._stored(self._write(write))
-            metrics.RECHECKS.labels(outcome="unchanged").inc()
-            return
-        seen = replace(page, body=b"", fetched_at=self.clock())
-        number = await self._stored(
-            self._write(lambda: self.store.save_version(job.article_id, article, seen, raw, steps))
-        )
-        metrics.RECHECKS.labels(outcome="unchanged" if number is None else "changed").inc()
-        if number is not None:
-            self.tally.add("versions_new")
-            log.info(
-                "new version",
-                extra={"url": job.url, "article_id": job.article_id, "version": number},
-            )
-
-    def _recheck_failed(self, job: PageJob, *, gone: bool) -> None:
-        if gone:
-            self.store.recheck_gone(job.article_id, self.clock())
-        else:
-            steps = self.settings.versions.schedule
-            self.store.recheck_unchanged(job.article_id, self.clock(), steps, None)
-
-    @staticmethod
-    def _write(write: Callable[[], T]) -> Callable[[], Awaitable[T]]:
-        """A store call as `_stored` takes it."""
-
-        async def written() -> T:
-            return write()
-
-        return written
 
     async def _fetch_page(self, url: str) -> Page:
         if self.settings.fetch.robots:
