@@ -332,9 +332,11 @@ def test_pages_beyond_the_memory_queue_wait_in_the_database_and_are_all_archived
 
 
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARNING|ERROR) +(.*)$")
+# A round's line: of polls, or of pages retried (the failed page's retry may come before the
+# stop on a slow machine).
 POLLED = re.compile(
-    r"^polled \d+ feeds? \(\d+ not modified, \d+ failed\): \d+ new entr(?:y|ies), "
-    r"(\d+) articles? stored(?:, (\d+) pages? failed)?"
+    r"^(?:polled \d+ feeds? \(\d+ not modified, \d+ failed\): \d+ new entr(?:y|ies), |"
+    r"pages retried or resumed: )(\d+) articles? stored(?:, (\d+) pages? failed)?"
 )
 
 
