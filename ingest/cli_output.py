@@ -204,6 +204,12 @@ def print_stats(data: dict[str, Any]) -> None:
     )
     for reason, count in data["failures_by_reason"].items():
         click.echo(f"  failed {reason}: {count}")
+    kept = data["versions"]
+    click.echo(
+        f"Versions: {plural(kept['articles_changed'], 'article')} changed "
+        f"({plural(kept['versions'], 'version')}), {kept['articles_removed']} gone from the web; "
+        f"{kept['articles_watched']} watched, {kept['rechecks_due']} due"
+    )
     storage = data["storage"]
     line = f"Storage:  {size(storage['archive_bytes'])}"
     if storage["bytes_per_article"] is not None:

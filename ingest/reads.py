@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from ingest.dbsession import Database
 from ingest.entryparts import url_key
 from ingest.errors import NotFoundError
-from ingest.models import Article, ArticleStatus, Capture, Entry, Feed
+from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, Version
 from ingest.search import (
     RANK_WINDOW,
     Filters,
@@ -263,7 +263,20 @@ class Reads(Database):
                     sa.func.sum(sa.case((created >= day, 1), else_=0)),
                     sa.func.sum(sa.case((created >= week, 1), else_=0)),
                     sa.func.sum(sa.case((col(Article.fetched_at) >= day, 1), else_=0)),
+                    sa.func.sum(sa.case((col(Article.removed_at).is_not(None), 1), else_=0)),
                 )
+            ).one()
+            kept = session.exec(
+                select(sa.func.count(), sa.func.count(sa.distinct(col(Version.article_id))))
+            ).one()
+            due = session.exec(
+                select(sa.func.count()).where(
+                    col(Article.next_check_at).is_not(None),  # the partial index of re-checks
+                    col(Article.next_check_at) <= now,
+                )
+            ).one()
+            watched = session.exec(
+                select(sa.func.count()).where(col(Article.next_check_at).is_not(None))
             ).one()
         last_poll = feeds[3]
         if isinstance(last_poll, str):  # aggregates lose the column type on SQLite
@@ -280,5 +293,12 @@ class Reads(Database):
                 "articles_last_7d": recent[1] or 0,
                 "pages_fetched_last_24h": recent[2] or 0,
                 "last_poll": last_poll.isoformat() if last_poll else None,
+            },
+            "versions": {
+                "articles_changed": kept[1],
+                "versions": kept[0],
+                "articles_removed": recent[3] or 0,
+                "articles_watched": watched,  # with a re-check to come
+                "rechecks_due": due,
             },
         }

@@ -266,6 +266,14 @@ def test_history_and_diff_from_the_command_line(tmp_path: Path, newsroom: Newsro
     assert shown["removed_at"] is not None and shown["title"] == site.NEW_HEADLINE
     assert "page gone since" in cli("history", str(article_id)).stdout
     assert len(cli.json("history", str(article_id), "--format", "json")["versions"]) == 2
+    assert cli.json("stats", "--format", "json")["versions"] == {
+        "articles_changed": 1,
+        "versions": 2,
+        "articles_removed": 1,
+        "articles_watched": 0,  # a page gone is not looked at again
+        "rechecks_due": 0,
+    }
+    assert "Versions: 1 article changed (2 versions), 1 gone from the web" in cli("stats").stdout
 
 
 def edited_archive(tmp_path: Path, room: Newsroom, database: str) -> tuple[Ingest, int]:

@@ -189,4 +189,8 @@ class StatsOut(BaseModel):
     articles: dict[str, int]
     failures_by_reason: dict[str, int]
     recent: dict[str, int | str | None]
+    versions: dict[str, int] = Field(
+        description="Articles whose page changed, versions kept, pages gone (404/410), "
+        "articles still re-checked and re-checks due now."
+    )
     articles_per_day: list[DayOut] = Field(description="The last 30 days.")
