@@ -240,6 +240,13 @@ def test_a_hosts_delay_holds_across_workers(
             return bool(rows) and rows[0][0] == articles
 
         wait_for("every article stored", stored, timeout=90)
+        # One worker may have taken every page (the frontier lets one worker keep a host
+        # whose delay it paces); the feeds are polled again every second or two by whichever
+        # worker ticks first, so the other's requests come: the delay must hold across both.
+        wait_for(
+            "requests from both workers",
+            lambda: {worker_of(r.headers["User-Agent"]) for r in room.requests} == {0, 1},
+        )
         for daemon in daemons:
             daemon.stop()
     finally:
