@@ -39,6 +39,7 @@ RECORD_FIELDS = (
     "text",
     "enclosures",
     "content_source",
+    "extractor",
     "fetched_at",
     "status",
     "error",
@@ -108,6 +109,7 @@ def record(article: Article, feed_urls: list[str]) -> dict[str, Any]:
         "text": article.text,
         "enclosures": [dict(item) for item in article.enclosures],
         "content_source": article.content_source,
+        "extractor": article.extractor,
         "fetched_at": _iso(article.fetched_at),
         "status": article.status,
         "error": article.error,
@@ -149,6 +151,7 @@ def render_text(article: Article, feed_urls: list[str]) -> str:
         ("URL", "url"),
         ("Feeds" if len(feed_urls) > 1 else "Feed", "feed_urls"),
         ("Status", "status"),
+        ("Extractor", "extractor"),
         ("Media", "enclosures"),
     ):
         value = data[key]

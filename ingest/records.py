@@ -100,6 +100,7 @@ class ExtractedArticle:
     canonical_url: str | None = None
     # False: the page did not hold this post (its #fragment), the text is the feed entry's own.
     from_page: bool = True
+    extractor: str | None = None  # what made it (`ingest.extract.EXTRACTOR`)
 
 
 @dataclass(frozen=True, slots=True)
