@@ -2,10 +2,11 @@
 
     python -m bench.extract_limit MANIFEST --extractor trafilatura|ingest [--processes N]
 
-Run by `bench.throughput` as a fresh process. MANIFEST is a JSON list of ``{"url", "path"}``
-(``path``: a gzipped corpus page). Every page is read and decoded before the clock starts; then
-a ``multiprocessing`` pool with one process per core (fork; each worker imports the extractor
-in its initializer) extracts them all, one page per task. Prints one JSON object:
+Run by `bench.throughput` and `bench.reextract` as a fresh process. MANIFEST is a JSON list of
+``{"url", "path"}`` (``path``: a gzipped corpus page; one listed several times is read once).
+Every page is read and decoded before the clock starts; then a ``multiprocessing`` pool with
+one process per core (fork; each worker imports the extractor in its initializer) extracts
+them all, one page per task. Prints one JSON object:
 ``seconds`` from pool start (worker start-up and imports included, as the pipeline pays them),
 ``warm_seconds`` from the moment every worker is ready, the pages extracted, empty, failed, and
 ``extract_cpu_seconds``: the CPU time (``time.process_time`` in the worker) of the extraction
@@ -88,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     manifest = json.loads(Path(args.manifest).read_text(encoding="utf-8"))
     jobs: list[tuple[str, Any]] = []
+    pages: dict[str, Any] = {}  # a page listed many times (as copies) is held once
     for item in manifest:
-        raw = gzip.decompress(Path(item["path"]).read_bytes())
-        # trafilatura gets text (the brief's call); ingest gets the bytes the pipeline gets.
-        jobs.append((item["url"], raw.decode("utf-8") if args.extractor == "trafilatura" else raw))
+        if item["path"] not in pages:
+            raw = gzip.decompress(Path(item["path"]).read_bytes())
+            # trafilatura gets text (the brief's call); ingest gets the bytes the pipeline gets.
+            pages[item["path"]] = raw.decode("utf-8") if args.extractor == "trafilatura" else raw
+        jobs.append((item["url"], pages[item["path"]]))
 
     context = multiprocessing.get_context("fork")
     start = time.perf_counter()

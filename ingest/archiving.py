@@ -37,6 +37,7 @@ from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.schedule import next_check
 from ingest.stories import fingerprint
 from ingest.storyindex import link
+from ingest.versioning import keep_reextracted
 
 
 @dataclass
@@ -103,7 +104,8 @@ class _Saving:
         )
         fields = ("authors", "published", "updated", "language", "summary", "text")
         fields += ("canonical_url", "final_url", "content_hash", "attempts", "fetched_at")
-        fields += ("content_source", "changed_at", "etag", "last_modified", "next_check_at")
+        fields += ("content_source", "extractor", "changed_at", "etag", "last_modified")
+        fields += ("next_check_at",)
         self.store = (
             sa.update(articles)
             .where(c.id == sa.bindparam("article"), c.status != ArticleStatus.OK.value)
@@ -121,9 +123,57 @@ class _Saving:
                 }
             )
         )
+        # A new extraction of an archived article (`Archiving.replace_extraction`): a field
+        # it lacks (None) keeps the stored value.
+        replaced = {name: param(name) for name in REPLACED}
+        kept = {name: sa.func.coalesce(param(name), c[name]) for name in KEPT_WHEN_MISSING}
+        kept["authors"] = sa.func.coalesce(
+            sa.bindparam("new_authors", type_=sa.JSON(none_as_null=True)), c.authors
+        )
+        self.replace = (
+            sa.update(articles).where(c.id == sa.bindparam("article")).values(replaced | kept)
+        )
+        self.made_by = (
+            sa.update(articles)
+            .where(c.id == sa.bindparam("article"))
+            .values(extractor=param("extractor"))
+        )
 
 
+# What a new extraction writes of an article: always, and only when it has a value.
+REPLACED = ("text", "content_hash", "content_source", "extractor")
+KEPT_WHEN_MISSING = (
+    "title",
+    "authors",
+    "published",
+    "updated",
+    "language",
+    "site_name",
+    "summary",
+    "canonical_url",
+)
 _SAVING = _Saving()
+
+
+def extraction_values(article: ExtractedArticle) -> dict[str, Any]:
+    """The columns a new extraction of an archived article writes, as parameters of
+    `_Saving.replace` (``new_<column>``); None for a field it lacks, which keeps its value."""
+    return {
+        "new_text": article.text or None,
+        "new_content_hash": content_hash(article.text),
+        "new_content_source": (
+            ContentSource.PAGE if article.from_page else ContentSource.FEED
+        ).value,
+        "new_extractor": article.extractor,
+        "new_title": article.title,
+        "new_authors": list(article.authors) or None,
+        "new_published": article.published,
+        "new_updated": article.updated,
+        "new_language": article.language,
+        "new_site_name": article.site_name,
+        "new_summary": article.summary,
+        "new_canonical_url": article.canonical_url or None,
+    }
 
 
 class Archiving(CaptureStore):
@@ -282,6 +332,7 @@ class Archiving(CaptureStore):
                     ContentSource.PAGE if article.from_page else ContentSource.FEED
                 ).value,
                 "new_content_hash": content_hash(article.text),
+                "new_extractor": article.extractor,
                 "new_attempts": job.attempts + 1,
                 "new_fetched_at": page.fetched_at,
                 # Its first state: re-checked on the `[versions]` schedule from now.
@@ -331,35 +382,49 @@ class Archiving(CaptureStore):
             ).rowcount
             session.commit()
         if newer:
-            self.replace_extraction(article_id, article)
+            self.replace_extraction([(article_id, article)], extractor=article.extractor)
         return True
 
-    def replace_extraction(self, article_id: int, article: ExtractedArticle) -> None:
-        """Store a new extraction of an archived article (`ingest.reextract`): its text and
-        what the page says of itself; a field the new extraction lacks keeps its value."""
-        values: dict[str, Any] = {
-            "text": article.text or None,
-            "content_hash": content_hash(article.text),
-            "content_source": (
-                ContentSource.PAGE if article.from_page else ContentSource.FEED
-            ).value,
-        }
-        for name in ("title", "published", "updated", "language", "site_name", "summary"):
-            if getattr(article, name) is not None:
-                values[name] = getattr(article, name)
-        if article.authors:
-            values["authors"] = list(article.authors)
-        if article.canonical_url:
-            values["canonical_url"] = article.canonical_url
+    def replace_extraction(
+        self,
+        replaced: Sequence[tuple[int, ExtractedArticle]],
+        *,
+        extractor: str | None,
+        unchanged: Sequence[int] = (),
+    ) -> None:
+        """Store new extractions of archived articles (`ingest.reextract`) in one transaction:
+        each of ``replaced`` gets its new text and what the page says of itself (a field the
+        new extraction lacks keeps its value); every article, ``unchanged`` ones too, is
+        recorded as made by ``extractor``."""
         with self._session() as session:
-            session.execute(sa.update(Article).where(col(Article.id) == article_id).values(values))
             conn = session.connection()
-            story = conn.execute(
-                sa.select(Article.story_id).where(col(Article.id) == article_id)
-            ).scalar()
-            # It stays in its story (copies may point at it); its fingerprint is the new text's.
-            text_print = article.fingerprint or fingerprint(article.text)
-            link(conn, article_id, text_print, story=story, again=True)
+            if replaced:
+                # The old texts are about to be overwritten: each meaningful change is kept
+                # as a version, the old text before it, in this same transaction, so that a
+                # text is never replaced without its old one kept.
+                keep_reextracted(session, replaced)
+                made = {"new_extractor": extractor}
+                conn.execute(
+                    _SAVING.replace,
+                    [extraction_values(new) | made | {"article": i} for i, new in replaced],
+                )
+                stories = dict(
+                    conn.execute(
+                        sa.select(col(Article.id), col(Article.story_id)).where(
+                            self._among(col(Article.id), [i for i, _ in replaced])
+                        )
+                    ).all()
+                )
+                for article_id, new in replaced:
+                    # It stays in its story (copies may point at it); its fingerprint is
+                    # the new text's.
+                    text_print = new.fingerprint or fingerprint(new.text)
+                    link(conn, article_id, text_print, story=stories.get(article_id), again=True)
+            if unchanged:
+                conn.execute(
+                    _SAVING.made_by,
+                    [{"article": i, "new_extractor": extractor} for i in unchanged],
+                )
             session.commit()
 
     def link_stories(self, *, batch: int = 500) -> Iterator[Linked]:

@@ -7,14 +7,12 @@ out (or, on its own machine, are freed at once) and its work returns to the othe
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 
 from ingest.dbsession import Database, owner_is_dead
@@ -157,16 +155,6 @@ class Claims(Database):
                     .values(lease_owner=None, lease_until=None)
                 )
             session.commit()
-
-    def _among(self, column: Any, ids: Iterable[int]) -> Any:
-        """``column IN ids`` with one bound parameter however many ids (a hand of pages may
-        pass SQLite's limit on parameters): an array on PostgreSQL, a JSON array on SQLite."""
-        values = sorted(set(ids))
-        if self.postgres:
-            array = sa.bindparam("ids", values, type_=postgresql.ARRAY(sa.Integer), unique=True)
-            return column == sa.any_(array)
-        listed = sa.func.json_each(sa.bindparam("ids", json.dumps(values), unique=True))
-        return column.in_(sa.select(listed.table_valued("value").c.value))
 
     def release_orphans(self) -> int:
         """Free the leases of dead workers of this machine (same host name, a process that

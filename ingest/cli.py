@@ -197,42 +197,41 @@ def _say_polled_once(urls: Iterable[str]) -> None:
 @click.option(
     "--garbled/--all",
     default=True,
-    help="Only articles whose text or title shows a decoding error [default], or every one.",
+    help="Only articles whose text or title shows a decoding error [default], or every one "
+    "the current extractor did not make.",
 )
+@click.option("--workers", type=click.IntRange(min=0), help="Extraction processes (0 = cores).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @filter_options
 @click.pass_obj
-def reextract(obj: Context, garbled: bool, fmt: str, **filters: Any) -> None:
+def reextract(obj: Context, garbled: bool, workers: int | None, fmt: str, **filters: Any) -> None:
     """Extract archived articles again from their kept raw page, without the network.
 
     Repairs articles stored garbled by an earlier version (U+FFFD, "CafÃ©"); with --all,
-    brings every selected article up to the current extractor.
+    brings every selected article up to the current extractor. A run that was stopped is
+    carried on by the next: what the current extractor made is not done again.
 
     \b
     Example:
       ingest reextract --garbled --feed "Le Monde"
+      ingest reextract --all --since 2025-01-01
     """
     from ingest.reextract import reextract as run
 
     with cli_output.errors(), obj.store() as store:
-        done = asyncio.run(run(store, obj.settings(), to_filters(**filters), garbled=garbled))
+        settings = obj.settings()
+        try:
+            done = asyncio.run(
+                run(store, settings, to_filters(**filters), garbled=garbled, workers=workers)
+            )
+        except KeyboardInterrupt:
+            # What was committed stays; the same command carries on after it.
+            click.echo("ingest: interrupted; run the same command again to carry on", err=True)
+            sys.exit(130)
     if fmt == "json":
         click.echo(json.dumps(done.__dict__, default=str))
     else:
-        which = "garbled articles" if garbled else "articles"
-        click.echo(
-            f"Re-extracted {done.checked} {which} from their captures: "
-            f"{len(done.changed)} changed, {done.unchanged} unchanged, "
-            f"{len(done.failed)} failed, {done.no_capture} without a kept page."
-        )
-        for article_id, why in sorted(done.failed.items()):
-            click.echo(f"  article {article_id}: {why}", err=True)
-        if done.no_capture:
-            click.echo(
-                "  Pages are kept only with extract.keep_raw on (the default); those articles "
-                "can only be fetched again.",
-                err=True,
-            )
+        cli_output.print_reextracted(done, garbled=garbled)
     if done.failed:
         sys.exit(1)
 

@@ -23,6 +23,7 @@ from ingest.summary import plural
 if TYPE_CHECKING:  # imported by the commands that print them: `--help` stays quick
     from ingest.dbcopy import CopyResult
     from ingest.models import Feed
+    from ingest.reextract import Reextracted
     from ingest.search import SearchHit
     from ingest.summary import RunSummary
 
@@ -231,6 +232,30 @@ def size(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{count} B"
+
+
+# --- ingest reextract -------------------------------------------------------------------------
+
+
+def print_reextracted(done: Reextracted, *, garbled: bool) -> None:
+    which = "garbled articles" if garbled else "articles"
+    click.echo(
+        f"Re-extracted {done.checked} {which} from their captures: "
+        f"{done.changed} changed, {done.unchanged} unchanged, "
+        f"{done.failed} failed, {done.no_capture} without a kept page."
+    )
+    if done.current:
+        click.echo(f"{plural(done.current, 'article')} made by {done.extractor} already: skipped.")
+    for article_id, why in sorted(done.failures.items()):
+        click.echo(f"  article {article_id}: {why}", err=True)
+    if done.failed > len(done.failures):
+        click.echo(f"  and {done.failed - len(done.failures)} more failed", err=True)
+    if done.no_capture:
+        click.echo(
+            "  Pages are kept only with extract.keep_raw on (the default); those articles "
+            "can only be fetched again.",
+            err=True,
+        )
 
 
 # --- ingest db copy ----------------------------------------------------------------------------

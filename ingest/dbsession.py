@@ -9,12 +9,13 @@ used now (`StoreUnavailableError`) is told apart from one statement's bad data e
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -234,3 +235,13 @@ class Database:
             raise store_error(exc, "database") from exc
         finally:
             self.busy_seconds += time.monotonic() - started
+
+    def _among(self, column: Any, ids: Iterable[int]) -> Any:
+        """``column IN ids`` with one bound parameter however many ids (a hand of pages may
+        pass SQLite's limit on parameters): an array on PostgreSQL, a JSON array on SQLite."""
+        values = sorted(set(ids))
+        if self.postgres:
+            array = sa.bindparam("ids", values, type_=postgresql.ARRAY(sa.Integer), unique=True)
+            return column == sa.any_(array)
+        listed = sa.func.json_each(sa.bindparam("ids", json.dumps(values), unique=True))
+        return column.in_(sa.select(listed.table_valued("value").c.value))

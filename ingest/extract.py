@@ -9,6 +9,7 @@ processes (`ingest.workers`): its inputs and outputs are picklable.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Collection
 from typing import Any
 
@@ -27,6 +28,13 @@ from ingest.markup import clean_text, text_key
 from ingest.metadata import merge_hints, page_metadata
 from ingest.pagefix import join_sections, outbound_links, prepare_tree, prose_paragraphs
 from ingest.records import ExtractedArticle, Hints
+
+# The version of ingest's own extraction rules (page fixes, fallbacks, clean-up, metadata):
+# bump it with every change that changes what a page gives, so that `ingest reextract --all`
+# redoes the articles an older version made. With trafilatura's version, it names what made an
+# article's text (`articles.extractor`).
+EXTRACTION_RULES = 1
+EXTRACTOR = f"ingest-{EXTRACTION_RULES}+trafilatura-{trafilatura.__version__}"
 
 # Parse as trafilatura does: a comment inside a paragraph ("When <!-- -->President") would
 # otherwise cut the text after it.
@@ -182,7 +190,8 @@ def extract_article(
     except (etree.ParserError, ValueError) as exc:
         raise ExtractionError(f"unparseable HTML: {exc}", url=where, reason="bad_html") from exc
     if fragment is not None:
-        return post_article(tree, url, fragment, hints or Hints())
+        post = post_article(tree, url, fragment, hints or Hints())
+        return dataclasses.replace(post, extractor=EXTRACTOR)
     meta = page_metadata(tree, url)
     document = None
     if not (meta.title and meta.published):
@@ -214,4 +223,5 @@ def extract_article(
     meta.add_bylines(byline, split_authors(document.author if document is not None else None))
     if not meta.published and document is not None and document.date:
         meta.published, meta.published_date_only = parse_time(document.date)
-    return merge_hints(meta, "\n\n".join(paragraphs), hints or Hints())
+    article = merge_hints(meta, "\n\n".join(paragraphs), hints or Hints())
+    return dataclasses.replace(article, extractor=EXTRACTOR)

@@ -184,6 +184,10 @@ class Article(SQLModel, table=True):
     text: str | None = None
     content_source: str = ContentSource.FEED
     content_hash: str | None = None
+    # What made the text (migration 0018): `ingest.extract.EXTRACTOR`, the extraction rules'
+    # version and trafilatura's; NULL when unknown (archived before) or not extracted (the
+    # feed's own text). `ingest reextract --all` redoes what an older one made.
+    extractor: str | None = None
     status: str = Field(default=ArticleStatus.PENDING, index=True)
     attempts: int = 0
     next_attempt_at: datetime | None = _time(index=True)

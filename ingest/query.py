@@ -42,6 +42,7 @@ RECORD_FIELDS = (
     "text",
     "enclosures",
     "content_source",
+    "extractor",
     "fetched_at",
     "status",
     "error",
@@ -124,6 +125,7 @@ def record(article: Article, feed_urls: list[str]) -> dict[str, Any]:
         "text": article.text,
         "enclosures": [dict(item) for item in article.enclosures],
         "content_source": article.content_source,
+        "extractor": article.extractor,
         "fetched_at": _iso(article.fetched_at),
         "status": article.status,
         "error": article.error,
@@ -186,6 +188,7 @@ def render_text(
         ("URL", "url"),
         ("Feeds" if len(feed_urls) > 1 else "Feed", "feed_urls"),
         ("Status", "status"),
+        ("Extractor", "extractor"),
         ("Media", "enclosures"),
     ):
         value = data[key]

@@ -17,7 +17,15 @@ from sqlmodel import col, select
 from ingest.dbsession import Database
 from ingest.entryparts import url_key
 from ingest.errors import NotFoundError
-from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, Version
+from ingest.models import (
+    Article,
+    ArticleStatus,
+    Capture,
+    ContentSource,
+    Entry,
+    Feed,
+    Version,
+)
 from ingest.search import (
     RANK_WINDOW,
     Filters,
@@ -166,10 +174,28 @@ class Reads(Database):
         yield from self._stream(query, filters, batch)
 
     def iter_captured(
-        self, filters: Filters, *, batch: int = 100
+        self, filters: Filters, *, not_by: str | None = None, batch: int = 100
     ) -> Iterator[tuple[Article, Capture | None]]:
-        """Every archived article matching ``filters``, in id order, with its latest raw
-        capture (None: the page was not kept), streamed in batches."""
+        """Every archived article matching ``filters`` that extraction made (its text from its
+        page, or a capture kept), in id order, with its latest raw capture (None: the page was
+        not kept), streamed in batches; with ``not_by``, only those another extractor made
+        (or one unknown)."""
+        query = self._captured(Article, Capture)
+        if not_by is not None:
+            made_by = col(Article.extractor)
+            query = query.where(made_by.is_(None) | (made_by != not_by))
+        yield from self._stream(query, filters, batch)
+
+    def count_made_by(self, filters: Filters, extractor: str) -> int:
+        """How many of the articles `iter_captured` would give ``extractor`` made already."""
+        query = self._captured(sa.func.count()).where(col(Article.extractor) == extractor)
+        query = filtered(query, self.checked(filters), postgres=self.postgres)
+        with self._session() as session:
+            return int(session.exec(query).one())
+
+    @staticmethod
+    def _captured(*columns: Any) -> Any:
+        """``columns`` of the archived articles extraction made, each with its latest capture."""
         other = aliased(Capture)
         latest = (
             select(sa.func.max(other.id))
@@ -177,13 +203,16 @@ class Reads(Database):
             .correlate(Article)
             .scalar_subquery()
         )
-        query = (
-            select(Article, Capture)
+        return (
+            select(*columns)
+            .select_from(Article)
             .join(Feed, col(Feed.id) == col(Article.feed_id))
             .outerjoin(Capture, col(Capture.id) == latest)
-            .where(col(Article.status) == ArticleStatus.OK)
+            .where(
+                col(Article.status) == ArticleStatus.OK,
+                (col(Article.content_source) == ContentSource.PAGE) | col(Capture.id).is_not(None),
+            )
         )
-        yield from self._stream(query, filters, batch)
 
     def iter_capture_batches(
         self, filters: Filters, *, batch: int = 50

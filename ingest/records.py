@@ -109,6 +109,7 @@ class ExtractedArticle:
     # The text's fingerprint (`ingest.stories`), made in the worker: the main process only
     # looks its copies up. None: not made, or a text too short to tell.
     fingerprint: Fingerprint | None = None
+    extractor: str | None = None  # what made it (`ingest.extract.EXTRACTOR`)
 
 
 @dataclass(frozen=True, slots=True)

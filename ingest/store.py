@@ -28,7 +28,7 @@ from ingest.versioning import Versioning
 __all__ = ["MIGRATIONS", "SCHEMA_REVISION", "Save", "Store"]
 
 # The migration this code was written for (the head of ingest/migrations/versions).
-SCHEMA_REVISION = "0017"
+SCHEMA_REVISION = "0018"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x696E6765  # PostgreSQL advisory lock key held while the schema is created
 

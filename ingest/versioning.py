@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from ingest.captures import PackedBody
 from ingest.capturestore import CaptureStore
@@ -136,29 +136,14 @@ class Versioning(Claims, CaptureStore):
             return number
 
     def keep_version(self, article_id: int, title: str | None, text: str | None) -> int | None:
-        """Before an article's text is made anew from the same capture (`ingest reextract`):
-        keep the new state as its next version, the old one before it, if they differ in
-        more than whitespace (returns the new version's number, else None). The caller
-        writes the new state to the article."""
+        """Before an article's text is made anew from the same capture: keep the new state as
+        its next version, the old one before it, if they differ in more than whitespace
+        (returns the new version's number, else None). The caller writes the new state to the
+        article (`Archiving.replace_extraction` does both in one transaction)."""
         with self._session() as session:
-            row = session.get(Article, article_id)
-            if row is None or not is_meaningful_change(row.title, row.text, title, text):
-                return None
-            latest = session.execute(
-                select(sa.func.max(Capture.id)).where(col(Capture.article_id) == article_id)
-            ).scalar()
-            number = self._add_version(
-                session,
-                row,
-                title or row.title,
-                text,
-                row.authors,
-                row.fetched_at,
-                latest,
-                reason=REEXTRACTED,
-            )
+            kept = keep_reextracted(session, [(article_id, ExtractedArticle(text or "", title))])
             session.commit()
-            return number
+            return kept.get(article_id)
 
     def versions(self, article_id: int) -> list[Version]:
         """An article's versions, oldest first: its one state when it never changed (not
@@ -261,6 +246,29 @@ class Versioning(Claims, CaptureStore):
         )
         session.flush()
         return number
+
+
+def keep_reextracted(
+    session: Session, replaced: Sequence[tuple[int, ExtractedArticle]]
+) -> dict[int, int]:
+    """Before re-extractions overwrite their articles (``replaced``: id, new extraction),
+    in the caller's transaction: each meaningful change kept as the article's next version
+    (the old state before it, on its first change), made from its latest capture. Returns
+    the new versions' numbers by article id."""
+    numbers: dict[int, int] = {}
+    for article_id, new in replaced:
+        row = session.get(Article, article_id)
+        title = new.title or (row.title if row is not None else None)
+        if row is None or not is_meaningful_change(row.title, row.text, title, new.text):
+            continue
+        latest = session.execute(
+            select(sa.func.max(Capture.id)).where(col(Capture.article_id) == article_id)
+        ).scalar()
+        authors = list(new.authors) or row.authors
+        numbers[article_id] = Versioning._add_version(
+            session, row, title, new.text, authors, row.fetched_at, latest, reason=REEXTRACTED
+        )
+    return numbers
 
 
 def _first(article: Article, capture_id: int | None) -> Version:

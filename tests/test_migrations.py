@@ -103,3 +103,31 @@ def test_upgrade_to_enclosures_keeps_every_article_with_none(database_url: str) 
     assert (article.title, article.text, article.authors) == ("Kept", "kept text", ["A. B."])
     assert article.enclosures == []
     assert feed_url == "https://example.org/f"
+
+
+def test_upgrade_to_extractor_keeps_every_article_unknown_and_counts_it_as_a_change(
+    database_url: str,
+) -> None:
+    store = Store.open(database_url, migrate=False)
+    store.upgrade("0013")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO feeds (url, error_count, active) VALUES ('https://example.org/f', 0, true)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO articles (feed_id, url, title, text, authors, content_source, status, "
+            "attempts) VALUES (1, 'https://example.org/a', 'Kept', 'kept text', '[]', 'page', "
+            "'ok', 0)"
+        )
+    before, after = store.upgrade()
+    article, _ = store.article("https://example.org/a")
+    assert article.id is not None
+    store.replace_extraction([], extractor="ingest-9+trafilatura-9", unchanged=[article.id])
+    made, _ = store.article("https://example.org/a")
+    store.close()
+
+    assert (before, after) == ("0013", SCHEMA_REVISION)
+    assert (article.title, article.text, article.extractor) == ("Kept", "kept text", None)
+    assert made.extractor == "ingest-9+trafilatura-9" and made.text == "kept text"
+    # A mirror hears of it: the extractor is part of the record.
+    assert (made.change_seq or 0) != (article.change_seq or 0)

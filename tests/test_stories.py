@@ -274,15 +274,19 @@ def test_a_reextracted_article_keeps_its_story_and_gets_new_keys(database_url: s
                 (page_text(name),),
             )
     list(store.link_stories())
-    store.replace_extraction(2, ExtractedArticle(text=page_text("ledger-crews")))
+    new_text = ExtractedArticle(text=page_text("ledger-crews"))
+    store.replace_extraction([(2, new_text)], extractor="ingest-test")
     with store.engine.connect() as conn:
         stories = conn.exec_driver_sql("SELECT id, story_id FROM articles ORDER BY id").all()
         bands = conn.exec_driver_sql("SELECT count(*) FROM story_bands").scalar()
         mine = conn.exec_driver_sql("SELECT band FROM story_bands WHERE article_id = 2").scalars()
         keys = set(mine)
     new = fingerprint(page_text("ledger-crews"))
+    kept = [v.reason for v in store.versions(2)]
     store.close()
 
     assert [tuple(row) for row in stories] == [(1, 1), (2, 1), (3, 1)]
     assert new is not None and keys == set(new.bands)
     assert bands == 3 * BANDS
+    # The text it had is kept as its first version, the new one as the second.
+    assert kept == ["first", "reextracted"]

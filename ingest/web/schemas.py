@@ -46,6 +46,10 @@ class ArticleOut(BaseModel):
         'link rel="enclosure", JSON Feed attachments)'
     )
     content_source: str = Field(description="page (extracted) or feed (the feed's own)")
+    extractor: str | None = Field(
+        description="What made the text: ingest's extraction rules and trafilatura's version "
+        "(null: not extracted, or archived before this was recorded)"
+    )
     fetched_at: str | None
     status: str = Field(description="pending, ok or failed")
     error: str | None
