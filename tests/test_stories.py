@@ -9,14 +9,17 @@ and PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ingest.store import Store
 from ingest.stories import BANDS, MIN_WORDS, fingerprint, similarity, words
-from tests.conftest import Ingest, write_config
+from tests.conftest import Ingest, postgres_schema, write_config
 from tests.newsroom import FIXTURES_DIR, Newsroom
 
 WIRE = FIXTURES_DIR / "wire"
@@ -130,27 +133,40 @@ def serve_outlets(newsroom: Newsroom) -> list[str]:
     return feeds
 
 
-@pytest.fixture
-def wire_cli(tmp_path: Path, newsroom: Newsroom, database_url: str) -> Ingest:
-    config = write_config(tmp_path / "ingest.toml", newsroom, (), database=database_url)
-    cli = Ingest(tmp_path, config)
-    for feed in serve_outlets(newsroom):  # one outlet after the other: arrival order is known
-        cli("fetch", "--feed", feed)
-    return cli
+@dataclass
+class Wire:
+    """One archive of the outlets' pages for the module's read-only tests (a backend each)."""
+
+    cli: Ingest
+    newsroom: Newsroom
+    pages: dict[str, dict]  # each page's record as `ingest show --format json` gives it
 
 
-def by_page(cli: Ingest, newsroom: Newsroom) -> dict[str, dict]:
-    return {
-        name: cli.json("show", newsroom.url(f"/{outlet}/{name}"), "--format", "json")
-        for outlet, pages in OUTLETS.items()
-        for name in pages
-    }
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def wire(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Wire]:
+    directory = tmp_path_factory.mktemp(f"wire-{request.param}")
+    with contextlib.ExitStack() as stack:
+        newsroom = stack.enter_context(Newsroom())
+        if request.param == "sqlite":
+            database = f"sqlite:///{directory / 'archive.sqlite3'}"
+        else:
+            database = stack.enter_context(postgres_schema())
+        config = write_config(directory / "ingest.toml", newsroom, (), database=database)
+        cli = Ingest(directory, config)
+        for feed in serve_outlets(newsroom):  # one outlet after the other: arrival order known
+            cli("fetch", "--feed", feed)
+        pages = {
+            name: cli.json("show", newsroom.url(f"/{outlet}/{name}"), "--format", "json")
+            for outlet, names in OUTLETS.items()
+            for name in names
+        }
+        yield Wire(cli, newsroom, pages)
 
 
-def test_copies_on_three_sites_are_one_story_and_nothing_else_joins_it(
-    wire_cli: Ingest, newsroom: Newsroom
-) -> None:
-    pages = by_page(wire_cli, newsroom)
+def test_copies_on_three_sites_are_one_story_and_nothing_else_joins_it(wire: Wire) -> None:
+    wire_cli, newsroom, pages = wire.cli, wire.newsroom, wire.pages
     first = pages["ledger-storm"]
 
     assert {pages[name]["story_id"] for name in COPIES} == {first["id"]}  # the first stored
@@ -172,8 +188,8 @@ def test_copies_on_three_sites_are_one_story_and_nothing_else_joins_it(
     assert exported == {p["id"]: p["story_id"] for p in pages.values()}
 
 
-def test_show_lists_an_articles_copies(wire_cli: Ingest, newsroom: Newsroom) -> None:
-    pages = by_page(wire_cli, newsroom)
+def test_show_lists_an_articles_copies(wire: Wire) -> None:
+    wire_cli, newsroom, pages = wire.cli, wire.newsroom, wire.pages
     shown = wire_cli("show", str(pages["kxyz-storm"]["id"])).stdout
     header = shown.split("\n\n")[1]  # after the title, before the text
 
@@ -186,8 +202,8 @@ def test_show_lists_an_articles_copies(wire_cli: Ingest, newsroom: Newsroom) -> 
     assert "Copies:" not in alone
 
 
-def test_search_collapse_shows_one_article_a_story(wire_cli: Ingest, newsroom: Newsroom) -> None:
-    pages = by_page(wire_cli, newsroom)
+def test_search_collapse_shows_one_article_a_story(wire: Wire) -> None:
+    wire_cli, newsroom, pages = wire.cli, wire.newsroom, wire.pages
     query = ("search", "Okafor hydrologist", "--format", "json")
     every = wire_cli.json(*query)
     collapsed = wire_cli.json(*query, "--collapse")
@@ -204,8 +220,8 @@ def test_search_collapse_shows_one_article_a_story(wire_cli: Ingest, newsroom: N
     assert [(h["id"], h["copies"]) for h in one_feed] == [(pages["kxyz-storm"]["id"], 0)]
 
 
-def test_a_bad_search_is_refused_collapsed_too(wire_cli: Ingest) -> None:
-    refused = wire_cli("search", "--collapse", "--", "-storm", check=False)
+def test_a_bad_search_is_refused_collapsed_too(wire: Wire) -> None:
+    refused = wire.cli("search", "--collapse", "--", "-storm", check=False)
     assert refused.returncode == 2
     assert refused.stderr.startswith("ingest: error:")
 

@@ -292,7 +292,12 @@ def edited_archive(tmp_path: Path, room: Newsroom, database: str) -> tuple[Inges
     return cli, article_id
 
 
-def test_export_can_carry_every_version(tmp_path: Path, newsroom: Newsroom) -> None:
+def test_exports_carry_every_version_jsonl_and_warc(tmp_path: Path, newsroom: Newsroom) -> None:
+    import subprocess
+    import sys
+
+    from warcio.archiveiterator import ArchiveIterator
+
     cli, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
     (plain,) = cli.jsonl("export")
     assert "versions" not in plain
@@ -303,13 +308,27 @@ def test_export_can_carry_every_version(tmp_path: Path, newsroom: Newsroom) -> N
     bad = cli("export", "--versions", "--format", "csv", check=False)
     assert bad.returncode == 2 and "--versions needs" in bad.stderr
 
+    # The WARC holds each version's capture, converted to that version's text.
+    out = tmp_path / "story.warc.gz"
+    cli("export", "--format", "warc", "--out", str(out))
+    check = subprocess.run(
+        [sys.executable, "-m", "warcio.cli", "check", str(out)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    conversions = []
+    with out.open("rb") as fh:
+        for record in ArchiveIterator(fh, check_digests=True):
+            if record.rec_type == "conversion":
+                conversions.append(record.content_stream().read().decode())
+    assert len(conversions) == 2  # one capture a version, in order
+    assert "Shop owners" in conversions[0] and "Shop owners" not in conversions[1]
 
-def test_versions_and_diffs_over_the_api(
-    tmp_path: Path, newsroom: Newsroom, database_url: str
-) -> None:
+
+def test_versions_and_diffs_over_the_api(tmp_path: Path, newsroom: Newsroom) -> None:
+    """(The store's versions on PostgreSQL: the in-process tests above run on both.)"""
     from tests.webserver import serve
 
-    cli, article_id = edited_archive(tmp_path, newsroom, database_url)
+    cli, article_id = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
     assert cli.config is not None
     with serve(cli.config) as server:
         history = server.get(f"/api/v1/articles/{article_id}/versions").json()
@@ -336,27 +355,3 @@ def test_versions_and_diffs_over_the_api(
             assert says in answer.json()["message"] + " ".join(answer.json()["errors"])
         schema = server.get("/api/openapi.json").json()
         assert "/api/v1/articles/{article_id}/diff" in schema["paths"]
-
-
-def test_a_warc_export_holds_every_versions_capture_and_text(
-    tmp_path: Path, newsroom: Newsroom
-) -> None:
-    import subprocess
-    import sys
-
-    from warcio.archiveiterator import ArchiveIterator
-
-    cli, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
-    out = tmp_path / "story.warc.gz"
-    cli("export", "--format", "warc", "--out", str(out))
-    check = subprocess.run(
-        [sys.executable, "-m", "warcio.cli", "check", str(out)], capture_output=True, text=True
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    conversions = []
-    with out.open("rb") as fh:
-        for record in ArchiveIterator(fh, check_digests=True):
-            if record.rec_type == "conversion":
-                conversions.append(record.content_stream().read().decode())
-    assert len(conversions) == 2  # one capture a version, in order
-    assert "Shop owners" in conversions[0] and "Shop owners" not in conversions[1]
