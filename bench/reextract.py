@@ -54,11 +54,11 @@ def build_archive(path: Path, pages: Sequence[CorpusPage], count: int) -> None:
     """An archive of ``count`` articles with captures: the corpus pages in turn, each copy
     under its own URL, as an older extractor left them."""
     from ingest import cjk
-    from ingest.inflate import as_zlib
+    from ingest.captures import pack
     from ingest.store import Store
 
     Store.open(f"sqlite:///{path}").close()  # the schema, through the migrations
-    bodies = [as_zlib(page.html, "", page.html) for page in pages]  # as `ingest fetch` keeps it
+    packed = [pack(page.html) for page in pages]  # as `ingest fetch` keeps them: each body once
     now = "2025-01-01 12:00:00.000000"
     with sqlite3.connect(path) as db:
         cjk.register(db)  # the search index's triggers call it
@@ -66,6 +66,12 @@ def build_archive(path: Path, pages: Sequence[CorpusPage], count: int) -> None:
             "INSERT INTO feeds (id, url, name, error_count, active, tags) "
             "VALUES (1, 'http://bench.invalid/feed', 'bench', 0, 1, '[]')"
         )
+        db.executemany(
+            "INSERT OR IGNORE INTO capture_bodies (id, sha256, size, body) VALUES (?, ?, ?, ?)",
+            [(n + 1, body.sha256, body.size, body.data) for n, body in enumerate(packed)],
+        )
+        ids = dict(db.execute("SELECT sha256, id FROM capture_bodies").fetchall())
+        bodies = [ids[body.sha256] for body in packed]
         for start in range(0, count, 1000):
             articles, captures = [], []
             for n in range(start, min(count, start + 1000)):
@@ -80,8 +86,8 @@ def build_archive(path: Path, pages: Sequence[CorpusPage], count: int) -> None:
                 articles,
             )
             db.executemany(
-                "INSERT INTO captures (article_id, url, status, headers, body, fetched_at) "
-                f"VALUES (?, ?, 200, '{HEADERS}', ?, ?)",
+                "INSERT INTO captures (article_id, url, status, headers, body, body_id, "
+                f"fetched_at) VALUES (?, ?, 200, '{HEADERS}', x'', ?, ?)",
                 captures,
             )
             db.commit()

@@ -7,6 +7,7 @@ import pytest
 from ingest.changes import (
     changed_paragraphs,
     chars_changed,
+    count_changes,
     is_meaningful_change,
     is_timestamp_line,
     word_diff,
@@ -95,3 +96,14 @@ def test_only_changed_paragraphs_are_shown_with_a_gap_between() -> None:
 def test_cjk_text_diffs_by_its_runs() -> None:
     pieces = word_diff("東京で 会議が 開かれた。", "東京で 会議が 延期された。")
     assert [p.text for p in pieces if p.op == "insert"] == ["延期された。"]
+
+
+def test_counting_changes_agrees_with_the_diff() -> None:
+    pairs = [
+        ("", TEXT),
+        (TEXT, ""),
+        (TEXT, TEXT.replace("4%", "5%").replace("the first", "a first")),
+        ("One two three.\n\nFour five.", "One two.\n\nThree four five six."),
+    ]
+    for old, new in pairs:
+        assert count_changes(old, new) == chars_changed(word_diff(old, new))
