@@ -217,22 +217,29 @@ def test_a_failed_recheck_is_tried_later_and_the_article_stays_as_it_was(
     assert run(settings, store, clock).versions_new == 1
 
 
-def test_history_and_diff_from_the_command_line(tmp_path: Path, newsroom: Newsroom) -> None:
-    """`ingest fetch` re-checks what is due (a schedule of 1 ms: due at the next run, no
-    sleeping), then `ingest history` and `ingest diff` read the versions it kept."""
-    database = f"sqlite:///{tmp_path / 'archive.sqlite3'}"
+def edited_archive(tmp_path: Path, room: Newsroom, database: str) -> tuple[Ingest, int, str]:
+    """An archive made by `ingest fetch` in which the story changed once (headline rewritten,
+    a paragraph removed): two versions. `ingest fetch` re-checks what is due, and a schedule
+    of 1 ms makes the story due at the next run: no sleeping. Returns the CLI, the story's id
+    and what the second run printed."""
     config = tmp_path / "ingest.toml"
     schedule = '[versions]\nschedule = { "30d" = "1ms" }\n'
-    config.write_text(site.config_lines(newsroom, database) + "\n" + schedule, encoding="utf-8")
+    config.write_text(site.config_lines(room, database) + "\n" + schedule, encoding="utf-8")
     cli = Ingest(tmp_path, config)
-    site.publish(newsroom)
+    site.publish(room)
     cli("fetch")
     (article_id,) = [a["id"] for a in cli.json("search", "bridge", "--format", "json")]
-
     shorter = [p for p in site.PARAGRAPHS if "Shop owners" not in p]
-    site.publish(newsroom, site.page(site.NEW_HEADLINE, shorter))
-    out = cli("fetch").stdout
-    assert "Looked again at 1 archived page: 1 new version, 0 gone." in out
+    site.publish(room, site.page(site.NEW_HEADLINE, shorter))
+    return cli, article_id, cli("fetch").stdout
+
+
+def test_history_and_diff_from_the_command_line(tmp_path: Path, newsroom: Newsroom) -> None:
+    """`ingest history` and `ingest diff` read the versions `ingest fetch` kept."""
+    cli, article_id, said = edited_archive(
+        tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}"
+    )
+    assert "Looked again at 1 archived page: 1 new version, 0 gone." in said
 
     history = cli.json("history", str(article_id), "--format", "json")
     assert [v["number"] for v in history["versions"]] == [1, 2]
@@ -276,29 +283,13 @@ def test_history_and_diff_from_the_command_line(tmp_path: Path, newsroom: Newsro
     assert "Versions: 1 article changed (2 versions), 1 gone from the web" in cli("stats").stdout
 
 
-def edited_archive(tmp_path: Path, room: Newsroom, database: str) -> tuple[Ingest, int]:
-    """An archive made by `ingest fetch` in which the story changed once (headline rewritten,
-    a paragraph removed): two versions."""
-    config = tmp_path / "ingest.toml"
-    schedule = '[versions]\nschedule = { "30d" = "1ms" }\n'
-    config.write_text(site.config_lines(room, database) + "\n" + schedule, encoding="utf-8")
-    cli = Ingest(tmp_path, config)
-    site.publish(room)
-    cli("fetch")
-    (article_id,) = [a["id"] for a in cli.json("search", "bridge", "--format", "json")]
-    shorter = [p for p in site.PARAGRAPHS if "Shop owners" not in p]
-    site.publish(room, site.page(site.NEW_HEADLINE, shorter))
-    cli("fetch")
-    return cli, article_id
-
-
 def test_exports_carry_every_version_jsonl_and_warc(tmp_path: Path, newsroom: Newsroom) -> None:
     import subprocess
     import sys
 
     from warcio.archiveiterator import ArchiveIterator
 
-    cli, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    cli, _, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
     (plain,) = cli.jsonl("export")
     assert "versions" not in plain
     (full,) = cli.jsonl("export", "--versions")
@@ -328,7 +319,7 @@ def test_versions_and_diffs_over_the_api(tmp_path: Path, newsroom: Newsroom) -> 
     """(The store's versions on PostgreSQL: the in-process tests above run on both.)"""
     from tests.webserver import serve
 
-    cli, article_id = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    cli, article_id, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
     assert cli.config is not None
     with serve(cli.config) as server:
         history = server.get(f"/api/v1/articles/{article_id}/versions").json()

@@ -19,7 +19,7 @@ if not CHROMIUM.exists():
 
 
 def test_an_article_that_changed_leads_to_what_changed(tmp_path: Path, newsroom: Newsroom) -> None:
-    cli, article_id = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    cli, article_id, _ = edited_archive(tmp_path, newsroom, f"sqlite:///{tmp_path / 'a.sqlite3'}")
     assert cli.config is not None
     with (
         serve(cli.config) as server,
