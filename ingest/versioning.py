@@ -115,9 +115,30 @@ class Versioning(Claims, CaptureStore):
             capture_id = None
             if raw is not None:  # the page as now received: its body shared if unchanged
                 (capture_id,) = self._keep_captures(session.connection(), [(article_id, page, raw)])
-            number = self._add_version(
-                session, row, title, new.text, list(new.authors) or row.authors, now, capture_id
+            last = session.execute(
+                select(sa.func.max(Version.number)).where(col(Version.article_id) == article_id)
+            ).scalar()
+            before = None
+            if last is None:  # version 1 is the state until now, from the capture before
+                before = session.execute(
+                    select(sa.func.max(Capture.id)).where(
+                        col(Capture.article_id) == article_id,
+                        col(Capture.id) != capture_id if capture_id is not None else sa.true(),
+                    )
+                ).scalar()
+            rows = version_rows(
+                row,
+                last,
+                before,
+                title=title,
+                text=new.text,
+                authors=list(new.authors) or row.authors,
+                fetched_at=now,
+                capture_id=capture_id,
+                reason=CHANGED,
             )
+            session.execute(sa.insert(Version), rows)
+            number = rows[-1]["number"]
             values |= {
                 "title": title,
                 "text": new.text,
@@ -164,7 +185,7 @@ class Versioning(Claims, CaptureStore):
             latest = session.execute(
                 select(sa.func.max(Capture.id)).where(col(Capture.article_id) == article_id)
             ).scalar()
-            return [_first(article, latest)]
+            return [Version(**first_state(article, latest))]
 
     def versions_of(self, article_ids: Sequence[int]) -> dict[int, list[Version]]:
         """The stored versions of several articles (those that changed), oldest first: one
@@ -195,57 +216,6 @@ class Versioning(Claims, CaptureStore):
             "lease_owner": None,
             "lease_until": None,
         }
-
-    @staticmethod
-    def _add_version(
-        session: Any,
-        row: Article,
-        title: str | None,
-        text: str | None,
-        authors: list[str],
-        fetched_at: datetime | None,
-        capture_id: int | None,
-        *,
-        reason: str = CHANGED,
-    ) -> int:
-        """Write the new state as the next version (and, on the first change, the article's
-        state until now as version 1); returns the new version's number."""
-        assert row.id is not None
-        last = session.execute(
-            select(Version.number, Version.text)
-            .where(col(Version.article_id) == row.id)
-            .order_by(col(Version.number).desc())
-            .limit(1)
-        ).first()
-        if last is None:
-            latest = session.execute(
-                select(sa.func.max(Capture.id)).where(
-                    col(Capture.article_id) == row.id,
-                    col(Capture.id) != capture_id if capture_id is not None else sa.true(),
-                )
-            ).scalar()
-            session.add(_first(row, latest))
-            last = (1, row.text)
-        added, removed = count_changes(last[1], text)
-        number = int(last[0]) + 1
-        session.add(
-            Version(
-                article_id=row.id,
-                number=number,
-                title=title,
-                text=text,
-                authors=authors,
-                content_hash=content_hash(text),
-                fetched_at=fetched_at,
-                capture_id=capture_id,
-                chars_added=added,
-                chars_removed=removed,
-                reason=reason,
-                created_at=utcnow(),
-            )
-        )
-        session.flush()
-        return number
 
 
 def keep_reextracted(
@@ -288,7 +258,6 @@ def keep_reextracted(
             .group_by(col(Version.article_id))
         ).all()
     )
-    now = utcnow()
     numbers: dict[int, int] = {}
     kept: list[dict[str, Any]] = []
     for article_id, new in replaced:
@@ -296,45 +265,19 @@ def keep_reextracted(
         title = new.title or (row.title if row is not None else None)
         if row is None or not is_meaningful_change(row.title, row.text, title, new.text):
             continue
-        state = {
-            "article_id": article_id,
-            "capture_id": latest.get(article_id),
-            "fetched_at": row.fetched_at,
-            "created_at": now,
-        }
-        number = last.get(article_id)
-        if number is None:  # its first change: the state until now is version 1
-            number = 1
-            kept.append(
-                state
-                | {
-                    "number": 1,
-                    "title": row.title,
-                    "text": row.text,
-                    "authors": list(row.authors),
-                    "content_hash": row.content_hash,
-                    "chars_added": non_space(row.text),
-                    "chars_removed": 0,
-                    "reason": FIRST,
-                }
-            )
-        # The text the new version follows (the stored one: every version is written with
-        # the article, so the article's text is its last version's).
-        added, removed = count_changes(row.text, new.text)
-        numbers[article_id] = last[article_id] = number + 1
-        kept.append(
-            state
-            | {
-                "number": number + 1,
-                "title": title,
-                "text": new.text,
-                "authors": list(new.authors) or list(row.authors),
-                "content_hash": content_hash(new.text),
-                "chars_added": added,
-                "chars_removed": removed,
-                "reason": REEXTRACTED,
-            }
+        made = version_rows(
+            row,
+            last.get(article_id),
+            latest.get(article_id),
+            title=title,
+            text=new.text,
+            authors=list(new.authors) or list(row.authors),
+            fetched_at=row.fetched_at,
+            capture_id=latest.get(article_id),
+            reason=REEXTRACTED,
         )
+        numbers[article_id] = last[article_id] = made[-1]["number"]
+        kept += made
     if kept:
         conn.execute(sa.insert(Version), kept)
     return numbers
@@ -345,23 +288,63 @@ def non_space(text: str | None) -> int:
     return len("".join((text or "").split()))
 
 
-def _first(article: Article, capture_id: int | None) -> Version:
-    """An article's first state as a version (stored on its first change, else made to list)."""
-    added = non_space(article.text)
-    return Version(
-        article_id=article.id or 0,
-        number=1,
-        title=article.title,
-        text=article.text,
-        authors=list(article.authors),
-        content_hash=article.content_hash,
-        fetched_at=article.fetched_at,
-        capture_id=capture_id,
-        chars_added=added,
-        chars_removed=0,
-        reason=FIRST,
-        created_at=article.fetched_at,
+def version_rows(
+    article: Any,
+    last: int | None,
+    before: int | None,
+    *,
+    title: str | None,
+    text: str | None,
+    authors: list[str],
+    fetched_at: datetime | None,
+    capture_id: int | None,
+    reason: str,
+) -> list[dict[str, Any]]:
+    """The ``versions`` rows a new state of ``article`` (its row as stored: the state the new
+    one follows) adds after version ``last``: on its first change (``last`` None) the stored
+    state as version 1, made from capture ``before``, then the new state with the characters
+    added and removed."""
+    rows = []
+    if last is None:
+        rows.append(first_state(article, before))
+        last = 1
+    added, removed = count_changes(article.text, text)
+    rows.append(
+        {
+            "article_id": article.id,
+            "number": last + 1,
+            "title": title,
+            "text": text,
+            "authors": authors,
+            "content_hash": content_hash(text),
+            "fetched_at": fetched_at,
+            "capture_id": capture_id,
+            "chars_added": added,
+            "chars_removed": removed,
+            "reason": reason,
+            "created_at": utcnow(),
+        }
     )
+    return rows
+
+
+def first_state(article: Any, capture_id: int | None) -> dict[str, Any]:
+    """An article's state as stored, as its version 1 (written on its first change, else
+    made to list)."""
+    return {
+        "article_id": article.id or 0,
+        "number": 1,
+        "title": article.title,
+        "text": article.text,
+        "authors": list(article.authors),
+        "content_hash": article.content_hash,
+        "fetched_at": article.fetched_at,
+        "capture_id": capture_id,
+        "chars_added": non_space(article.text),
+        "chars_removed": 0,
+        "reason": FIRST,
+        "created_at": article.fetched_at,
+    }
 
 
 def _validators(page: Page) -> dict[str, Any]:
