@@ -36,7 +36,7 @@ from ingest.models import (
 from ingest.records import ExtractedArticle, FeedEntry, Page, PageJob, utcnow
 from ingest.schedule import next_check
 from ingest.stories import fingerprint
-from ingest.storyindex import link
+from ingest.storyindex import link, remember, story_of
 from ingest.versioning import keep_reextracted
 
 
@@ -105,7 +105,7 @@ class _Saving:
         fields = ("authors", "published", "updated", "language", "summary", "text")
         fields += ("canonical_url", "final_url", "content_hash", "attempts", "fetched_at")
         fields += ("content_source", "extractor", "changed_at", "etag", "last_modified")
-        fields += ("next_check_at",)
+        fields += ("next_check_at", "story_id")
         self.store = (
             sa.update(articles)
             .where(c.id == sa.bindparam("article"), c.status != ArticleStatus.OK.value)
@@ -312,6 +312,11 @@ class Archiving(CaptureStore):
             conn.execute(_SAVING.drop, {"id": job.article_id})
             conn.execute(_SAVING.merged, {"from_id": job.article_id, "to_id": duplicate})
             return duplicate
+        # Its story: the copy it is of (the same story on another site), else its own, set by
+        # the same UPDATE. The fingerprint comes from the worker; made here for an article
+        # saved without one.
+        text_print = article.fingerprint or fingerprint(article.text)
+        story, keys = story_of(conn, job.article_id, text_print)
         # Not yet stored is part of the UPDATE itself: a worker whose lease ran out while it
         # worked may store the same page too, and only the first one counts.
         stored = conn.execute(
@@ -344,13 +349,13 @@ class Archiving(CaptureStore):
                     if article.from_page
                     else None  # the entry's own text: the page does not hold it
                 ),
+                "new_story_id": story,
             },
         )
         if stored.rowcount == 0:  # stored meanwhile, or merged into another article
             return None
-        # Its story: the copy it is of (the same story on another site), else its own. The
-        # fingerprint comes from the worker; made here for an article saved without one.
-        link(conn, job.article_id, article.fingerprint or fingerprint(article.text))
+        if text_print is not None:
+            remember(conn, job.article_id, text_print, keys)
         return job.article_id
 
     def add_capture(

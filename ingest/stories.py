@@ -25,6 +25,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from hashlib import blake2b
+from operator import eq
 
 from ingest.cjk import CJK
 
@@ -117,4 +118,4 @@ def _densified(mins: list[int]) -> tuple[int, ...]:
 def similarity(a: Fingerprint, b: Fingerprint) -> float:
     """The estimated Jaccard similarity of two texts' shingle sets: the share of bins their
     signatures agree on."""
-    return sum(x == y for x, y in zip(a.signature, b.signature, strict=True)) / BINS
+    return sum(map(eq, a.signature, b.signature)) / BINS

@@ -76,11 +76,30 @@ def link(
     if story is None:
         story = find_story(conn, article_id, fingerprint, keys) or article_id
         conn.exec_driver_sql(_sql(conn, _SET_STORY), (story, article_id))
+    remember(conn, article_id, fingerprint, keys)
+    return story
+
+
+def story_of(
+    conn: sa.Connection, article_id: int, fingerprint: Fingerprint | None
+) -> tuple[int | None, list[int]]:
+    """What `link` does for a new article, in two steps: the story it joins (that of the copy
+    it is of, else its own; None for a text too short to tell) and its band keys, for the
+    caller to write with the article's row (one UPDATE of it, not two); then `remember`."""
+    if fingerprint is None:
+        return None, []
+    keys = fingerprint.bands
+    return find_story(conn, article_id, fingerprint, keys) or article_id, keys
+
+
+def remember(
+    conn: sa.Connection, article_id: int, fingerprint: Fingerprint, keys: list[int]
+) -> None:
+    """Record an article's fingerprint and band keys (``fingerprint.bands``)."""
     conn.exec_driver_sql(
         _sql(conn, _ADD_PRINT), (article_id, fingerprint.to_bytes(), fingerprint.shingles)
     )
     conn.exec_driver_sql(_sql(conn, _ADD_BAND), [(key, article_id) for key in keys])
-    return story
 
 
 def _forget(conn: sa.Connection, article_id: int) -> None:
