@@ -30,6 +30,7 @@ CJK = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 )
 _RUN = re.compile(f"[{CJK}]+")
+_ANY = re.compile(f"[{CJK}]")  # half the time of `_RUN` to find that there is none
 _LATIN_WORD = f"[^\\W{CJK}]"  # a word character that is not CJK
 SNIPPET_CHARS = 100  # a CJK snippet's length: about what FTS5's 24 tokens show of English
 
@@ -42,7 +43,8 @@ def _grams(run: str, *, last: bool = True) -> str:
 def index_text(text: str | None) -> str | None:
     """``text`` as the index holds it: each CJK run as its bigrams and its last character,
     set apart by spaces from what surrounds it; text without CJK is returned as it is."""
-    if text is None or not _RUN.search(text):
+    # The search index calls this on every title and text it stores: most have no CJK.
+    if text is None or text.isascii() or not _ANY.search(text):
         return text
     return _RUN.sub(lambda m: f" {_grams(m.group())} ", text)
 

@@ -133,6 +133,9 @@ class Statements:
         entries = Entry.__table__  # type: ignore[attr-defined]
         a, e = articles.c, entries.c
         self.by_key = sa.select(a.id).where(a.url_key == sa.bindparam("key"))
+        self.by_keys = sa.select(a.url_key, a.id).where(
+            a.url_key.in_(sa.bindparam("keys", expanding=True))
+        )
         # An entry's own article: by its guid, else the same entry under another guid (listed
         # twice, re-published, or in another feed) by what it says; such an article is never
         # rewritten, so what it was made from still matches.
@@ -194,18 +197,28 @@ class _Recording:
     feed: Feed
     now: datetime
     lease: Lease
+    # The articles of the page and post keys about to be placed, found in one query
+    # (`archived`); a key made here is added as it is made.
+    archived: dict[str, int] = field(default_factory=dict)
     jobs: list[PageJob] = field(default_factory=list)
     feed_only: int = 0
+
+    def look_up(self, keys: Iterable[str]) -> None:
+        """Find the archived articles of ``keys`` (page and post keys) at once."""
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), 500):
+            query = {"keys": wanted[start : start + 500]}
+            self.archived.update(
+                (key, id_) for key, id_ in self.conn.execute(self.statements.by_keys, query)
+            )
 
     def article(self, entry: FeedEntry, found: Identity | None) -> int:
         """The article of ``entry`` under identity ``found`` (None: no link), made if new."""
         if found is not None and found.kind == OWN:
             article_id = self._own(entry, found)
             return article_id if article_id is not None else self._new(entry, found)
-        if found is not None:
-            existing = self._scalar(self.statements.by_key, key=found.key)
-            if existing is not None:
-                return existing
+        if found is not None and found.key in self.archived:
+            return self.archived[found.key]
         return self._new(entry, found)
 
     def _scalar(self, statement: Any, **values: Any) -> int | None:
@@ -257,6 +270,8 @@ class _Recording:
                 article_id = self._own(entry, found)
             assert article_id is not None
             return article_id
+        if fetch and found is not None:
+            self.archived[found.key] = article_id
         if not fetch:
             self.feed_only += 1
         elif entry.link and found:
@@ -331,16 +346,20 @@ def record(
         # other instead of deadlocking.
         lock_keys(session, [found(posts[e.key]).key for e in (*fresh, *moving) if e.key in posts])
     recording = _Recording(conn, statements, feed, now, lease)
+    placed = [found(posts[e.key]) for e in (*fresh, *moving) if e.key in posts]
+    recording.look_up(place.key for place in placed if place.kind != OWN)
     for entry in moving:
         article_id = recording.article(entry, found(posts[entry.key]))
         conn.execute(
             statements.move_entry, {"feed": feed.id, "key": entry.key, "article": article_id}
         )
+    rows = []
     for entry in fresh:
         post = posts.get(entry.key)
         article_id = recording.article(entry, found(post) if post else None)
-        conn.execute(
-            statements.new_entry,
-            {"feed_id": feed.id, "entry_key": entry.key, "article_id": article_id, "seen_at": now},
+        rows.append(
+            {"feed_id": feed.id, "entry_key": entry.key, "article_id": article_id, "seen_at": now}
         )
+    if rows:
+        conn.execute(statements.new_entry, rows)
     return Recorded(len(fresh), recording.feed_only, recording.jobs, len(moving))
