@@ -4,16 +4,19 @@ whatever codec they were kept in.
 A page's decoded body is archived once however many articles were extracted from it (the
 posts of one day page, a podcast's episodes on the show's page, and later each re-check that
 finds the page unchanged): `pack` gives it its address, the SHA-256 of the decoded bytes, and
-compresses it with zstd at level 3 (`bench.captures`: 0.20 of the size, against 0.23 for the
-ISA-L zlib stream it replaces, for 0.44 ms of a worker's CPU a page, and read back faster;
-level 6 keeps 9% less for three times the CPU, a millisecond a page that every page archived
-pays: issue 9's budget for all the work outside extraction is 3).
+its compressed bytes. A page that came gzip- or zlib-encoded, in one member that holds exactly
+the body, is kept as it came, re-framed as a zlib stream (its deflate data untouched, an
+Adler-32 for its trailer): no compression at all, and a server's gzip at its usual level 6 is
+as small as zstd at level 3. Any other page is compressed with zstd at level 3 (0.20 of the
+size for 0.44 ms of a worker's CPU a page; level 6 keeps 9% less for three times that, a
+millisecond that every page archived would pay: `bench.captures`). `ingest db pack-captures`
+recompresses kept bodies at a higher level when the archive has the time.
 
 The codec is told by the stored bytes' first ones, so nothing else records it and every codec
-the archive ever wrote stays readable: a zstd frame (bodies stored since revision 0015, in
-``capture_bodies``) or a zlib stream (captures made before, inline in ``captures.body``). A zstd
-frame names the dictionary it needs, if any; none is written today, and a frame that needs one
-is refused with its id, rather than read wrong.
+the archive ever wrote stays readable: a zstd frame or a zlib stream (a page kept as it came,
+or a capture made before revision 0015, inline in ``captures.body``). A zstd frame names the
+dictionary it needs, if any; none is written today, and a frame that needs one is refused with
+its id, rather than read wrong.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from isal import isal_zlib
 from ingest.errors import StoreError
 
 LEVEL = 3  # zstd's own default: a third of level 6's CPU for 9% more bytes (docstring)
+ZLIB_HEADER = b"\x78\x9c"  # deflate, 32 KiB window, no dictionary (its level bits are a hint)
+GZIP_MAGIC = b"\x1f\x8b\x08"  # a gzip member of deflate data (RFC 1952)
+FHCRC, FEXTRA, FNAME, FCOMMENT = 2, 4, 8, 16
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # RFC 8878, a frame's first four bytes (little-endian)
 # Far above any page kept (`fetch.max_page_bytes`): a damaged length cannot ask for more.
 MAX_BODY = 256 * 1024 * 1024
@@ -40,13 +46,56 @@ class PackedBody:
 
     sha256: str  # hex digest of the decoded body: one ``capture_bodies`` row per value
     size: int  # decoded bytes
-    data: bytes  # a zstd frame
+    data: bytes  # a zstd frame or a zlib stream
 
 
-def pack(body: bytes) -> PackedBody:
+def pack(body: bytes, encoded: bytes | None = None, encoding: str = "") -> PackedBody:
     """``body`` (decoded: the page as it was received, its Content-Encoding undone) as the
-    archive keeps it."""
-    return PackedBody(hashlib.sha256(body).hexdigest(), len(body), _compressor.compress(body))
+    archive keeps it; ``encoded``: the same page as it came, in Content-Encoding
+    ``encoding``, kept as it came when it can be (`as_zlib`)."""
+    kept = as_zlib(encoded, encoding, body) if encoded is not None else None
+    data = kept if kept is not None else _compressor.compress(body)
+    return PackedBody(hashlib.sha256(body).hexdigest(), len(body), data)
+
+
+def recompress(body: bytes, level: int) -> bytes:
+    """``body`` as a zstd frame at ``level`` (`ingest db pack-captures`)."""
+    return zstandard.ZstdCompressor(level=level).compress(body)
+
+
+def as_zlib(encoded: bytes, encoding: str, body: bytes) -> bytes | None:
+    """``encoded`` as a zlib stream of ``body``, when it is one gzip member or one zlib stream
+    holding exactly ``body`` (its checksum and length say so); else None (identity, raw deflate,
+    several members, trailing bytes, another codec)."""
+    name = encoding.strip().lower()
+    if name in {"gzip", "x-gzip"}:
+        deflate = _gzip_deflate(encoded)
+        size = len(body) & 0xFFFFFFFF  # ISIZE: the length modulo 2**32
+        trailer = isal_zlib.crc32(body).to_bytes(4, "little") + size.to_bytes(4, "little")
+        if deflate is not None and encoded[-8:] == trailer:
+            return ZLIB_HEADER + deflate + isal_zlib.adler32(body).to_bytes(4, "big")
+    elif name == "deflate" and _is_zlib(encoded):  # the checksum says it holds exactly ``body``
+        adler = isal_zlib.adler32(body).to_bytes(4, "big")
+        return encoded if encoded[-4:] == adler else None
+    return None
+
+
+def _gzip_deflate(data: bytes) -> bytes | None:
+    """The deflate data of a gzip member (RFC 1952): after its header, before its trailer."""
+    if len(data) < 18 or not data.startswith(GZIP_MAGIC):
+        return None
+    flags, at = data[3], 10
+    if flags & FEXTRA:
+        at += 2 + int.from_bytes(data[at : at + 2], "little")
+    for flag in (FNAME, FCOMMENT):  # zero-terminated strings
+        if flags & flag:
+            end = data.find(b"\0", at)
+            if end < 0:
+                return None
+            at = end + 1
+    if flags & FHCRC:
+        at += 2
+    return data[at:-8] if at <= len(data) - 8 else None
 
 
 def unpack(data: bytes, *, what: str, max_bytes: int = MAX_BODY) -> bytes:

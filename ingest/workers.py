@@ -71,7 +71,7 @@ def _extract(
     )
     cpu = time.process_time() - started
     article = replace(article, fingerprint=fingerprint(article.text))
-    return article, pack(body) if keep_raw else None, cpu
+    return article, pack(body, page.body, page.encoding) if keep_raw else None, cpu
 
 
 def _serve(conn: Connection) -> None:

@@ -6,6 +6,8 @@ readable and packed later, and two writers storing one body at once, on SQLite a
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import threading
 import time
@@ -18,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 import zstandard
 
-from ingest.captures import pack, unpack
+from ingest.captures import ZSTD_MAGIC, as_zlib, pack, unpack
 from ingest.config import FeedSettings
 from ingest.entryparts import entry_key, url_key
 from ingest.errors import StoreError
@@ -109,6 +111,53 @@ def test_posts_of_one_page_keep_its_body_once_and_every_reader_gets_its_bytes(
     assert 0 < stats["captures_bytes"] < stats["archive_bytes"]
     assert stats["bytes_per_article"] == round(stats["archive_bytes"] / 7)
     assert 0 < stats["captures_share"] < 1
+
+
+def gzipped(body: bytes) -> bytes:
+    """``body`` as a server may gzip it: a member whose header names a file (FNAME)."""
+    out = io.BytesIO()
+    with gzip.GzipFile("page.html", "wb", 6, out, mtime=0) as member:
+        member.write(body)
+    return out.getvalue()
+
+
+def test_a_gzipped_page_is_kept_as_it_came_and_recompressed_later(
+    tmp_path: Path, newsroom: Newsroom, database_url: str
+) -> None:
+    # Past a few KB, zstd's frames are smaller than gzip's (a smaller page stays as it came).
+    links = "".join(
+        f'<li><a href="/n/{n}">Harbour story {n * 7919 % 1000}</a></li>' for n in range(600)
+    )
+    day = served(newsroom, DAY_14).replace(b"</body>", f"<ul>{links}</ul></body>".encode())
+    sent = gzipped(day)
+    newsroom.set(DAY_14, sent, headers={"Content-Encoding": "gzip"})
+    ingest = cli(tmp_path, newsroom, database_url, "Notes")
+
+    ingest("fetch")
+
+    pages = captures_by_page(database_url, newsroom)
+    (body_id,) = {body_id for _, body_id, _ in pages[DAY_14]}
+    ((size, kept),) = sql(
+        database_url, f"SELECT size, body FROM capture_bodies WHERE id = {body_id}"
+    )
+    kept = bytes(kept)
+    # The server's deflate data, untouched, framed as a zlib stream: nothing compressed again.
+    assert size == len(day)
+    assert kept[:2] == b"\x78\x9c" and kept[2:-4] in sent
+    assert zlib.decompress(kept) == day
+    bodies = read_every_capture(database_url)
+    assert {bodies[article_id] for article_id, *_ in pages[DAY_14]} == {day}
+    others = sql(database_url, f"SELECT body FROM capture_bodies WHERE id != {body_id}")
+    assert all(bytes(data).startswith(ZSTD_MAGIC) for (data,) in others)  # served as they are
+
+    packed = ingest("db", "pack-captures")
+    again = ingest("db", "pack-captures")
+
+    assert "Recompressed 1 body kept as they came (zstd level 6)" in packed.stdout
+    assert "Recompressed 0 bodies" in again.stdout
+    ((smaller,),) = sql(database_url, f"SELECT body FROM capture_bodies WHERE id = {body_id}")
+    assert bytes(smaller).startswith(ZSTD_MAGIC) and len(smaller) < len(kept)
+    assert read_every_capture(database_url) == bodies
 
 
 # --- archives made before revision 0015 -------------------------------------------------------
@@ -294,6 +343,30 @@ PAGE = b"<html><body>" + b"<p>The ferry left at nine, as every Sunday.</p>" * 30
 )
 def test_every_codec_the_archive_wrote_reads_back(stored: bytes) -> None:
     assert unpack(stored, what="capture 1") == PAGE
+
+
+@pytest.mark.parametrize(
+    ("encoded", "encoding", "kept"),
+    [
+        (gzip.compress(PAGE, 6, mtime=0), "gzip", True),
+        (gzipped(PAGE), "x-gzip", True),  # a header with a file name
+        (zlib.compress(PAGE, 9), "deflate", True),
+        (gzip.compress(PAGE) + gzip.compress(b""), "gzip", False),  # two members
+        (gzip.compress(PAGE) + b"trailing junk", "gzip", False),
+        (gzip.compress(PAGE[:-1] + b"!"), "gzip", False),  # another body's checksum
+        (zlib.compress(PAGE)[2:-4], "deflate", False),  # raw deflate: no zlib frame
+        (PAGE, "", False),
+    ],
+    ids=["gzip", "gzip-fname", "zlib", "two-members", "trailing", "other-body", "raw", "none"],
+)
+def test_a_page_is_kept_as_it_came_only_when_that_holds_exactly_its_body(
+    encoded: bytes, encoding: str, kept: bool
+) -> None:
+    packed = pack(PAGE, encoded, encoding)
+    assert (packed.sha256, packed.size) == (pack(PAGE).sha256, len(PAGE))
+    assert unpack(packed.data, what="capture 1") == PAGE
+    assert packed.data.startswith(ZSTD_MAGIC) is not kept
+    assert (as_zlib(encoded, encoding, PAGE) is not None) is kept
 
 
 def test_a_body_is_addressed_by_its_decoded_bytes() -> None:
