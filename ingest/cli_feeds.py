@@ -219,7 +219,10 @@ def import_(obj: Context, file: Path, tags: tuple[str, ...]) -> None:
                 data = fh.read(MAX_OPML_BYTES + 1)  # a pipe or a device: enough to tell
         except OSError as exc:
             raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
-        found = read_opml(data, source=str(file))
+        notes: list[str] = []
+        found = read_opml(data, source=str(file), notes=notes)
+        for note in notes:  # what was read leniently, or passed over
+            click.echo(f"ingest: note: {note}", err=True)
         _apply(obj, config, from_opml(found, tags), what=f"from {file}")
 
 

@@ -15,6 +15,8 @@ in ``category``; feeds without tags at the top. Read back, it gives the same fee
 
 from __future__ import annotations
 
+import codecs
+import html.entities
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,21 @@ from ingest.errors import UsageError
 # Real lists are well under 1 MB (a thousand feeds is about 250 KB).
 MAX_OPML_BYTES = 10_000_000
 _SPACES = re.compile(r"\s+")
+# An ampersand, and the reference it starts if it starts one.
+_AMPERSAND = re.compile(
+    r"&(?:#([0-9]{1,8});|#[xX]([0-9a-fA-F]{1,8});|([A-Za-z][A-Za-z0-9]{0,31});)?"
+)
+# A complete character reference, as left in an attribute escaped twice ("&amp;amp;").
+_ESCAPED = re.compile(r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9]{0,31});")
+_XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
+# C0 controls other than tab, newline and carriage return: never allowed in XML 1.0.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_DECLARATION = re.compile(r"""^\s*<\?xml\b[^>]*?\?>""")
+_DECLARED_ENCODING = re.compile(
+    rb"""^\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']"""
+)
+# Attributes that give a feed's URL: the standard one, then what some exporters write.
+_URL_ATTRIBUTES = ("xmlurl", "feedurl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +60,26 @@ class Subscription:
     tags: tuple[str, ...] = field(default=())
 
 
-def read_opml(data: bytes, *, source: str) -> list[Subscription]:
+def read_opml(data: bytes, *, source: str, notes: list[str] | None = None) -> list[Subscription]:
     """The feeds of an OPML document, each once, in the order first listed; `UsageError`
-    naming ``source`` for anything that is not a usable OPML list."""
+    naming ``source`` for anything that is not a usable OPML list. What was read leniently
+    or passed over is said in ``notes``, when given."""
     check_size(len(data), source=source)
-    root = _parse(data, source)
+    said: list[str] = [] if notes is None else notes
+    root = _parse(data, source, said)
     body = next((child for child in root if _name(child) == "body"), None)
     found: dict[str, Subscription] = {}
     bad: list[str] = []
+    unaddressed: list[str] = []
     for outline, folders in _feed_outlines(body) if body is not None else ():
         attrs = _attributes(outline)
-        url = _feed_url(attrs.get("xmlurl", ""))
+        given = _given_url(attrs)
+        if not given:  # a feed outline whose URL was left empty: nothing to subscribe to
+            unaddressed.append(_clean(attrs.get("title")) or _clean(attrs.get("text")) or "?")
+            continue
+        url = _feed_url(given)
         if url is None:
-            bad.append(attrs.get("xmlurl", "").strip() or "(empty)")
+            bad.append(given)
             continue
         tags = _unique([*folders, *_categories(attrs.get("category", ""))])
         key = url_key(url)
@@ -66,12 +90,19 @@ def read_opml(data: bytes, *, source: str) -> list[Subscription]:
             )
             continue
         title = _clean(attrs.get("title")) or _clean(attrs.get("text"))
-        if title in {url, attrs.get("xmlurl")}:
+        if title in {url, given}:
             title = None  # a feed without a title, written as its URL (OPML needs a text)
         site = _clean(attrs.get("htmlurl"))
-        if site and urlsplit(site).scheme not in {"http", "https"}:
+        if site and _scheme(site) not in {"http", "https"}:
             site = None
         found[key] = Subscription(url, title, site, tags)
+    if unaddressed:
+        shown = ", ".join(repr(t) for t in unaddressed[:3]) + (
+            " ..." if len(unaddressed) > 3 else ""
+        )
+        said.append(
+            f"{source}: {len(unaddressed)} feed outline(s) with an empty URL passed over ({shown})"
+        )
     if bad:
         shown = ", ".join(repr(u) for u in bad[:3]) + (" ..." if len(bad) > 3 else "")
         raise UsageError(
@@ -79,7 +110,10 @@ def read_opml(data: bytes, *, source: str) -> list[Subscription]:
             "(remove those outlines, or fix their xmlUrl)"
         )
     if not found:
-        raise UsageError(f"{source}: no feeds in this OPML file (no outline has an xmlUrl)")
+        raise UsageError(
+            f"{source}: no feeds in this OPML file (no outline has an xmlUrl)"
+            + (f"; {len(unaddressed)} feed outline(s) have an empty one" if unaddressed else "")
+        )
     return list(found.values())
 
 
@@ -122,11 +156,13 @@ def write_opml(feeds: Sequence[Subscription], *, title: str, created: datetime) 
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
 
 
-def _parse(data: bytes, source: str) -> etree._Element:
+def _parse(data: bytes, source: str, notes: list[str]) -> etree._Element:
     try:
         tree = xmlsafe.parse(data).getroottree()
     except etree.XMLSyntaxError as exc:
-        raise UsageError(f"{source}: not an OPML file: not well-formed XML ({exc})") from None
+        tree = _parse_repaired(data, source, notes)
+        if tree is None:
+            raise UsageError(f"{source}: not an OPML file: not well-formed XML ({exc})") from None
     info = tree.docinfo
     dtd = info.internalDTD
     entities = dtd is not None and any(True for _ in dtd.iterentities())
@@ -141,16 +177,118 @@ def _parse(data: bytes, source: str) -> etree._Element:
     return root
 
 
+def _parse_repaired(data: bytes, source: str, notes: list[str]) -> etree._ElementTree | None:
+    """``data`` parsed after the repairs other readers make silently (see the module's
+    docstring), or None when it still is not XML: other exporters' slips, not tricks, so
+    nothing is resolved or fetched that the strict parse would not."""
+    text, encoding_note = _decoded(data)
+    if text is None:
+        return None
+    fixes = [encoding_note] if encoding_note else []
+    body = _DECLARATION.sub("", text.lstrip("\ufeff"), count=1)
+    repaired = _AMPERSAND.sub(_reference, body)
+    if repaired != body:
+        fixes.append("a bare & or an HTML entity")
+    cleaned = _CONTROLS.sub("", repaired)
+    if cleaned != repaired:
+        fixes.append("control characters")
+    if not fixes:
+        return None
+    try:
+        tree = xmlsafe.parse(cleaned.encode("utf-8")).getroottree()
+    except etree.XMLSyntaxError:
+        return None
+    notes.append(
+        f"{source}: not well-formed XML as written ({', '.join(fixes)}); read as other readers do"
+    )
+    return tree
+
+
+def _decoded(data: bytes) -> tuple[str | None, str | None]:
+    """The text of ``data`` in the encoding it declares (UTF-8 when none, a BOM's when it has
+    one), else as Windows-1252 when it declares UTF-8 or nothing: the bytes of a Latin
+    file written by a tool that never said so. (None, None) when it cannot be read."""
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec), None
+            except UnicodeDecodeError:
+                return None, None
+    match = _DECLARED_ENCODING.match(data)
+    declared = match.group(1).decode("ascii") if match else "utf-8"
+    try:
+        codec = codecs.lookup(declared).name
+    except LookupError:
+        return None, None
+    try:
+        return data.decode(codec), None
+    except UnicodeDecodeError:
+        if codec != "utf-8":
+            return None, None
+    return data.decode("cp1252", errors="replace"), "not UTF-8, read as Windows-1252"
+
+
+def _reference(match: re.Match[str]) -> str:
+    """An ampersand as XML can read it: a bare one escaped, an HTML entity as the characters
+    it stands for (numeric references, so a ``&lt;`` stays text), an XML one kept, a
+    reference to a character XML forbids dropped."""
+    decimal, hexadecimal, name = match.groups()
+    if decimal or hexadecimal:
+        point = int(decimal) if decimal else int(hexadecimal, 16)
+        allowed = point in (0x9, 0xA, 0xD) or 0x20 <= point <= 0xD7FF or 0xE000 <= point <= 0xFFFD
+        return match.group(0) if allowed or 0x10000 <= point <= 0x10FFFF else ""
+    if name is None:
+        return "&amp;"
+    if name in _XML_ENTITIES:
+        return match.group(0)
+    characters = html.entities.html5.get(f"{name};")
+    if characters is None:
+        return f"&amp;{name};"
+    return "".join(f"&#{ord(c)};" for c in characters)
+
+
+def _given_url(attrs: dict[str, str]) -> str:
+    """The feed URL an outline gives, stripped ("" for none): ``xmlUrl``, else ``feedUrl``,
+    else ``url`` on an outline typed as a feed (``url`` is a page's address on a link)."""
+    for name in _URL_ATTRIBUTES:
+        if attrs.get(name, "").strip():
+            return attrs[name].strip()
+    if attrs.get("type", "").strip().lower() in {"rss", "atom"}:
+        return attrs.get("url", "").strip()
+    return ""
+
+
+def _is_feed(attrs: dict[str, str], has_children: bool) -> bool:
+    """A feed outline: one with a URL, or one typed as a feed that holds no outlines (its
+    URL left empty, reported); an empty ``xmlUrl`` on an outline holding others is a
+    folder's (some exporters write one on every outline)."""
+    if _given_url(attrs):
+        return True
+    typed = attrs.get("type", "").strip().lower() in {"rss", "atom"} or "xmlurl" in attrs
+    return typed and not has_children
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:  # urlsplit's "Invalid IPv6 URL": http://[oops/
+        return ""
+
+
 def _feed_outlines(
     parent: etree._Element, folders: tuple[str, ...] = ()
 ) -> Iterator[tuple[etree._Element, tuple[str, ...]]]:
-    """Every outline with an xmlUrl, with the titles of the folders around it."""
+    """Every feed outline, with the titles of the folders around it."""
     for outline in parent:
         if _name(outline) != "outline":
             continue
         attrs = _attributes(outline)
         inner = folders
-        if "xmlurl" in attrs:
+        if _is_feed(attrs, any(_name(child) == "outline" for child in outline)):
             yield outline, folders
         else:
             title = _clean(attrs.get("title")) or _clean(attrs.get("text"))
@@ -170,12 +308,17 @@ def _attributes(element: etree._Element) -> dict[str, str]:
 
 
 def _feed_url(value: str) -> str | None:
-    url = value.strip()
+    # "?a=1&amp;b=2" once parsed: escaped twice by its exporter; no feed means "amp;b".
+    url = value.strip().replace("&amp;", "&")
     if url.lower().startswith("feed:"):  # feed://host/path and feed:https://host/path
         rest = url[5:]
         url = rest if rest.lower().startswith(("http://", "https://")) else "http:" + rest
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # "Invalid IPv6 URL": http://[oops/feed
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not host:
         return None
     return url
 
@@ -186,7 +329,17 @@ def _categories(value: str) -> list[str]:
 
 
 def _clean(value: str | None) -> str | None:
-    return _SPACES.sub(" ", value).strip() or None if value else None
+    """A name as shown: spaces collapsed, and references an exporter escaped twice
+    (``AT&amp;amp;T``, read as ``AT&amp;T``) read once more."""
+    return _SPACES.sub(" ", _unescaped(value)).strip() or None if value else None
+
+
+def _unescaped(value: str) -> str:
+    """``value`` with complete character references (``&amp;``, ``&#038;``, ``&eacute;``)
+    replaced by their characters; anything else, ``AT&T`` included, kept as it is."""
+    if "&" not in value:
+        return value
+    return _ESCAPED.sub(lambda m: html.unescape(m.group(0)), value)
 
 
 def _unique(values: Sequence[str]) -> tuple[str, ...]:

@@ -58,6 +58,24 @@ EXPECTED: dict[str, dict[str, tuple[str | None, tuple[str, ...]]]] = {
         ),
         "https://example.org/blog/atom.xml": ("Unfiled feed", ()),
     },
+    # Written by hand as careless exporters write: a bare & in a URL, HTML entities, one
+    # escaped twice, a control character, xmlUrl="" on a folder and on a feed (passed
+    # over), feedUrl and url= for xmlUrl, a site URL urlsplit cannot read.
+    "sloppy.opml": {
+        "https://beans.example/feed?lang=en&format=rss": (
+            "Espresso Notes",
+            ("Cafés & Bars Weekly",),
+        ),
+        "https://leaves.example/rss?a=1&b=2": ("Tea & Biscuits", ("Cafés & Bars Weekly",)),
+        "https://door.example/atom.xml": ("Side door", ()),
+        "https://back.example/atom.xml": ("Back door", ()),
+        "https://odd.example/rss": ("Odd site", ()),
+    },
+    # Windows-1252 bytes in a file that declares UTF-8.
+    "cp1252.opml": {
+        "https://cafe.example/rss": ("Le Café", ("Économie – “vite”",)),
+        "https://naive.example/rss": ("Naïve €uros", ()),
+    },
 }
 
 
@@ -75,6 +93,28 @@ def test_site_urls_are_kept_when_they_are_web_addresses() -> None:
 
     assert by_url["https://example.org/blog/atom.xml"].site_url is None  # javascript: dropped
     assert feedly[0].site_url == "https://arstechnica.com"
+
+
+def test_what_is_read_leniently_or_passed_over_is_said() -> None:
+    notes: list[str] = []
+    read_opml((OPML_DIR / "sloppy.opml").read_bytes(), source="s.opml", notes=notes)
+    strict: list[str] = []
+    read_opml((OPML_DIR / "feedly.opml").read_bytes(), source="f.opml", notes=strict)
+
+    assert notes == [
+        "s.opml: not well-formed XML as written (a bare & or an HTML entity); read as other "
+        "readers do",
+        "s.opml: 1 feed outline(s) with an empty URL passed over ('Gone quiet')",
+    ]
+    assert strict == []  # well-formed files are read as they are, with nothing to say
+
+
+def test_control_characters_are_dropped_and_bad_site_urls_ignored() -> None:
+    data = b'<opml><body><outline text="Bell\x07 Labs" xmlUrl="https://bell.example/rss"/>'
+    found = read_opml(data + b"</body></opml>", source="x")
+
+    assert [(s.title, s.site_url) for s in found] == [("Bell Labs", None)]
+    assert read_opml((OPML_DIR / "sloppy.opml").read_bytes(), source="x")[-1].site_url is None
 
 
 LAUGHS = b"""<?xml version="1.0"?>
@@ -111,6 +151,23 @@ HOSTILE = {
         b'<opml><body><outline text="a" xmlUrl="https://a.example/rss"/>'
         b'<outline text="b" xmlUrl="file:///etc/passwd"/></body></opml>',
         r"without an http\(s\) URL",
+    ),
+    "a broken host": (
+        b'<opml><body><outline text="a" xmlUrl="http://[oops/rss"/></body></opml>',
+        r"without an http\(s\) URL",
+    ),
+    "cut short, with a bare &": (
+        b'<opml><body><outline text="a" xmlUrl="https://a.example/?a=1&b=2"/>',
+        "well-formed",
+    ),
+    "entities, and a bare &": (
+        b'<!DOCTYPE opml [<!ENTITY e "x">]><opml><body>'
+        b'<outline text="&e;" xmlUrl="https://a.example/?a=1&b=2"/></body></opml>',
+        "entities",
+    ),
+    "only empty URLs": (
+        b'<opml><body><outline type="rss" text="a" xmlUrl=""/></body></opml>',
+        "1 feed outline.s. have an empty one",
     ),
     "a javascript: URL": (
         b'<opml><body><outline text="a" xmlUrl="javascript:alert(1)"/></body></opml>',
