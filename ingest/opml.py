@@ -40,8 +40,9 @@ _AMPERSAND = re.compile(
 # A complete character reference, as left in an attribute escaped twice ("&amp;amp;").
 _ESCAPED = re.compile(r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9]{0,31});")
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
-# C0 controls other than tab, newline and carriage return: never allowed in XML 1.0.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# What XML 1.0 never holds: C0 controls but tab, newline and carriage return, surrogates
+# (a JSON string may carry a lone one), U+FFFE and U+FFFF.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _DECLARATION = re.compile(r"""^\s*<\?xml\b[^>]*?\?>""")
 _DECLARED_ENCODING = re.compile(
     rb"""^\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']"""
@@ -131,29 +132,34 @@ def write_opml(feeds: Sequence[Subscription], *, title: str, created: datetime) 
     ``category``."""
     root = etree.Element("opml", version="2.0")
     head = etree.SubElement(root, "head")
-    etree.SubElement(head, "title").text = title
+    etree.SubElement(head, "title").text = _xml_safe(title)
     etree.SubElement(head, "dateCreated").text = format_datetime(created, usegmt=True)
     body = etree.SubElement(root, "body")
     folders: dict[str, etree._Element] = {}
     for feed in feeds:
         if feed.tags and feed.tags[0] not in folders:
-            folders[feed.tags[0]] = etree.SubElement(
-                body, "outline", text=feed.tags[0], title=feed.tags[0]
-            )
+            name = _xml_safe(feed.tags[0])
+            folders[feed.tags[0]] = etree.SubElement(body, "outline", text=name, title=name)
     for feed in feeds:
         parent = folders[feed.tags[0]] if feed.tags else body
-        name = feed.title or feed.url
+        name = _xml_safe(feed.title or feed.url)
         outline = etree.SubElement(parent, "outline", type="rss", text=name, title=name)
-        outline.set("xmlUrl", feed.url)
+        outline.set("xmlUrl", _xml_safe(feed.url))
         if feed.site_url:
-            outline.set("htmlUrl", feed.site_url)
+            outline.set("htmlUrl", _xml_safe(feed.site_url))
         # A tag with a comma or a slash cannot be told apart in `category` (comma-separated
         # paths): it is kept as its folder only.
         listed = [t for t in feed.tags if "," not in t and "/" not in t]
         if listed:
-            outline.set("category", ",".join(listed))
+            outline.set("category", _xml_safe(",".join(listed)))
     etree.indent(root, space="  ")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+
+
+def _xml_safe(value: str) -> str:
+    """``value`` without the characters XML 1.0 cannot hold (lxml refuses them): a title
+    taken from a JSON Feed, or a name in the config, may have one."""
+    return _CONTROLS.sub("", value)
 
 
 def _parse(data: bytes, source: str, notes: list[str]) -> etree._Element:
