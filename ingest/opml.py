@@ -8,6 +8,14 @@ feed with both tags. The file is parsed without entities, DTDs or the network, a
 declares entities (billion laughs, external entities) is refused whole, as is one with a
 feed that is not http(s): nothing is taken from a file that is not what it says.
 
+Exporters get XML wrong in ways other readers tolerate, and so do we, with a note, but only
+once the strict parse has failed: a bare ``&`` in a URL (``?a=1&b=2``), HTML's named
+entities (``&eacute;``, ``&nbsp;``), control characters, blank lines before the XML
+declaration, and bytes that are not the UTF-8 the file declares or implies (read as
+Windows-1252). The result is parsed as strictly again; anything else is still refused. An
+``xmlUrl=""`` is no feed (a folder's, when it holds outlines); ``feedUrl``, and ``url`` on a
+``type="rss"`` outline, are read as ``xmlUrl``.
+
 Writing gives OPML 2.0: each feed an ``outline type="rss"`` with ``text``, ``title``,
 ``xmlUrl`` and ``htmlUrl`` (when known), under an outline for its first tag, with every tag
 in ``category``; feeds without tags at the top. Read back, it gives the same feeds and tags.
@@ -66,6 +74,8 @@ def read_opml(data: bytes, *, source: str, notes: list[str] | None = None) -> li
     naming ``source`` for anything that is not a usable OPML list. What was read leniently
     or passed over is said in ``notes``, when given."""
     check_size(len(data), source=source)
+    if not data.strip():
+        raise UsageError(f"{source}: the file is empty; nothing imported")
     said: list[str] = [] if notes is None else notes
     root = _parse(data, source, said)
     body = next((child for child in root if _name(child) == "body"), None)
@@ -191,7 +201,11 @@ def _parse_repaired(data: bytes, source: str, notes: list[str]) -> etree._Elemen
     if text is None:
         return None
     fixes = [encoding_note] if encoding_note else []
-    body = _DECLARATION.sub("", text.lstrip("\ufeff"), count=1)
+    text = text.lstrip("\ufeff")
+    declaration = _DECLARATION.match(text)
+    if declaration and text[:1].isspace():  # a PHP exporter's stray newline, most often
+        fixes.append("blank space before the XML declaration")
+    body = text[declaration.end() :] if declaration else text
     repaired = _AMPERSAND.sub(_reference, body)
     if repaired != body:
         fixes.append("a bare & or an HTML entity")

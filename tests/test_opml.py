@@ -109,6 +109,15 @@ def test_what_is_read_leniently_or_passed_over_is_said() -> None:
     assert strict == []  # well-formed files are read as they are, with nothing to say
 
 
+def test_a_stray_line_before_the_declaration_is_forgiven() -> None:
+    data = b'\n\n<?xml version="1.0" encoding="utf-8"?>\n<opml version="1.0"><body>'
+    data += b'<outline text="A" type="rss" xmlUrl="https://a.example/rss"/></body></opml>'
+    notes: list[str] = []
+
+    assert [s.url for s in read_opml(data, source="x", notes=notes)] == ["https://a.example/rss"]
+    assert "blank space before the XML declaration" in notes[0]
+
+
 def test_control_characters_are_dropped_and_bad_site_urls_ignored() -> None:
     data = b'<opml><body><outline text="Bell\x07 Labs" xmlUrl="https://bell.example/rss"/>'
     found = read_opml(data + b"</body></opml>", source="x")
@@ -165,6 +174,7 @@ HOSTILE = {
         b'<outline text="&e;" xmlUrl="https://a.example/?a=1&b=2"/></body></opml>',
         "entities",
     ),
+    "an empty file": (b" \n", "the file is empty"),
     "only empty URLs": (
         b'<opml><body><outline type="rss" text="a" xmlUrl=""/></body></opml>',
         "1 feed outline.s. have an empty one",
