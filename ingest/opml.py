@@ -47,6 +47,9 @@ _AMPERSAND = re.compile(
 )
 # A complete character reference, as left in an attribute escaped twice ("&amp;amp;").
 _ESCAPED = re.compile(r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9]{0,31});")
+# C1 controls as Windows-1252's characters (“ ” – € ...): what a file declaring ISO-8859-1
+# but written by a Windows tool means by them, as browsers read it too.
+_C1_AS_CP1252 = {i: bytes([i]).decode("cp1252", "ignore") or None for i in range(0x80, 0xA0)}
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 # What XML 1.0 never holds: C0 controls but tab, newline and carriage return, surrogates
 # (a JSON string may carry a lone one), U+FFFE and U+FFFF.
@@ -349,9 +352,11 @@ def _categories(value: str) -> list[str]:
 
 
 def _clean(value: str | None) -> str | None:
-    """A name as shown: spaces collapsed, and references an exporter escaped twice
-    (``AT&amp;amp;T``, read as ``AT&amp;T``) read once more."""
-    return _SPACES.sub(" ", _unescaped(value)).strip() or None if value else None
+    """A name as shown: spaces collapsed, references an exporter escaped twice
+    (``AT&amp;amp;T``, read as ``AT&amp;T``) read once more, C1 controls as Windows-1252's."""
+    if not value:
+        return None
+    return _SPACES.sub(" ", _unescaped(value).translate(_C1_AS_CP1252)).strip() or None
 
 
 def _unescaped(value: str) -> str:

@@ -118,6 +118,16 @@ def test_a_stray_line_before_the_declaration_is_forgiven() -> None:
     assert "blank space before the XML declaration" in notes[0]
 
 
+def test_windows_bytes_in_a_latin1_file_are_read_as_windows_meant_them() -> None:
+    # Declared ISO-8859-1, written by a Windows tool: 0x93 0x94 0x96 0x80 are “ ” – €.
+    data = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<opml><body><outline text="'
+    data += b'\x93Caf\xe9\x94 \x96 \x80"><outline text="Na\xefve" xmlUrl="https://n.example/rss"/>'
+
+    (found,) = read_opml(data + b"</outline></body></opml>", source="x")
+
+    assert (found.title, found.tags) == ("Naïve", ("“Café” – €",))
+
+
 def test_control_characters_are_dropped_and_bad_site_urls_ignored() -> None:
     data = b'<opml><body><outline text="Bell\x07 Labs" xmlUrl="https://bell.example/rss"/>'
     found = read_opml(data + b"</body></opml>", source="x")
