@@ -14,7 +14,8 @@ entities (``&eacute;``, ``&nbsp;``), control characters, blank lines before the 
 declaration, and bytes that are not the UTF-8 the file declares or implies (read as
 Windows-1252). The result is parsed as strictly again; anything else is still refused. An
 ``xmlUrl=""`` is no feed (a folder's, when it holds outlines); ``feedUrl``, and ``url`` on a
-``type="rss"`` outline, are read as ``xmlUrl``.
+``type="rss"`` outline, are read as ``xmlUrl``. Pages a reader scrapes (FreshRSS's
+``type="HTML+XPath"``) are no feeds, and included lists are not fetched: both are said.
 
 Writing gives OPML 2.0: each feed an ``outline type="rss"`` with ``text``, ``title``,
 ``xmlUrl`` and ``htmlUrl`` (when known), under an outline for its first tag, with every tag
@@ -85,11 +86,19 @@ def read_opml(data: bytes, *, source: str, notes: list[str] | None = None) -> li
     found: dict[str, Subscription] = {}
     bad: list[str] = []
     unaddressed: list[str] = []
+    scraped: list[str] = []
     for outline, folders in _feed_outlines(body) if body is not None else ():
         attrs = _attributes(outline)
         given = _given_url(attrs)
+        name = _clean(attrs.get("title")) or _clean(attrs.get("text")) or given or "?"
         if not given:  # a feed outline whose URL was left empty: nothing to subscribe to
-            unaddressed.append(_clean(attrs.get("title")) or _clean(attrs.get("text")) or "?")
+            unaddressed.append(name)
+            continue
+        # FreshRSS's web-scraping sources (type="HTML+XPath", "JSON+DotNotation"...): their
+        # xmlUrl is a page or an API, which would fail at every poll as a feed.
+        kind = attrs.get("type", "").lower()
+        if "xpath" in kind or "dotnotation" in kind:
+            scraped.append(name)
             continue
         url = _feed_url(given)
         if url is None:
@@ -111,11 +120,21 @@ def read_opml(data: bytes, *, source: str, notes: list[str] | None = None) -> li
             site = None
         found[key] = Subscription(url, title, site, tags)
     if unaddressed:
-        shown = ", ".join(repr(t) for t in unaddressed[:3]) + (
-            " ..." if len(unaddressed) > 3 else ""
-        )
         said.append(
-            f"{source}: {len(unaddressed)} feed outline(s) with an empty URL passed over ({shown})"
+            f"{source}: {len(unaddressed)} feed outline(s) with an empty URL passed over "
+            f"({_listed(unaddressed)})"
+        )
+    if scraped:
+        said.append(
+            f"{source}: {len(scraped)} web page(s) a reader scraped (type HTML+XPath, "
+            f"JSON+DotNotation...) passed over: no feeds ({_listed(scraped)}); `ingest feeds "
+            "add` finds a site's feeds"
+        )
+    included = _includes(body) if body is not None else 0
+    if included:
+        said.append(
+            f'{source}: {included} outline(s) point to another OPML list (type="include", '
+            "frss:opmlUrl), not fetched: import that list itself"
         )
     if bad:
         shown = ", ".join(repr(u) for u in bad[:3]) + (" ..." if len(bad) > 3 else "")
@@ -124,10 +143,8 @@ def read_opml(data: bytes, *, source: str, notes: list[str] | None = None) -> li
             "(remove those outlines, or fix their xmlUrl)"
         )
     if not found:
-        raise UsageError(
-            f"{source}: no feeds in this OPML file (no outline has an xmlUrl)"
-            + (f"; {len(unaddressed)} feed outline(s) have an empty one" if unaddressed else "")
-        )
+        why = "".join(f"; {note.removeprefix(f'{source}: ')}" for note in said)
+        raise UsageError(f"{source}: no feeds in this OPML file (no outline has an xmlUrl){why}")
     return list(found.values())
 
 
@@ -300,6 +317,23 @@ def _scheme(url: str) -> str:
         return urlsplit(url).scheme.lower()
     except ValueError:  # urlsplit's "Invalid IPv6 URL": http://[oops/
         return ""
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names[:3]) + (" ..." if len(names) > 3 else "")
+
+
+def _includes(body: etree._Element) -> int:
+    """How many outlines include another OPML list: OPML 2's type="include", FreshRSS's
+    dynamic categories (frss:opmlUrl)."""
+    count = 0
+    for outline in body.iter():
+        if _name(outline) != "outline":
+            continue
+        keys = [etree.QName(k).localname.lower() for k in outline.attrib]
+        kind = str(outline.get("type", "")).strip().lower()
+        count += kind == "include" or "opmlurl" in keys
+    return count
 
 
 def _feed_outlines(

@@ -109,6 +109,23 @@ def test_what_is_read_leniently_or_passed_over_is_said() -> None:
     assert strict == []  # well-formed files are read as they are, with nothing to say
 
 
+def test_scraped_pages_are_no_feeds_and_included_lists_are_not_fetched() -> None:
+    data = b"""<opml xmlns:x="https://reader.example/ns" version="2.0"><body>
+<outline text="Kept" type="rss" xmlUrl="https://kept.example/rss"/>
+<outline text="A page" type="HTML+XPath" xmlUrl="https://page.example/" x:xPathItem="//li"/>
+<outline text="An API" type="JSON+DotNotation" xmlUrl="https://api.example/items.json"/>
+<outline text="More" type="include" url="https://lists.example/more.opml"/>
+<outline text="Synced list" x:opmlUrl="https://lists.example/synced.opml"/>
+</body></opml>"""
+    notes: list[str] = []
+
+    found = read_opml(data, source="x", notes=notes)
+
+    assert [s.url for s in found] == ["https://kept.example/rss"]
+    assert "2 web page(s) a reader scraped" in notes[0] and "'A page', 'An API'" in notes[0]
+    assert "2 outline(s) point to another OPML list" in notes[1]
+
+
 def test_a_stray_line_before_the_declaration_is_forgiven() -> None:
     data = b'\n\n<?xml version="1.0" encoding="utf-8"?>\n<opml version="1.0"><body>'
     data += b'<outline text="A" type="rss" xmlUrl="https://a.example/rss"/></body></opml>'
@@ -187,7 +204,7 @@ HOSTILE = {
     "an empty file": (b" \n", "the file is empty"),
     "only empty URLs": (
         b'<opml><body><outline type="rss" text="a" xmlUrl=""/></body></opml>',
-        "1 feed outline.s. have an empty one",
+        r"no feeds .*; 1 feed outline\(s\) with an empty URL passed over \('a'\)",
     ),
     "a javascript: URL": (
         b'<opml><body><outline text="a" xmlUrl="javascript:alert(1)"/></body></opml>',
