@@ -175,7 +175,8 @@ def write_opml(feeds: Sequence[Subscription], *, title: str, created: datetime) 
         name = _xml_safe(feed.title or feed.url)
         outline = etree.SubElement(parent, "outline", type="rss", text=name, title=name)
         outline.set("xmlUrl", _xml_safe(feed.url))
-        if feed.site_url:
+        # A feed's <link> may be no web address (NewsBlur has seen "tag:" URIs): not a site.
+        if feed.site_url and _scheme(feed.site_url) in {"http", "https"}:
             outline.set("htmlUrl", _xml_safe(feed.site_url))
         # A tag with a comma or a slash cannot be told apart in `category` (comma-separated
         # paths): it is kept as its folder only.

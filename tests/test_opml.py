@@ -236,6 +236,7 @@ def test_written_opml_reads_back_with_every_feed_and_tag() -> None:
         Subscription("https://a.example/rss", "A & B <news>", "https://a.example/", ("news",)),
         Subscription("https://b.example/atom", "Bee", None, ("tech", "news", "AI/ML")),
         Subscription("https://c.example/feed.json", None, None, ()),
+        Subscription("https://d.example/atom", "Dee", "tag:d.example,2013:blog", ()),
     ]
 
     data = write_opml(feeds, title="ingest subscriptions", created=datetime(2025, 3, 1, tzinfo=UTC))
@@ -260,4 +261,5 @@ def test_written_opml_reads_back_with_every_feed_and_tag() -> None:
         ("https://a.example/rss", "A & B <news>", "https://a.example/", ("news",)),
         ("https://b.example/atom", "Bee", None, ("tech", "news")),  # AI/ML: its folder only
         ("https://c.example/feed.json", None, None, ()),
+        ("https://d.example/atom", "Dee", None, ()),  # a tag: URI is no site
     ]
