@@ -51,6 +51,7 @@ _ESCAPED = re.compile(r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9
 # C1 controls as Windows-1252's characters (“ ” – € ...): what a file declaring ISO-8859-1
 # but written by a Windows tool means by them, as browsers read it too.
 _C1_AS_CP1252 = {i: bytes([i]).decode("cp1252", "ignore") or None for i in range(0x80, 0xA0)}
+_AMPERSAND_ESCAPED = re.compile(r"&(?:amp|#0*38|#[xX]0*26);")
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 # What XML 1.0 never holds: C0 controls but tab, newline and carriage return, surrogates
 # (a JSON string may carry a lone one), U+FFFE and U+FFFF.
@@ -366,8 +367,9 @@ def _attributes(element: etree._Element) -> dict[str, str]:
 
 
 def _feed_url(value: str) -> str | None:
-    # "?a=1&amp;b=2" once parsed: escaped twice by its exporter; no feed means "amp;b".
-    url = value.strip().replace("&amp;", "&")
+    # "?a=1&amp;b=2" once parsed (or WordPress's &#038;): escaped twice by its exporter; no
+    # feed means a parameter named "amp;b".
+    url = _AMPERSAND_ESCAPED.sub("&", value.strip())
     if url.lower().startswith("feed:"):  # feed://host/path and feed:https://host/path
         rest = url[5:]
         url = rest if rest.lower().startswith(("http://", "https://")) else "http:" + rest

@@ -66,7 +66,7 @@ EXPECTED: dict[str, dict[str, tuple[str | None, tuple[str, ...]]]] = {
             "Espresso Notes",
             ("Cafés & Bars Weekly",),
         ),
-        "https://leaves.example/rss?a=1&b=2": ("Tea & Biscuits", ("Cafés & Bars Weekly",)),
+        "https://leaves.example/rss?a=1&b=2&c=3": ("Tea & Biscuits", ("Cafés & Bars Weekly",)),
         "https://door.example/atom.xml": ("Side door", ()),
         "https://back.example/atom.xml": ("Back door", ()),
         "https://odd.example/rss": ("Odd site", ()),
