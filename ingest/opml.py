@@ -48,10 +48,10 @@ _AMPERSAND = re.compile(
 )
 # A complete character reference, as left in an attribute escaped twice ("&amp;amp;").
 _ESCAPED = re.compile(r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9]{0,31});")
+_AMPERSAND_ESCAPED = re.compile(r"&(?:amp|#0*38|#[xX]0*26);")
 # C1 controls as Windows-1252's characters (“ ” – € ...): what a file declaring ISO-8859-1
 # but written by a Windows tool means by them, as browsers read it too.
 _C1_AS_CP1252 = {i: bytes([i]).decode("cp1252", "ignore") or None for i in range(0x80, 0xA0)}
-_AMPERSAND_ESCAPED = re.compile(r"&(?:amp|#0*38|#[xX]0*26);")
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 # What XML 1.0 never holds: C0 controls but tab, newline and carriage return, surrogates
 # (a JSON string may carry a lone one), U+FFFE and U+FFFF.
@@ -138,10 +138,9 @@ def read_opml(data: bytes, *, source: str, notes: list[str] | None = None) -> li
             "frss:opmlUrl), not fetched: import that list itself"
         )
     if bad:
-        shown = ", ".join(repr(u) for u in bad[:3]) + (" ..." if len(bad) > 3 else "")
         raise UsageError(
-            f"{source}: {len(bad)} feed(s) without an http(s) URL ({shown}); nothing imported "
-            "(remove those outlines, or fix their xmlUrl)"
+            f"{source}: {len(bad)} feed(s) without an http(s) URL ({_listed(bad)}); nothing "
+            "imported (remove those outlines, or fix their xmlUrl)"
         )
     if not found:
         why = "".join(f"; {note.removeprefix(f'{source}: ')}" for note in said)
