@@ -219,7 +219,10 @@ def import_(obj: Context, file: Path, tags: tuple[str, ...]) -> None:
                 data = fh.read(MAX_OPML_BYTES + 1)  # a pipe or a device: enough to tell
         except OSError as exc:
             raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
-        found = read_opml(data, source=str(file))
+        notes: list[str] = []
+        found = read_opml(data, source=str(file), notes=notes)
+        for note in notes:  # what was read leniently, or passed over
+            click.echo(f"ingest: note: {note}", err=True)
         _apply(obj, config, from_opml(found, tags), what=f"from {file}")
 
 
@@ -248,16 +251,27 @@ def export(obj: Context, fmt: str, out: Path | None) -> None:
             raise UsageError(f"--out {out}: there is no folder {out.parent}; create it first")
         settings = obj.settings()
         config = ConfigFile(config_in_use(settings))
+        count = len(config.feeds)
         if fmt == "toml":
             text = to_toml(config)
         else:
-            subscriptions = to_opml(settings.feeds, archived_feeds(settings))
+            # A sitemap is no feed: another reader would subscribe to it and fail.
+            feeds = [f for f in settings.feeds if f.type == "feed"]
+            if len(feeds) < len(settings.feeds):
+                left_out = cli_output.plural(len(settings.feeds) - len(feeds), "sitemap")
+                click.echo(
+                    f"ingest: note: {left_out} left out: OPML lists feeds (--format toml "
+                    "keeps them)",
+                    err=True,
+                )
+            count = len(feeds)
+            subscriptions = to_opml(feeds, archived_feeds(settings))
             text = write_opml(subscriptions, title=OPML_TITLE, created=utcnow()).decode()
         if out is None:
             click.echo(text, nl=False)
             return
         write_file(out, lambda fh: fh.write(text))
-    click.echo(f"Exported {cli_output.plural(len(config.feeds), 'feed')} to {out}.", err=True)
+    click.echo(f"Exported {cli_output.plural(count, 'feed')} to {out}.", err=True)
 
 
 def _choose(found: Discovery, config: ConfigFile, *, take_all: bool) -> list[Candidate]:

@@ -461,6 +461,23 @@ def test_export_gives_each_feeds_site_from_the_archive(cli: Ingest, newsroom: Ne
     assert 'text="news" title="news"' in text
 
 
+def test_export_leaves_sitemaps_out_and_writes_only_what_xml_holds(bare: Ingest) -> None:
+    assert bare.config is not None
+    with bare.config.open("a", encoding="utf-8") as fh:
+        fh.write(
+            '[[feeds]]\nname = "Bell\\u0007 Labs"\nurl = "https://bell.example/rss"\n\n'
+            '[[feeds]]\nurl = "https://bell.example/sitemap.xml"\ntype = "sitemap"\n'
+        )
+
+    result = bare("feeds", "export")
+
+    # A control character (a config may hold one, a JSON Feed's title too) is dropped, not
+    # a traceback; a sitemap is no feed for another reader, and is said to be left out.
+    assert 'text="Bell Labs" title="Bell Labs" xmlUrl="https://bell.example/rss"' in result.stdout
+    assert "sitemap.xml" not in result.stdout
+    assert "1 sitemap left out" in result.stderr
+
+
 # --- tags -----------------------------------------------------------------------------------
 
 

@@ -58,6 +58,24 @@ EXPECTED: dict[str, dict[str, tuple[str | None, tuple[str, ...]]]] = {
         ),
         "https://example.org/blog/atom.xml": ("Unfiled feed", ()),
     },
+    # Written by hand as careless exporters write: a bare & in a URL, HTML entities, one
+    # escaped twice, a control character, xmlUrl="" on a folder and on a feed (passed
+    # over), feedUrl and url= for xmlUrl, a site URL urlsplit cannot read.
+    "sloppy.opml": {
+        "https://beans.example/feed?lang=en&format=rss": (
+            "Espresso Notes",
+            ("Cafés & Bars Weekly",),
+        ),
+        "https://leaves.example/rss?a=1&b=2&c=3": ("Tea & Biscuits", ("Cafés & Bars Weekly",)),
+        "https://door.example/atom.xml": ("Side door", ()),
+        "https://back.example/atom.xml": ("Back door", ()),
+        "https://odd.example/rss": ("Odd site", ()),
+    },
+    # Windows-1252 bytes in a file that declares UTF-8.
+    "cp1252.opml": {
+        "https://cafe.example/rss": ("Le Café", ("Économie – “vite”",)),
+        "https://naive.example/rss": ("Naïve €uros", ()),
+    },
 }
 
 
@@ -75,6 +93,64 @@ def test_site_urls_are_kept_when_they_are_web_addresses() -> None:
 
     assert by_url["https://example.org/blog/atom.xml"].site_url is None  # javascript: dropped
     assert feedly[0].site_url == "https://arstechnica.com"
+
+
+def test_what_is_read_leniently_or_passed_over_is_said() -> None:
+    notes: list[str] = []
+    read_opml((OPML_DIR / "sloppy.opml").read_bytes(), source="s.opml", notes=notes)
+    strict: list[str] = []
+    read_opml((OPML_DIR / "feedly.opml").read_bytes(), source="f.opml", notes=strict)
+
+    assert notes == [
+        "s.opml: not well-formed XML as written (a bare & or an HTML entity); read as other "
+        "readers do",
+        "s.opml: 1 feed outline(s) with an empty URL passed over ('Gone quiet')",
+    ]
+    assert strict == []  # well-formed files are read as they are, with nothing to say
+
+
+def test_scraped_pages_are_no_feeds_and_included_lists_are_not_fetched() -> None:
+    data = b"""<opml xmlns:x="https://reader.example/ns" version="2.0"><body>
+<outline text="Kept" type="rss" xmlUrl="https://kept.example/rss"/>
+<outline text="A page" type="HTML+XPath" xmlUrl="https://page.example/" x:xPathItem="//li"/>
+<outline text="An API" type="JSON+DotNotation" xmlUrl="https://api.example/items.json"/>
+<outline text="More" type="include" url="https://lists.example/more.opml"/>
+<outline text="Synced list" x:opmlUrl="https://lists.example/synced.opml"/>
+</body></opml>"""
+    notes: list[str] = []
+
+    found = read_opml(data, source="x", notes=notes)
+
+    assert [s.url for s in found] == ["https://kept.example/rss"]
+    assert "2 web page(s) a reader scraped" in notes[0] and "'A page', 'An API'" in notes[0]
+    assert "2 outline(s) point to another OPML list" in notes[1]
+
+
+def test_a_stray_line_before_the_declaration_is_forgiven() -> None:
+    data = b'\n\n<?xml version="1.0" encoding="utf-8"?>\n<opml version="1.0"><body>'
+    data += b'<outline text="A" type="rss" xmlUrl="https://a.example/rss"/></body></opml>'
+    notes: list[str] = []
+
+    assert [s.url for s in read_opml(data, source="x", notes=notes)] == ["https://a.example/rss"]
+    assert "blank space before the XML declaration" in notes[0]
+
+
+def test_windows_bytes_in_a_latin1_file_are_read_as_windows_meant_them() -> None:
+    # Declared ISO-8859-1, written by a Windows tool: 0x93 0x94 0x96 0x80 are “ ” – €.
+    data = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<opml><body><outline text="'
+    data += b'\x93Caf\xe9\x94 \x96 \x80"><outline text="Na\xefve" xmlUrl="https://n.example/rss"/>'
+
+    (found,) = read_opml(data + b"</outline></body></opml>", source="x")
+
+    assert (found.title, found.tags) == ("Naïve", ("“Café” – €",))
+
+
+def test_control_characters_are_dropped_and_bad_site_urls_ignored() -> None:
+    data = b'<opml><body><outline text="Bell\x07 Labs" xmlUrl="https://bell.example/rss"/>'
+    found = read_opml(data + b"</body></opml>", source="x")
+
+    assert [(s.title, s.site_url) for s in found] == [("Bell Labs", None)]
+    assert read_opml((OPML_DIR / "sloppy.opml").read_bytes(), source="x")[-1].site_url is None
 
 
 LAUGHS = b"""<?xml version="1.0"?>
@@ -112,6 +188,24 @@ HOSTILE = {
         b'<outline text="b" xmlUrl="file:///etc/passwd"/></body></opml>',
         r"without an http\(s\) URL",
     ),
+    "a broken host": (
+        b'<opml><body><outline text="a" xmlUrl="http://[oops/rss"/></body></opml>',
+        r"without an http\(s\) URL",
+    ),
+    "cut short, with a bare &": (
+        b'<opml><body><outline text="a" xmlUrl="https://a.example/?a=1&b=2"/>',
+        "well-formed",
+    ),
+    "entities, and a bare &": (
+        b'<!DOCTYPE opml [<!ENTITY e "x">]><opml><body>'
+        b'<outline text="&e;" xmlUrl="https://a.example/?a=1&b=2"/></body></opml>',
+        "entities",
+    ),
+    "an empty file": (b" \n", "the file is empty"),
+    "only empty URLs": (
+        b'<opml><body><outline type="rss" text="a" xmlUrl=""/></body></opml>',
+        r"no feeds .*; 1 feed outline\(s\) with an empty URL passed over \('a'\)",
+    ),
     "a javascript: URL": (
         b'<opml><body><outline text="a" xmlUrl="javascript:alert(1)"/></body></opml>',
         r"without an http\(s\) URL",
@@ -142,6 +236,7 @@ def test_written_opml_reads_back_with_every_feed_and_tag() -> None:
         Subscription("https://a.example/rss", "A & B <news>", "https://a.example/", ("news",)),
         Subscription("https://b.example/atom", "Bee", None, ("tech", "news", "AI/ML")),
         Subscription("https://c.example/feed.json", None, None, ()),
+        Subscription("https://d.example/atom", "Dee", "tag:d.example,2013:blog", ()),
     ]
 
     data = write_opml(feeds, title="ingest subscriptions", created=datetime(2025, 3, 1, tzinfo=UTC))
@@ -166,4 +261,5 @@ def test_written_opml_reads_back_with_every_feed_and_tag() -> None:
         ("https://a.example/rss", "A & B <news>", "https://a.example/", ("news",)),
         ("https://b.example/atom", "Bee", None, ("tech", "news")),  # AI/ML: its folder only
         ("https://c.example/feed.json", None, None, ()),
+        ("https://d.example/atom", "Dee", None, ()),  # a tag: URI is no site
     ]
