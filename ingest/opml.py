@@ -5,8 +5,10 @@ like): every outline with an ``xmlUrl`` is a feed, at any depth; its title is ``
 ``text``; the titles of the outlines around it, and the paths of its OPML 2 ``category``
 attribute (``/a/b`` is ``a`` and ``b``), are its tags. A feed listed in two folders is one
 feed with both tags. The file is parsed without entities, DTDs or the network, and one that
-declares entities (billion laughs, external entities) is refused whole, as is one with a
-feed that is not http(s): nothing is taken from a file that is not what it says.
+declares entities (billion laughs, external entities) is refused whole: nothing is taken
+from a file that is not what it says. A feed that is not http(s) (a reader's local command,
+a ``file:`` or relative URL, a broken host) is one this archive cannot poll: it is passed over
+with a note, and the file's other feeds are imported.
 
 Exporters get XML wrong in ways other readers tolerate, and so do we, with a note, but only
 once the strict parse has failed: a bare ``&`` in a URL (``?a=1&b=2``), HTML's named
@@ -138,9 +140,9 @@ def read_opml(data: bytes, *, source: str, notes: list[str] | None = None) -> li
             "frss:opmlUrl), not fetched: import that list itself"
         )
     if bad:
-        raise UsageError(
-            f"{source}: {len(bad)} feed(s) without an http(s) URL ({_listed(bad)}); nothing "
-            "imported (remove those outlines, or fix their xmlUrl)"
+        said.append(
+            f"{source}: {len(bad)} feed(s) without an http(s) URL passed over "
+            f"({_listed(bad)}): not feeds this archive can poll"
         )
     if not found:
         why = "".join(f"; {note.removeprefix(f'{source}: ')}" for note in said)

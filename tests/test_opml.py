@@ -183,14 +183,13 @@ HOSTILE = {
         "no feeds",
     ),
     "no body": (b'<opml version="2.0"><head><title>t</title></head></opml>', "no feeds"),
-    "a file: URL": (
-        b'<opml><body><outline text="a" xmlUrl="https://a.example/rss"/>'
-        b'<outline text="b" xmlUrl="file:///etc/passwd"/></body></opml>',
-        r"without an http\(s\) URL",
+    "only a file: URL": (
+        b'<opml><body><outline text="b" xmlUrl="file:///etc/passwd"/></body></opml>',
+        r"no feeds .*without an http\(s\) URL passed over",
     ),
     "a broken host": (
         b'<opml><body><outline text="a" xmlUrl="http://[oops/rss"/></body></opml>',
-        r"without an http\(s\) URL",
+        r"no feeds .*without an http\(s\) URL passed over",
     ),
     "cut short, with a bare &": (
         b'<opml><body><outline text="a" xmlUrl="https://a.example/?a=1&b=2"/>',
@@ -208,7 +207,7 @@ HOSTILE = {
     ),
     "a javascript: URL": (
         b'<opml><body><outline text="a" xmlUrl="javascript:alert(1)"/></body></opml>',
-        r"without an http\(s\) URL",
+        r"no feeds .*without an http\(s\) URL passed over",
     ),
 }
 
@@ -263,3 +262,20 @@ def test_written_opml_reads_back_with_every_feed_and_tag() -> None:
         ("https://c.example/feed.json", None, None, ()),
         ("https://d.example/atom", "Dee", None, ()),  # a tag: URI is no site
     ]
+
+
+def test_feeds_that_are_not_http_are_passed_over_with_a_note_and_the_rest_imported() -> None:
+    data = (
+        b'<?xml version="1.0"?><opml version="2.0"><body><outline text="Tools">'
+        b'<outline text="Weather" type="rss" xmlUrl="|/usr/local/bin/weather-feed"/>'
+        b'<outline text="Local" xmlUrl="file:///home/me/feed.xml"/>'
+        b'<outline text="Relative" xmlUrl="/feed.xml"/>'
+        b'<outline text="Harbour" xmlUrl="https://news.example.org/rss"/>'
+        b"</outline></body></opml>"
+    )
+    notes: list[str] = []
+    feeds = read_opml(data, source="list.opml", notes=notes)
+    assert [(f.url, f.tags) for f in feeds] == [("https://news.example.org/rss", ("Tools",))]
+    assert len(notes) == 1
+    assert notes[0].startswith("list.opml: 3 feed(s) without an http(s) URL passed over (")
+    assert "'|/usr/local/bin/weather-feed'" in notes[0] and "cannot poll" in notes[0]
