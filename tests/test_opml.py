@@ -278,4 +278,4 @@ def test_feeds_that_are_not_http_are_passed_over_with_a_note_and_the_rest_import
     assert [(f.url, f.tags) for f in feeds] == [("https://news.example.org/rss", ("Tools",))]
     assert len(notes) == 1
     assert notes[0].startswith("list.opml: 3 feed(s) without an http(s) URL passed over (")
-    assert "'|/usr/local/bin/weather-feed'" in notes[0] and "cannot poll" in notes[0]
+    assert "'|/usr/local/bin/weather-feed'" in notes[0] and "can poll" in notes[0]
