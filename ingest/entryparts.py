@@ -119,8 +119,11 @@ def fragment_text(html: str | None) -> str | None:
         current.clear()
 
     def walk(node: Any) -> None:
-        tag = node.tag if isinstance(node.tag, str) else ""
-        if tag in {"script", "style"}:
+        # A comment or processing instruction (its tag is not a string) is no text: the
+        # commented-out markup publishers leave in content (``<!-- img src=... -->``) is not
+        # read; what follows it is.
+        tag = node.tag if isinstance(node.tag, str) else None
+        if tag is None or tag in {"script", "style"}:
             if node.tail:
                 current.append(node.tail)
             return

@@ -22,8 +22,11 @@ article. The post is what the feed is; the linked page is left to its own site's
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from html import unescape
 from typing import Any
 
 from ingest.entryparts import (
@@ -43,6 +46,11 @@ from ingest.records import Enclosure, FeedEntry, ParsedFeed
 VERSION_PREFIX = "https://jsonfeed.org/version/"
 MAX_AUTHORS = 50  # per item: names past this are a hostile list, not a byline
 MAX_PROBLEMS = 20  # problems kept in memory to report the first one and a count
+# What only a JSON Feed item holds: a document without JSON Feed's version whose items hold
+# none of these is some other JSON with an "items" list (RSS turned into JSON, an API).
+ITEM_FIELDS = frozenset({"id", "url", "external_url", "content_html", "content_text"})
+# A character reference, complete with its semicolon: "AT&T" or "R&D &notes" hold none.
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
 
 
 class _Problems:
@@ -79,6 +87,22 @@ def _string(data: Mapping[str, Any], key: str, where: str, problems: _Problems) 
     return None
 
 
+def _unescaped(text: str | None) -> str | None:
+    """Plain text with its character references decoded. JSON Feed's plain-text fields
+    (titles, names, ``summary``, ``content_text``) should hold none, but templates escape
+    them for HTML (Nunjucks' autoescape in 11ty's own JSON Feed template gives
+    ``Q&amp;A: what&#39;s new``): a reference complete with its ``;`` is decoded, a bare
+    ``&`` is left as it is."""
+    if not text or "&" not in text:
+        return text
+    return _ENTITY.sub(lambda found: unescape(found.group()), text)
+
+
+def _line(text: str | None) -> str | None:
+    """A title or a name: plain text on one line."""
+    return line_text(_unescaped(text), html=False)
+
+
 def _plain(text: str | None) -> str | None:
     """Plain text as the archive keeps it: each line a paragraph (a line break in plain text
     is what ``<br>`` is in HTML, which `fragment_text` also makes a paragraph). Text that
@@ -87,39 +111,58 @@ def _plain(text: str | None) -> str | None:
         return None
     if has_tags(text):
         return fragment_text(text)
-    lines = (line_text(line, html=False) for line in text.splitlines())
+    lines = (_line(line) for line in text.splitlines())
     return "\n\n".join(line for line in lines if line) or None
 
 
 def _date(value: str | None) -> datetime | None:
     """RFC 3339 (``2025-03-14T09:30:00Z``), as JSON Feed dates are; a time without a zone is
-    taken as UTC, a date alone as its midnight; anything else is no date."""
-    if not value:
+    taken as UTC, a date alone as its midnight. RSS's RFC 822 (``Sat, 16 Mar 2019 10:00:00
+    +0100``), which feeds converted from RSS carry, is read too. Anything else is no date, and
+    so are the placeholders of a missing one: Go's zero time (year 1, what a Hugo template
+    prints for a page without a date) and the Unix epoch (JavaScript's ``new Date(0)``)."""
+    if not value or not value.strip():
         return None
+    text = value.strip()
     try:
-        moment = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    try:
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:  # year 1 or 9999 moved out of range by its zone
         return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.year <= 1 or moment.timestamp() == 0:
+        return None
+    return moment
 
 
 def _authors(data: Mapping[str, Any], where: str, problems: _Problems) -> tuple[str, ...] | None:
     """1.1's ``authors`` (a list of objects), else 1.0's ``author`` (one); None when neither
-    is given (an item then takes the feed's)."""
+    is given (an item then takes the feed's). Feeds in the wild give ``authors`` as one
+    object, and an author as a bare name (a template's ``"author": "{{ site.author }}"``):
+    both say who wrote it without doubt, so both are read."""
     listed = data.get("authors")
     if listed is None and data.get("author") is not None:
         listed = [data["author"]]
     if listed is None:
         return None
+    if isinstance(listed, dict | str):
+        listed = [listed]
     if not isinstance(listed, list):
         problems.add(f"{where}authors is {_kind(listed)}, not a list")
         return None
     names: list[str] = []
     for author in listed[:MAX_AUTHORS]:
+        if isinstance(author, str):
+            author = {"name": author}
         if not isinstance(author, dict):
             problems.add(f"{where}an author is {_kind(author)}, not an object")
             continue
-        name = line_text(_string(author, "name", f"{where}author ", problems), html=False)
+        name = _line(_string(author, "name", f"{where}author ", problems))
         if name and name not in names:
             names.append(name)
     return tuple(names)
@@ -173,7 +216,7 @@ def _item(
     link = absolute(_string(item, "url", where, problems), base) or absolute(
         _string(item, "external_url", where, problems), base
     )
-    title = line_text(_string(item, "title", where, problems), html=False)
+    title = _line(_string(item, "title", where, problems))
     summary = _plain(_string(item, "summary", where, problems))
     html = _string(item, "content_html", where, problems)
     text = _string(item, "content_text", where, problems)
@@ -186,8 +229,13 @@ def _item(
     published = _date(published_raw) or modified
     authors = _authors(item, where, problems)
     language = language_tag(_string(item, "language", where, problems))
+    # An item with no id, link or title is told from the others by its date and its text:
+    # two such posts of one day (a microblog's) are two entries, not one.
+    basis = published_raw or modified_raw
+    if not (guid or link or title):
+        basis = f"{basis or ''}\x00{content or ''}"
     return FeedEntry(
-        key=entry_key(guid, link, title, published_raw or modified_raw),
+        key=entry_key(guid, link, title, basis),
         guid=guid,
         link=link,
         title=title,
@@ -201,10 +249,18 @@ def _item(
     )
 
 
+def _feed_items(items: list[Any]) -> bool:
+    """Whether some item of a list holds a field only JSON Feed items hold."""
+    return any(isinstance(item, dict) and not ITEM_FIELDS.isdisjoint(item) for item in items)
+
+
 def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     """Parse JSON Feed 1.0 or 1.1 bytes (UTF-8, a BOM allowed) fetched from ``url``."""
     try:
-        document = json.loads(body)
+        # strict=False: a tab or a line break left raw inside a string (a template that
+        # printed a title without escaping it) costs nothing to read, where refusing it
+        # would lose the whole feed.
+        document = json.loads(body, strict=False)
     except RecursionError:
         raise FeedError("malformed feed: JSON nested too deeply", url=url) from None
     except ValueError as exc:  # not JSON, not UTF-8, or a number too long to convert
@@ -212,19 +268,21 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     if not isinstance(document, dict):
         raise FeedError(f"malformed feed: JSON {_kind(document)}, not a JSON Feed", url=url)
     version = document.get("version")
+    items = document.get("items")
     if not (isinstance(version, str) and version.startswith(VERSION_PREFIX)) and (
-        "items" not in document
+        items is None or (isinstance(items, list) and items and not _feed_items(items))
     ):
         raise FeedError(
-            "not a feed: JSON without a JSON Feed version or items", url=url, reason="not_feed"
+            "not a feed: JSON without a JSON Feed version or JSON Feed items",
+            url=url,
+            reason="not_feed",
         )
     problems = _Problems()
-    title = line_text(_string(document, "title", "", problems), html=False)
+    title = _line(_string(document, "title", "", problems))
     home = absolute(_string(document, "home_page_url", "", problems), url)
     base = home or url
     language = language_tag(_string(document, "language", "", problems))
     feed_authors = _authors(document, "", problems) or ()
-    items = document.get("items")
     if not isinstance(items, list):
         problems.add(f"items is {_kind(items)}, not a list")
         items = []

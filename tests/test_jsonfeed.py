@@ -156,6 +156,111 @@ def test_an_empty_feed_is_a_feed() -> None:
     assert feed.problem is None
 
 
+# --- shapes found in real feeds (a corpus of other projects' JSON Feeds, tried one by one) ----
+
+
+def test_plain_text_escaped_for_html_by_a_template_is_decoded() -> None:
+    # Template engines autoescape: a title, a name and content_text come with references.
+    feed = parse_json(
+        feed_with(
+            {
+                "id": "1",
+                "title": "Tides &amp; currents: what&#39;s &quot;slack water&quot;?",
+                "content_text": "Ebb &amp; flood.\nAT&T and R&D &notes stay as written.",
+                "authors": [{"name": "Ola &#x00C5;sen"}],
+            },
+            title="Harbour &amp; Shore",
+        )
+    )
+    (entry,) = feed.entries
+
+    assert feed.title == "Harbour & Shore"
+    assert entry.title == 'Tides & currents: what\'s "slack water"?'
+    assert entry.content == "Ebb & flood.\n\nAT&T and R&D &notes stay as written."
+    assert entry.authors == ("Ola \u00c5sen",)
+
+
+def test_authors_given_as_one_object_or_a_bare_name_are_read() -> None:
+    feed = parse_json(
+        feed_with(
+            {"id": "1", "content_text": "a", "authors": {"name": "Kit Lowe"}},
+            {"id": "2", "content_text": "b", "author": "Rae Dunn"},
+            {"id": "3", "content_text": "c"},
+            author="Desk Editor",
+        )
+    )
+
+    assert [e.authors for e in feed.entries] == [("Kit Lowe",), ("Rae Dunn",), ("Desk Editor",)]
+    assert feed.problem is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # RFC 822, as feeds converted from RSS and some templates write it.
+        ("Sat, 16 Mar 2019 10:00:00 +0100", datetime(2019, 3, 16, 9, tzinfo=UTC)),
+        ("2019-03-15 10:00:00 +0100", datetime(2019, 3, 15, 9, tzinfo=UTC)),  # Jekyll's default
+        ("2020-01-23T10:43:08.000Z", datetime(2020, 1, 23, 10, 43, 8, tzinfo=UTC)),
+        ("2018-01-06T08:00", datetime(2018, 1, 6, 8, tzinfo=UTC)),  # no zone: UTC
+        # Placeholders of a missing date: Go's zero time (out of range once its zone is
+        # applied, which raised), the Unix epoch; and a date that is no date.
+        ("0001-01-01T00:00:00Z", None),
+        ("0001-01-01T00:00:00+01:00", None),
+        ("9999-12-31T23:59:59-01:00", None),
+        ("1970-01-01T00:00:00Z", None),
+        ("next Tuesday", None),
+    ],
+)
+def test_dates_as_publishers_write_them(raw: str, expected: datetime | None) -> None:
+    item = {"id": "1", "content_text": "x", "date_published": raw}
+
+    (entry,) = parse_json(feed_with(item)).entries
+
+    assert entry.published == expected
+
+
+def test_a_control_character_left_raw_in_a_string_does_not_lose_the_feed() -> None:
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1", "title": "Raw",'
+        b' "items": [{"id": "1", "title": "Mooring\tlines", "content_text": "one\ntwo"}]}'
+    )
+
+    (entry,) = parse_json(body).entries
+
+    assert (entry.title, entry.content) == ("Mooring lines", "one\n\ntwo")
+
+
+def test_items_with_nothing_but_text_are_distinct_entries() -> None:
+    feed = parse_json(
+        feed_with({"content_html": "<p>First note.</p>"}, {"content_text": "Second note."})
+    )
+
+    assert len({e.key for e in feed.entries}) == 2
+
+
+def test_commented_out_markup_in_content_is_not_text() -> None:
+    html = '<p>Before.</p><!-- <img src="https://cdn.example/a.jpg"> --><p>After.</p>'
+    (entry,) = parse_json(feed_with({"id": "1", "content_html": html})).entries
+
+    assert entry.content == "Before.\n\nAfter."
+
+
+def test_other_json_with_an_items_list_is_not_a_feed() -> None:
+    # RSS turned into JSON: no JSON Feed version, items with RSS's names for their fields.
+    document = {
+        "version": "2.0",
+        "title": "Channel",
+        "items": [{"title": "A post", "link": "https://a.example/1", "pubDate": "x"}],
+    }
+
+    with pytest.raises(FeedError, match="not a feed") as caught:
+        parse_json(document)
+
+    assert caught.value.reason == "not_feed"
+    # Without the version but with JSON Feed items it is still read, as before.
+    assert parse_json({"items": [{"id": "1", "content_text": "x"}]}).entries
+
+
 # --- broken ----------------------------------------------------------------------------------
 
 
