@@ -254,13 +254,32 @@ def _feed_items(items: list[Any]) -> bool:
     return any(isinstance(item, dict) and not ITEM_FIELDS.isdisjoint(item) for item in items)
 
 
-def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
-    """Parse JSON Feed 1.0 or 1.1 bytes (UTF-8, a BOM allowed) fetched from ``url``."""
+def _declared(body: bytes, content_type: str | None) -> str | bytes:
+    """``body`` in the charset its Content-Type declares, when that is not UTF-8 and reads
+    it (a legacy site's ``application/json; charset=iso-8859-1``); else the bytes, which
+    `json.loads` reads as UTF-8, -16 or -32 and otherwise refuses."""
+    from w3lib.encoding import http_content_type_encoding
+
+    charset = http_content_type_encoding(content_type) if content_type else None
+    if charset and charset.replace("_", "-").lower() not in {"utf-8", "utf8"}:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                return body.decode(charset)
+            except (LookupError, UnicodeDecodeError):
+                pass
+    return body
+
+
+def parse_json_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Parse JSON Feed 1.0 or 1.1 bytes fetched from ``url``: UTF-8 (a BOM allowed), UTF-16
+    or UTF-32, or the charset ``content_type`` declares."""
     try:
         # strict=False: a tab or a line break left raw inside a string (a template that
         # printed a title without escaping it) costs nothing to read, where refusing it
         # would lose the whole feed.
-        document = json.loads(body, strict=False)
+        document = json.loads(_declared(body, content_type), strict=False)
     except RecursionError:
         raise FeedError("malformed feed: JSON nested too deeply", url=url) from None
     except ValueError as exc:  # not JSON, not UTF-8, or a number too long to convert

@@ -261,6 +261,26 @@ def test_other_json_with_an_items_list_is_not_a_feed() -> None:
     assert parse_json({"items": [{"id": "1", "content_text": "x"}]}).entries
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_json_in_utf16_or_utf32_is_a_json_feed_without_a_content_type(encoding: str) -> None:
+    body = json.dumps(feed_with({"id": "1", "title": "Ebb tide"}), ensure_ascii=False)
+
+    (entry,) = parse_feed(body.encode(encoding), url=BASE).entries
+
+    assert entry.title == "Ebb tide"
+
+
+def test_a_declared_legacy_charset_is_read_and_an_undeclared_one_refused() -> None:
+    document = feed_with({"id": "1", "title": "Crème fraîche à la carte"})
+    body = json.dumps(document, ensure_ascii=False).encode("latin-1")
+
+    feed = parse_feed(body, url=BASE, content_type="application/json; charset=ISO-8859-1")
+
+    assert feed.entries[0].title == "Crème fraîche à la carte"
+    with pytest.raises(FeedError, match="not valid JSON"):
+        parse_feed(body, url=BASE, content_type="application/json")
+
+
 # --- broken ----------------------------------------------------------------------------------
 
 
