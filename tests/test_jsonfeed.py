@@ -5,6 +5,7 @@ enclosures of RSS and Atom (``tests/fixtures/formats``)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from ingest.entryparts import entry_key
 from ingest.errors import FeedError
 from ingest.feeds import parse_feed
 from ingest.records import Enclosure, ParsedFeed
+from ingest.web.syndication import json_feed
 from tests.newsroom import FIXTURES_DIR, SITE_DIR
 
 BASE = "https://quay.example.org"
@@ -279,6 +281,68 @@ def test_a_declared_legacy_charset_is_read_and_an_undeclared_one_refused() -> No
     assert feed.entries[0].title == "Crème fraîche à la carte"
     with pytest.raises(FeedError, match="not valid JSON"):
         parse_feed(body, url=BASE, content_type="application/json")
+
+
+# --- the JSON Feed we serve (/search.feed.json), as readers and validators take it -----------
+
+RFC3339 = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+HITS: list[dict[str, Any]] = [
+    {
+        "id": 7,
+        "title": "Locks & weirs",
+        "url": "https://canal.example/Schleuse Köln?x=1&y=2",
+        "published": "2025-03-14T09:30:00.250000Z",
+        "authors": ["Ines Roth", ""],
+        "language": "de",
+        "snippet": "the **lock** keeper",
+    },
+    {
+        "id": 8,
+        "title": None,
+        "url": "javascript:alert(1)",
+        "published": None,
+        "authors": [],
+        "language": None,
+        "snippet": "",
+    },
+]
+
+
+def test_our_json_feed_follows_the_spec_as_validators_check_it() -> None:
+    feed = json.loads(json_feed(HITS, "lock", "https://arch.example/search.feed.json?q=lock"))
+    first, second = feed["items"]
+
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert feed["title"] and feed["feed_url"].endswith("/search.feed.json?q=lock")
+    assert feed["home_page_url"] == "https://arch.example/search?q=lock"
+    # A URL with a space and non-ASCII is written as a URI; a javascript: one not at all.
+    assert first["url"] == "https://canal.example/Schleuse%20K%C3%B6ln?x=1&y=2"
+    assert "url" not in second
+    assert re.fullmatch(RFC3339, first["date_published"])
+    # 1.1's authors (no empty name), and 1.0's author for older readers.
+    assert first["authors"] == [{"name": "Ines Roth"}] and first["author"] == {"name": "Ines Roth"}
+    # No invented title; every item has an id and one of the contents, as the spec requires.
+    assert "title" not in second
+    assert all(isinstance(i["id"], str) and "content_text" in i for i in feed["items"])
+    assert set(second) <= {"id", "url", "title", "content_text", "external_url"}
+
+
+def test_our_json_feed_reads_back_through_our_reader() -> None:
+    body = json_feed(HITS, "", "https://arch.example/search.feed.json")
+
+    feed = parse_feed(body, url="https://arch.example/search.feed.json")
+    first, second = feed.entries
+
+    assert feed.site_url == "https://arch.example/search"
+    assert (first.guid, first.title, first.authors, first.language) == (
+        "7",
+        "Locks & weirs",
+        ("Ines Roth",),
+        "de",
+    )
+    assert first.published == datetime(2025, 3, 14, 9, 30, 0, 250000, tzinfo=UTC)
+    assert first.link == "https://canal.example/Schleuse%20K%C3%B6ln?x=1&y=2"
+    assert second.link == "https://arch.example/articles/8"  # its page in the archive
 
 
 # --- broken ----------------------------------------------------------------------------------
