@@ -25,6 +25,16 @@ _BLOCKS = frozenset(
 )
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
+# The tag of an element publishers put in text meant to be plain (a summary pasted from the
+# post), its attributes written name=value: "Vector<int>", "press <Enter>" or "a<b and c>d"
+# in a note are not markup.
+_HTML_TAG = re.compile(
+    r"</?(?:a|abbr|b|blockquote|br|cite|code|dd|del|div|dl|dt|em|figcaption|figure|h[1-6]|hr"
+    r"|i|iframe|img|ins|li|mark|ol|p|picture|pre|q|s|script|small|source|span|strong|style"
+    r"|sub|sup|table|td|th|tr|u|ul|video|audio)"
+    r"""(?:\s+[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))*\s*/?>""",
+    re.IGNORECASE,
+)
 MAX_ENCLOSURES = 20  # per entry: a podcast episode has one, a gallery a few
 MAX_LENGTH = 2**63 - 1  # bytes: what a database's BIGINT holds; past it the number is noise
 
@@ -145,8 +155,9 @@ def fragment_text(html: str | None) -> str | None:
 
 
 def has_tags(text: str) -> bool:
-    """Whether ``text`` holds something that looks like an HTML tag."""
-    return bool(_TAG.search(text))
+    """Whether ``text`` holds the tag of an HTML element (``<p>``, ``<a href=...>``,
+    ``</em>``), not merely something between angle brackets."""
+    return bool(_HTML_TAG.search(text))
 
 
 def line_text(value: str | None, *, html: bool) -> str | None:

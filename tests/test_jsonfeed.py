@@ -151,6 +151,13 @@ def test_plain_text_summary_with_html_in_it_is_read_as_html() -> None:
     assert entry.content == "A bold claim."
 
 
+def test_angle_brackets_in_plain_text_are_not_taken_for_html() -> None:
+    note = "Swap Vec<u8> for Bytes, hit <Tab> twice; x<y and y>z."
+    (entry,) = parse_json(feed_with({"id": "1", "content_text": note, "summary": note})).entries
+
+    assert entry.content == entry.summary == note
+
+
 def test_an_empty_feed_is_a_feed() -> None:
     feed = parse_json(feed_with())
 
