@@ -158,6 +158,19 @@ def test_angle_brackets_in_plain_text_are_not_taken_for_html() -> None:
     assert entry.content == entry.summary == note
 
 
+def test_content_html_escaped_twice_by_a_template_is_read_as_html() -> None:
+    twice = "&lt;p&gt;Ropes &amp;amp; knots.&lt;/p&gt;&lt;p&gt;A second part.&lt;/p&gt;"
+    mention = "Wrap each paragraph in &lt;p&gt; tags."
+    feed = parse_json(
+        feed_with({"id": "1", "content_html": twice}, {"id": "2", "content_html": mention})
+    )
+
+    assert [e.content for e in feed.entries] == [
+        "Ropes & knots.\n\nA second part.",
+        "Wrap each paragraph in <p> tags.",  # escaped once: a tag named, not markup
+    ]
+
+
 def test_an_empty_feed_is_a_feed() -> None:
     feed = parse_json(feed_with())
 
