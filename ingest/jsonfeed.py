@@ -22,6 +22,7 @@ article. The post is what the feed is; the linked page is left to its own site's
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -78,11 +79,18 @@ def _kind(value: object) -> str:
     )
 
 
-def _string(data: Mapping[str, Any], key: str, where: str, problems: _Problems) -> str | None:
-    """``data[key]`` if it is a string; absent or null is None, another type a problem."""
+def _string(
+    data: Mapping[str, Any], key: str, where: str, problems: _Problems, *, text: bool = False
+) -> str | None:
+    """``data[key]`` if it is a string; absent or null is None, another type a problem. With
+    ``text``, a finite number is its string: a post titled ``2024`` in YAML front matter is a
+    JSON number once a template's ``jsonify`` prints it."""
     value = data.get(key)
     if value is None or isinstance(value, str):
         return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if text and number and (isinstance(value, int) or math.isfinite(value)):
+        return str(value)
     problems.add(f"{where}{key} is {_kind(value)}, not a string")
     return None
 
@@ -174,7 +182,7 @@ def _authors(data: Mapping[str, Any], where: str, problems: _Problems) -> tuple[
         if not isinstance(author, dict):
             problems.add(f"{where}an author is {_kind(author)}, not an object")
             continue
-        name = _line(_string(author, "name", f"{where}author ", problems))
+        name = _line(_string(author, "name", f"{where}author ", problems, text=True))
         if name and name not in names:
             names.append(name)
     return tuple(names)
@@ -228,10 +236,10 @@ def _item(
     link = absolute(_string(item, "url", where, problems), base) or absolute(
         _string(item, "external_url", where, problems), base
     )
-    title = _line(_string(item, "title", where, problems))
-    summary = _plain(_string(item, "summary", where, problems))
+    title = _line(_string(item, "title", where, problems, text=True))
+    summary = _plain(_string(item, "summary", where, problems, text=True))
     html = _string(item, "content_html", where, problems)
-    text = _string(item, "content_text", where, problems)
+    text = _string(item, "content_text", where, problems, text=True)
     content = _html(html) or _plain(text) or summary
     if not (guid or link or title or content):
         return None
@@ -309,7 +317,7 @@ def parse_json_feed(body: bytes, *, url: str, content_type: str | None = None) -
             reason="not_feed",
         )
     problems = _Problems()
-    title = _line(_string(document, "title", "", problems))
+    title = _line(_string(document, "title", "", problems, text=True))
     home = absolute(_string(document, "home_page_url", "", problems), url)
     base = home or url
     language = language_tag(_string(document, "language", "", problems))

@@ -171,6 +171,22 @@ def test_content_html_escaped_twice_by_a_template_is_read_as_html() -> None:
     ]
 
 
+def test_a_title_or_text_printed_as_a_number_is_its_text() -> None:
+    feed = parse_json(
+        feed_with(
+            {"id": "1", "title": 1984, "content_text": 42, "authors": [{"name": 7}]},
+            {"id": "2", "title": True, "content_text": "Kept."},
+            title=2025,
+        )
+    )
+    first, second = feed.entries
+
+    assert (feed.title, first.title, first.content, first.authors) == ("2025", "1984", "42", ("7",))
+    # A boolean is no title (a template's YAML "yes" is not the publisher's words): dropped, said.
+    assert second.title is None
+    assert feed.problem is not None and "title is a boolean" in feed.problem
+
+
 def test_an_empty_feed_is_a_feed() -> None:
     feed = parse_json(feed_with())
 
