@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from html import unescape
@@ -269,6 +271,31 @@ def _item(
     )
 
 
+def _told_apart(entries: tuple[FeedEntry, ...]) -> tuple[FeedEntry, ...]:
+    """Entries whose id the document gives to several different items (different links, or
+    without links different text) keyed as if they had none: such an id (a template printing
+    the feed's URL as every post's id) identifies none of them, and as their key it made
+    every post after the first one already seen. The same item listed twice keeps its id."""
+    seen: dict[str, set[object]] = defaultdict(set)
+    for entry in entries:
+        if entry.guid:
+            seen[entry.guid].add(entry.link or (entry.title, entry.content))
+    shared = {guid for guid, readings in seen.items() if len(readings) > 1}
+    if not shared:
+        return entries
+    return tuple(
+        replace(
+            entry,
+            key=entry_key(
+                None, entry.link, entry.title, f"{entry.published}\x00{entry.content or ''}"
+            ),
+        )
+        if entry.guid in shared
+        else entry
+        for entry in entries
+    )
+
+
 def _feed_items(items: list[Any]) -> bool:
     """Whether some item of a list holds a field only JSON Feed items hold."""
     return any(isinstance(item, dict) and not ITEM_FIELDS.isdisjoint(item) for item in items)
@@ -325,10 +352,12 @@ def parse_json_feed(body: bytes, *, url: str, content_type: str | None = None) -
     if not isinstance(items, list):
         problems.add(f"items is {_kind(items)}, not a list")
         items = []
-    entries = tuple(
-        entry
-        for number, raw in enumerate(items, 1)
-        if (entry := _item(raw, number, base, language, feed_authors, problems)) is not None
+    entries = _told_apart(
+        tuple(
+            entry
+            for number, raw in enumerate(items, 1)
+            if (entry := _item(raw, number, base, language, feed_authors, problems)) is not None
+        )
     )
     problem = problems.summary()
     if problem and not entries:

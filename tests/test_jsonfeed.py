@@ -276,6 +276,23 @@ def test_items_with_nothing_but_text_are_distinct_entries() -> None:
     assert len({e.key for e in feed.entries}) == 2
 
 
+def test_one_id_given_to_different_items_identifies_none_of_them() -> None:
+    same = f"{BASE}/feed.json"  # a template printing the feed's own URL as each post's id
+    feed = parse_json(
+        feed_with(
+            {"id": same, "url": "/posts/buoys.html", "content_text": "Buoys."},
+            {"id": same, "url": "/posts/beacons.html", "content_text": "Beacons."},
+            {"id": "kept", "url": "/posts/charts.html", "content_text": "Charts."},
+            {"id": "kept", "url": "/posts/charts.html", "content_text": "Charts."},
+        )
+    )
+    buoys, beacons, charts, again = feed.entries
+
+    assert buoys.key != beacons.key
+    assert buoys.key == entry_key(None, buoys.link, None, None)  # the link's, as without an id
+    assert charts.key == again.key == entry_key("kept", charts.link, None, None)
+
+
 def test_commented_out_markup_in_content_is_not_text() -> None:
     html = '<p>Before.</p><!-- <img src="https://cdn.example/a.jpg"> --><p>After.</p>'
     (entry,) = parse_json(feed_with({"id": "1", "content_html": html})).entries
