@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from html import unescape
 from typing import Any
+from urllib.parse import urlsplit
 
 from ingest.entryparts import (
     MAX_ENCLOSURES,
@@ -52,6 +53,7 @@ MAX_PROBLEMS = 20  # problems kept in memory to report the first one and a count
 # What only a JSON Feed item holds: a document without JSON Feed's version whose items hold
 # none of these is some other JSON with an "items" list (RSS turned into JSON, an API).
 ITEM_FIELDS = frozenset({"id", "url", "external_url", "content_html", "content_text"})
+_EXAMPLE_DOMAINS = (".example", ".example.com", ".example.org", ".example.net", ".invalid", ".test")
 # A character reference, complete with its semicolon: "AT&T" or "R&D &notes" hold none.
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
 
@@ -271,6 +273,21 @@ def _item(
     )
 
 
+def _example(url: str) -> bool:
+    """Whether ``url`` is on a domain reserved for examples (RFC 2606, RFC 6761)."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    return host.endswith(_EXAMPLE_DOMAINS) or host in {d.lstrip(".") for d in _EXAMPLE_DOMAINS}
+
+
+def _home(home: str | None, url: str) -> str | None:
+    """``home_page_url``, unless it is a template's placeholder: a domain reserved for
+    examples (``https://example.com``, left in a generator's settings) on a feed that is not
+    served from one, against which relative links would resolve to a site that is not its."""
+    if home and _example(home) and not _example(url):
+        return None
+    return home
+
+
 def _told_apart(entries: tuple[FeedEntry, ...]) -> tuple[FeedEntry, ...]:
     """Entries whose id the document gives to several different items (different links, or
     without links different text) keyed as if they had none: such an id (a template printing
@@ -345,7 +362,7 @@ def parse_json_feed(body: bytes, *, url: str, content_type: str | None = None) -
         )
     problems = _Problems()
     title = _line(_string(document, "title", "", problems, text=True))
-    home = absolute(_string(document, "home_page_url", "", problems), url)
+    home = _home(absolute(_string(document, "home_page_url", "", problems), url), url)
     base = home or url
     language = language_tag(_string(document, "language", "", problems))
     feed_authors = _authors(document, "", problems) or ()

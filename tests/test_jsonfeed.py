@@ -127,6 +127,18 @@ def test_without_home_page_relative_urls_resolve_against_the_feed() -> None:
     assert feed.entries[0].link == f"{BASE}/posts/one.html"
 
 
+def test_a_placeholder_home_page_is_not_the_base_of_a_real_feed() -> None:
+    document = feed_with(
+        {"id": "1", "url": "/posts/tides.html", "content_text": "Tides."},
+        home_page_url="https://example.com",  # a generator's default, never changed
+    )
+
+    feed = parse_feed(json.dumps(document).encode(), url="https://harbourlog.net/feed.json")
+
+    assert feed.site_url is None
+    assert feed.entries[0].link == "https://harbourlog.net/posts/tides.html"
+
+
 def test_json_is_told_by_its_bytes_or_its_content_type() -> None:
     body = json.dumps(feed_with({"id": "1", "content_text": "One."})).encode()
 
