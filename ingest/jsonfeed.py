@@ -366,6 +366,9 @@ def parse_json_feed(body: bytes, *, url: str, content_type: str | None = None) -
     base = home or url
     language = language_tag(_string(document, "language", "", problems))
     feed_authors = _authors(document, "", problems) or ()
+    # An empty list is an empty feed, whatever else is wrong with it (a null author: it
+    # cannot have cost an entry); items that are no list, or none readable, are an error.
+    empty = items == []
     if not isinstance(items, list):
         problems.add(f"items is {_kind(items)}, not a list")
         items = []
@@ -377,7 +380,7 @@ def parse_json_feed(body: bytes, *, url: str, content_type: str | None = None) -
         )
     )
     problem = problems.summary()
-    if problem and not entries:
+    if problem and not entries and not empty:
         raise FeedError(f"malformed feed: {problem}", url=url)
     return ParsedFeed(
         title=title,

@@ -206,6 +206,13 @@ def test_an_empty_feed_is_a_feed() -> None:
     assert feed.problem is None
 
 
+def test_an_empty_feed_with_a_broken_author_is_a_feed_said_malformed() -> None:
+    feed = parse_json(feed_with(authors=[None]))
+
+    assert feed.entries == ()
+    assert feed.problem == "malformed feed, 0 entries recovered: an author is null, not an object"
+
+
 # --- shapes found in real feeds (a corpus of other projects' JSON Feeds, tried one by one) ----
 
 
