@@ -265,7 +265,8 @@ def _item(
         title=title,
         summary=summary,
         content=content,
-        authors=feed_authors if authors is None else authors,
+        # An item's empty list names no one (a generator's "authors": []): the feed's apply.
+        authors=authors or feed_authors,
         published=published,
         updated=None if modified == published else modified,
         language=language or feed_language,

@@ -251,6 +251,14 @@ def test_authors_given_as_one_object_or_a_bare_name_are_read() -> None:
     assert feed.problem is None
 
 
+def test_an_item_with_an_empty_authors_list_has_the_feeds() -> None:
+    feed = parse_json(
+        feed_with({"id": "1", "content_text": "a", "authors": []}, authors=[{"name": "Pilot Desk"}])
+    )
+
+    assert feed.entries[0].authors == ("Pilot Desk",)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
