@@ -37,6 +37,10 @@ _HTML_TAG = re.compile(
 )
 MAX_ENCLOSURES = 20  # per entry: a podcast episode has one, a gallery a few
 MAX_LENGTH = 2**63 - 1  # bytes: what a database's BIGINT holds; past it the number is noise
+# An entry's guid is indexed with its link's key (articles of shared links): PostgreSQL refuses
+# an index row past 2,704 bytes, and the insert failing ended the whole run. Real ids (URLs,
+# tag: URIs, UUIDs) are far shorter; a longer one is kept as its hash.
+MAX_GUID_BYTES = 1024
 
 
 def url_key(url: str, *, fragment: bool = False) -> str:
@@ -253,6 +257,16 @@ def unique_enclosures(found: Sequence[Enclosure | None]) -> tuple[Enclosure, ...
         if item is not None and item.url not in seen:
             seen[item.url] = item
     return tuple(seen.values())[:MAX_ENCLOSURES]
+
+
+def bounded_guid(guid: str | None) -> str | None:
+    """``guid``, or ``sha256:`` and its hash when it is longer than `MAX_GUID_BYTES`."""
+    if guid is None or len(guid) * 4 <= MAX_GUID_BYTES:  # short enough in any encoding
+        return guid
+    encoded = guid.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_GUID_BYTES:
+        return guid
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
 def entry_key(guid: str | None, link: str | None, title: str | None, date: str | None) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from ingest.entryparts import (
     MAX_ENCLOSURES,
+    bounded_guid,
     enclosure,
     entry_key,
     fragment_text,
@@ -66,7 +67,7 @@ def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
 
 
 def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
-    guid = (raw.get("id") or "").strip() or None
+    guid = bounded_guid((raw.get("id") or "").strip() or None)
     link = (raw.get("link") or "").strip() or None
     if link and urlsplit(link).scheme not in {"http", "https"}:
         link = None

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from ingest.entryparts import (
     MAX_ENCLOSURES,
     absolute,
+    bounded_guid,
     enclosure,
     entry_key,
     fragment_text,
@@ -236,7 +237,7 @@ def _item(
     if isinstance(raw_id, int | float) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
     guid = _string({"id": raw_id}, "id", where, problems)
-    guid = (guid.strip() or None) if guid else None
+    guid = bounded_guid(guid.strip() or None) if guid else None
     link = absolute(_string(item, "url", where, problems), base) or absolute(
         _string(item, "external_url", where, problems), base
     )

@@ -320,6 +320,24 @@ def test_one_id_given_to_different_items_identifies_none_of_them() -> None:
     assert charts.key == again.key == entry_key("kept", charts.link, None, None)
 
 
+def test_an_id_too_long_to_index_is_kept_as_its_hash_in_json_feed_and_rss() -> None:
+    huge = "urn:episode:" + "ab" * 4000
+    rss = (
+        f'<rss version="2.0"><channel><title>R</title><item><guid isPermaLink="false">{huge}'
+        "</guid><title>x</title></item></channel></rss>"
+    ).encode()
+
+    (from_json,) = parse_json(feed_with({"id": huge, "content_text": "x"})).entries
+    (from_rss,) = parse_feed(rss, url=BASE).entries
+
+    assert from_json.guid == from_rss.guid
+    assert from_json.guid is not None and from_json.guid.startswith("sha256:")
+    assert len(from_json.guid) == 71
+    assert parse_json(feed_with({"id": "urn:short", "content_text": "x"})).entries[0].guid == (
+        "urn:short"
+    )
+
+
 def test_commented_out_markup_in_content_is_not_text() -> None:
     html = '<p>Before.</p><!-- <img src="https://cdn.example/a.jpg"> --><p>After.</p>'
     (entry,) = parse_json(feed_with({"id": "1", "content_html": html})).entries
