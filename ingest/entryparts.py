@@ -41,6 +41,9 @@ MAX_LENGTH = 2**63 - 1  # bytes: what a database's BIGINT holds; past it the num
 # an index row past 2,704 bytes, and the insert failing ended the whole run. Real ids (URLs,
 # tag: URIs, UUIDs) are far shorter; a longer one is kept as its hash.
 MAX_GUID_BYTES = 1024
+# An article's link is indexed whole (its key is unique): past PostgreSQL's 2,704 bytes the
+# insert failed and ended the run. The sitemap protocol's limit, and browsers' in practice.
+MAX_LINK_BYTES = 2048
 
 
 def url_key(url: str, *, fragment: bool = False) -> str:
@@ -257,6 +260,14 @@ def unique_enclosures(found: Sequence[Enclosure | None]) -> tuple[Enclosure, ...
         if item is not None and item.url not in seen:
             seen[item.url] = item
     return tuple(seen.values())[:MAX_ENCLOSURES]
+
+
+def bounded_link(link: str | None) -> str | None:
+    """``link``, or None when it is longer than `MAX_LINK_BYTES` (a link no page is at in
+    practice: the entry keeps its guid, title and text, and is its own article)."""
+    if link is None or len(link) * 4 <= MAX_LINK_BYTES:
+        return link
+    return link if len(link.encode("utf-8", "surrogatepass")) <= MAX_LINK_BYTES else None
 
 
 def bounded_guid(guid: str | None) -> str | None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from ingest.entryparts import (
     MAX_ENCLOSURES,
     bounded_guid,
+    bounded_link,
     enclosure,
     entry_key,
     fragment_text,
@@ -68,7 +69,7 @@ def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
 
 def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
     guid = bounded_guid((raw.get("id") or "").strip() or None)
-    link = (raw.get("link") or "").strip() or None
+    link = bounded_link((raw.get("link") or "").strip() or None)
     if link and urlsplit(link).scheme not in {"http", "https"}:
         link = None
     title = line_text(raw.get("title"), html=_is_html(raw.get("title_detail")))

@@ -37,6 +37,7 @@ from ingest.entryparts import (
     MAX_ENCLOSURES,
     absolute,
     bounded_guid,
+    bounded_link,
     enclosure,
     entry_key,
     fragment_text,
@@ -238,8 +239,9 @@ def _item(
         raw_id = str(raw_id)
     guid = _string({"id": raw_id}, "id", where, problems)
     guid = bounded_guid(guid.strip() or None) if guid else None
-    link = absolute(_string(item, "url", where, problems), base) or absolute(
-        _string(item, "external_url", where, problems), base
+    link = bounded_link(
+        absolute(_string(item, "url", where, problems), base)
+        or absolute(_string(item, "external_url", where, problems), base)
     )
     title = _line(_string(item, "title", where, problems, text=True))
     summary = _plain(_string(item, "summary", where, problems, text=True))

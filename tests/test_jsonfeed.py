@@ -338,6 +338,21 @@ def test_an_id_too_long_to_index_is_kept_as_its_hash_in_json_feed_and_rss() -> N
     )
 
 
+def test_a_link_too_long_to_index_is_no_link_and_the_entry_stays() -> None:
+    huge = f"{BASE}/story?token=" + "Zq9" * 1000
+    rss = (
+        '<rss version="2.0"><channel><title>R</title><item>'
+        f'<guid isPermaLink="false">g1</guid><title>x</title><link>{huge}</link>'
+        "<description>Kept.</description></item></channel></rss>"
+    ).encode()
+
+    (from_json,) = parse_json(feed_with({"id": "g1", "url": huge, "content_text": "Kept."})).entries
+    (from_rss,) = parse_feed(rss, url=BASE).entries
+
+    assert (from_json.link, from_json.guid, from_json.content) == (None, "g1", "Kept.")
+    assert (from_rss.link, from_rss.guid, from_rss.content) == (None, "g1", "Kept.")
+
+
 def test_commented_out_markup_in_content_is_not_text() -> None:
     html = '<p>Before.</p><!-- <img src="https://cdn.example/a.jpg"> --><p>After.</p>'
     (entry,) = parse_json(feed_with({"id": "1", "content_html": html})).entries
