@@ -25,8 +25,25 @@ _BLOCKS = frozenset(
 )
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
+# The tag of an element publishers put in text meant to be plain (a summary pasted from the
+# post), its attributes written name=value: "Vector<int>", "press <Enter>" or "a<b and c>d"
+# in a note are not markup.
+_HTML_TAG = re.compile(
+    r"</?(?:a|abbr|b|blockquote|br|cite|code|dd|del|div|dl|dt|em|figcaption|figure|h[1-6]|hr"
+    r"|i|iframe|img|ins|li|mark|ol|p|picture|pre|q|s|script|small|source|span|strong|style"
+    r"|sub|sup|table|td|th|tr|u|ul|video|audio)"
+    r"""(?:\s+[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))*\s*/?>""",
+    re.IGNORECASE,
+)
 MAX_ENCLOSURES = 20  # per entry: a podcast episode has one, a gallery a few
 MAX_LENGTH = 2**63 - 1  # bytes: what a database's BIGINT holds; past it the number is noise
+# An entry's guid is indexed with its link's key (articles of shared links): PostgreSQL refuses
+# an index row past 2,704 bytes, and the insert failing ended the whole run. Real ids (URLs,
+# tag: URIs, UUIDs) are far shorter; a longer one is kept as its hash.
+MAX_GUID_BYTES = 1024
+# An article's link is indexed whole (its key is unique): past PostgreSQL's 2,704 bytes the
+# insert failed and ended the run. The sitemap protocol's limit, and browsers' in practice.
+MAX_LINK_BYTES = 2048
 
 
 def url_key(url: str, *, fragment: bool = False) -> str:
@@ -119,8 +136,11 @@ def fragment_text(html: str | None) -> str | None:
         current.clear()
 
     def walk(node: Any) -> None:
-        tag = node.tag if isinstance(node.tag, str) else ""
-        if tag in {"script", "style"}:
+        # A comment or processing instruction (its tag is not a string) is no text: the
+        # commented-out markup publishers leave in content (``<!-- img src=... -->``) is not
+        # read; what follows it is.
+        tag = node.tag if isinstance(node.tag, str) else None
+        if tag is None or tag in {"script", "style"}:
             if node.tail:
                 current.append(node.tail)
             return
@@ -142,8 +162,9 @@ def fragment_text(html: str | None) -> str | None:
 
 
 def has_tags(text: str) -> bool:
-    """Whether ``text`` holds something that looks like an HTML tag."""
-    return bool(_TAG.search(text))
+    """Whether ``text`` holds the tag of an HTML element (``<p>``, ``<a href=...>``,
+    ``</em>``), not merely something between angle brackets."""
+    return bool(_HTML_TAG.search(text))
 
 
 def line_text(value: str | None, *, html: bool) -> str | None:
@@ -239,6 +260,24 @@ def unique_enclosures(found: Sequence[Enclosure | None]) -> tuple[Enclosure, ...
         if item is not None and item.url not in seen:
             seen[item.url] = item
     return tuple(seen.values())[:MAX_ENCLOSURES]
+
+
+def bounded_link(link: str | None) -> str | None:
+    """``link``, or None when it is longer than `MAX_LINK_BYTES` (a link no page is at in
+    practice: the entry keeps its guid, title and text, and is its own article)."""
+    if link is None or len(link) * 4 <= MAX_LINK_BYTES:
+        return link
+    return link if len(link.encode("utf-8", "surrogatepass")) <= MAX_LINK_BYTES else None
+
+
+def bounded_guid(guid: str | None) -> str | None:
+    """``guid``, or ``sha256:`` and its hash when it is longer than `MAX_GUID_BYTES`."""
+    if guid is None or len(guid) * 4 <= MAX_GUID_BYTES:  # short enough in any encoding
+        return guid
+    encoded = guid.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_GUID_BYTES:
+        return guid
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
 def entry_key(guid: str | None, link: str | None, title: str | None, date: str | None) -> str:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import time
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 
 from ingest.entryparts import (
     MAX_ENCLOSURES,
+    bounded_guid,
+    bounded_link,
     enclosure,
     entry_key,
     fragment_text,
@@ -65,8 +68,8 @@ def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
 
 
 def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
-    guid = (raw.get("id") or "").strip() or None
-    link = (raw.get("link") or "").strip() or None
+    guid = bounded_guid((raw.get("id") or "").strip() or None)
+    link = bounded_link((raw.get("link") or "").strip() or None)
     if link and urlsplit(link).scheme not in {"http", "https"}:
         link = None
     title = line_text(raw.get("title"), html=_is_html(raw.get("title_detail")))
@@ -107,6 +110,14 @@ def is_json(body: bytes, content_type: str | None) -> bool:
     type on a body that is not markup (the bytes win over a header that says otherwise)."""
     if _JSON_START.match(body[:1024]):
         return True
+    # JSON may be UTF-16 or UTF-32 (the JSON Feed spec allows any JSON encoding): its first
+    # bytes tell which, as `json.loads` reads them.
+    encoding = json.detect_encoding(body[:4])
+    if (
+        encoding != "utf-8"
+        and body[:1024].decode(encoding, "ignore").lstrip("\ufeff \t\r\n")[:1] == "{"
+    ):
+        return True
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media in JSON_TYPES and not _XML_START.match(body[:1024])
 
@@ -115,7 +126,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     """Parse RSS 0.9x/1.0/2.0, Atom or JSON Feed bytes; relative links resolve against
     ``url``."""
     if is_json(body, content_type):
-        return parse_json_feed(body, url=url)
+        return parse_json_feed(body, url=url, content_type=content_type)
     import feedparser
 
     headers = {"content-location": url}

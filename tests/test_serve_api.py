@@ -203,6 +203,16 @@ def test_a_search_as_atom_and_json_feed(site: Any) -> None:
     assert titles[1:] == expected
     assert feed.json()["version"] == "https://jsonfeed.org/version/1.1"
     assert [i["title"] for i in feed.json()["items"]] == expected
+    # Polled again with its validator, an unchanged feed is a 304 without a body.
+    for path, answer in (("/search.atom", atom), ("/search.feed.json", feed)):
+        again = server.get(
+            path, params={"q": "river"}, headers={"If-None-Match": answer.headers["etag"]}
+        )
+        assert (again.status_code, again.content) == (304, b"")
+        other = server.get(
+            path, params={"q": "ferry"}, headers={"If-None-Match": answer.headers["etag"]}
+        )
+        assert other.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -287,7 +288,7 @@ def export(
 def search_atom(request: Request, asked: Asked) -> Response:
     """The search's first page as an Atom feed (same parameters as /api/v1/articles)."""
     body = syndication.atom(find(store_of(request), asked).hits, asked.q, str(request.url))
-    return Response(body, media_type="application/atom+xml")
+    return _feed(request, body, "application/atom+xml")
 
 
 @router.get(
@@ -299,7 +300,21 @@ def search_atom(request: Request, asked: Asked) -> Response:
 def search_json_feed(request: Request, asked: Asked) -> Response:
     """The search's first page as a JSON Feed 1.1 (same parameters as /api/v1/articles)."""
     body = syndication.json_feed(find(store_of(request), asked).hits, asked.q, str(request.url))
-    return Response(body, media_type="application/feed+json")
+    return _feed(request, body, "application/feed+json")
+
+
+def _feed(request: Request, body: bytes, media_type: str) -> Response:
+    """A feed with its validator: a reader polling with If-None-Match gets 304 and no body
+    while the search's first page is unchanged (the JSON Feed spec asks publishers for
+    conditional GET, as readers poll feeds every few minutes)."""
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    asked = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
+    if etag in asked or "*" in asked:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type=media_type, headers={"ETag": etag})
 
 
 def health_record(health: Any) -> dict[str, Any]:
