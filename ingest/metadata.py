@@ -25,7 +25,7 @@ from ingest.bylines import (
     split_authors,
 )
 from ingest.dates import published_time, updated_time
-from ingest.entryparts import language_tag
+from ingest.entryparts import bounded_link, language_tag
 from ingest.markup import clean_text, element_text, itemprops, story_scope, text_key
 from ingest.records import ExtractedArticle, Hints
 
@@ -265,7 +265,9 @@ def page_metadata(tree: Any, url: str | None) -> PageMeta:
     canonical = canonical or tags.get("og:url")
     if canonical:
         canonical = _without_tracking(urljoin(url or "", canonical))
-        meta.canonical_url = canonical if canonical.startswith(("http://", "https://")) else None
+        # A canonical URL is indexed: one past `MAX_LINK_BYTES` (a page's junk) is none.
+        web = canonical.startswith(("http://", "https://"))
+        meta.canonical_url = bounded_link(canonical) if web else None
     return meta
 
 

@@ -280,6 +280,12 @@ def test_canonical_url_loses_tracking_parameters_only() -> None:
     assert meta.canonical_url == "https://news.example.org/a/story?id=7"
 
 
+def test_a_canonical_url_too_long_to_index_is_none() -> None:
+    # PostgreSQL indexes it: past 2,704 bytes the article could not be stored at all.
+    junk = "x" * 3000
+    assert meta_of(f'<link rel="canonical" href="/a/story?state={junk}">').canonical_url is None
+
+
 def test_no_canonical_declared_is_none() -> None:
     assert meta_of("<title>T</title>").canonical_url is None
 
