@@ -33,7 +33,14 @@ from datetime import UTC, datetime
 
 from ingest import xmlsafe
 from ingest.config import SitemapSettings
-from ingest.entryparts import absolute, entry_key, language_tag, line_text, url_key
+from ingest.entryparts import (
+    absolute,
+    bounded_link,
+    entry_key,
+    language_tag,
+    line_text,
+    url_key,
+)
 from ingest.errors import FeedError, HTTPStatusError
 from ingest.feeds import parse_feed
 from ingest.inflate import GZIP_MAGIC, decode_body
@@ -166,7 +173,8 @@ def parse_sitemap(body: bytes, *, url: str, max_urls: int) -> Document:
                 f"sitemap refused: it lists more than {max_urls} {listed} (sitemaps.max_urls)",
                 url=url,
             )
-        loc = absolute(_child_text(element, "loc"), url)
+        # Past the protocol's 2,048 bytes a URL is no page (and could not be indexed).
+        loc = bounded_link(absolute(_child_text(element, "loc"), url))
         if loc is None or loc in seen:
             continue
         seen.add(loc)

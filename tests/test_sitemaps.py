@@ -64,6 +64,17 @@ def test_plain_sitemap_with_lastmod_resolves_and_dedupes_its_urls() -> None:
     ]  # a javascript: URL dropped, a URL listed twice once
 
 
+def test_a_url_past_the_protocols_2048_bytes_is_left_out() -> None:
+    long = f"{BASE}/search?q={'x' * 3000}"
+    body = (
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{long}</loc></url><url><loc>{BASE}/a.html</loc></url></urlset>"
+    ).encode()
+    document = parse_sitemap(body, url=f"{BASE}/sitemap.xml", max_urls=100)
+
+    assert [u.loc for u in document.urls] == [f"{BASE}/a.html"]
+
+
 def test_index_lists_its_children_with_their_lastmod() -> None:
     document = parse_sitemap(fixture("news-index.xml"), url=f"{BASE}/i.xml", max_urls=100)
 
