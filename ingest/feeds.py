@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from ingest.entryparts import (
     fragment_text,
     language_tag,
     line_text,
+    loose_date,
     normalise_block,
     unique_enclosures,
 )
@@ -28,6 +30,11 @@ from ingest.records import Enclosure, FeedEntry, ParsedFeed
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
+_WORDS = re.compile(r"\w")
+# feedparser's e-mail pattern ends at a top-level domain of 4 letters: "jo@site.industries
+# (Jo Ann)" gives the e-mail "jo@site.indu" and the name "stries (Jo Ann".
+_CUT_EMAIL = re.compile(r"\.[a-z]{4}$", re.I)
+_EMAIL = re.compile(r"[^\s()<>@]+@[^\s()<>@]+\.[^\s()<>@]+")
 JSON_TYPES = frozenset({"application/feed+json", "application/json"})
 
 
@@ -64,6 +71,27 @@ def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
     )
 
 
+def _date(raw: Any, field: str) -> tuple[datetime | None, str | None]:
+    """(the time, the text) of ``published`` or ``updated``: feedparser's reading, else ours
+    of what it could not read (month names in another language). Read as a plain dict:
+    feedparser's own ``get`` falls back from "updated" to "published", deprecated, and warns."""
+    text = dict.get(raw, field)
+    parsed = dict.get(raw, f"{field}_parsed")
+    return _time(parsed) or loose_date(text), text
+
+
+def _author_name(detail: Any, whole: str | None) -> str | None:
+    """A person's name from feedparser's reading of an author. RSS writes "e-mail (Name)" or
+    "Name <e-mail>", which feedparser splits; an e-mail its pattern cut short is split again
+    from the element's text (``whole``), an e-mail alone is no name."""
+    name = normalise_block(detail.get("name") or "")
+    email = detail.get("email") or ""
+    if name and _CUT_EMAIL.search(email) and whole and email in whole:
+        name = _EMAIL.sub(" ", whole)
+        name = normalise_block(name.replace("()", " ").replace("<>", " ").strip(" ()<>"))
+    return name or None
+
+
 def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
     guid = (raw.get("id") or "").strip() or None
     link = (raw.get("link") or "").strip() or None
@@ -73,22 +101,22 @@ def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
     contents = raw.get("content") or []
     html = max((c.get("value") or "" for c in contents), key=len, default="")
     summary = fragment_text(raw.get("summary"))
-    content = fragment_text(html) or summary
+    content = fragment_text(html)
+    # A placeholder ("...", an empty paragraph) is no content: the summary says more.
+    content = content if content and _WORDS.search(content) else summary
     if not (guid or link or title or content):
         return None
-    # Asked only when present: feedparser's fallback to "published" is deprecated and warns.
-    updated = _time(raw["updated_parsed"]) if "updated_parsed" in raw else None
+    updated, updated_text = _date(raw, "updated")
     # RSS 1.0's dc:date lands in "updated": with no other date it is the publication time.
-    published = _time(raw.get("published_parsed")) or updated
+    published, published_text = _date(raw, "published")
+    published = published or updated
     if updated == published:
         updated = None
-    authors = tuple(
-        name
-        for name in (normalise_block(a.get("name") or "") for a in raw.get("authors") or [])
-        if name
-    )
+    listed = [a for a in raw.get("authors") or [] if isinstance(a, dict)]
+    whole = raw.get("author") if len(listed) == 1 else None
+    authors = tuple(name for name in (_author_name(a, whole) for a in listed) if name)
     return FeedEntry(
-        key=entry_key(guid, link, title, raw.get("published") or raw.get("updated")),
+        key=entry_key(guid, link, title, published_text or updated_text),
         guid=guid,
         link=link,
         title=title,
@@ -118,6 +146,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         return parse_json_feed(body, url=url)
     import feedparser
 
+    # Blank lines before the XML declaration (a template's) make the XML ill-formed, and
+    # feedparser's lenient reading of it loses the declared encoding.
+    stripped = body.lstrip(b" \t\r\n")
+    if stripped.startswith(b"<?xml"):
+        body = stripped
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -130,6 +163,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     entries = tuple(
         e for e in (_entry(raw, language, url) for raw in parsed.get("entries", [])) if e
     )
+    if str(parsed.get("version") or "").startswith("atom"):
+        entries = _with_feed_authors(entries, meta)
     # A wrong Content-Type or a charset override is harmless; a document that is not RSS or
     # Atom, or breaks off before its first whole entry, is not.
     if not entries and not (parsed.get("version") and not _fatal(parsed)):
@@ -150,6 +185,18 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         update_period=meta.get("sy_updateperiod"),
         update_frequency=meta.get("sy_updatefrequency"),
     )
+
+
+def _with_feed_authors(entries: tuple[FeedEntry, ...], meta: Any) -> tuple[FeedEntry, ...]:
+    """Atom's rule (RFC 4287, 4.2.1): an entry without an author has the feed's authors."""
+    names = tuple(
+        name
+        for name in (normalise_block(a.get("name") or "") for a in meta.get("authors") or [])
+        if name
+    )
+    if not names:
+        return entries
+    return tuple(e if e.authors else replace(e, authors=names) for e in entries)
 
 
 def _fatal(parsed: Any) -> bool:
