@@ -31,6 +31,7 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
 _WORDS = re.compile(r"\w")
+_UTF8_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 # feedparser's e-mail pattern ends at a top-level domain of 4 letters: "jo@site.industries
 # (Jo Ann)" gives the e-mail "jo@site.indu" and the name "stries (Jo Ann".
 _CUT_EMAIL = re.compile(r"\.[a-z]{4}$", re.I)
@@ -151,6 +152,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"<?xml"):
         body = stripped
+    body, content_type = _as_utf8(body, content_type)
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -185,6 +187,22 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         update_period=meta.get("sy_updateperiod"),
         update_frequency=meta.get("sy_updatefrequency"),
     )
+
+
+def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """Bytes that are not UTF-8 read as pages are (`ingest.decoding`: a declared charset that
+    fits them, else detection) and handed on as UTF-8, said so twice. feedparser takes
+    undeclared bytes for windows-1252 (Hebrew, Cyrillic, Greek garbled into accented Latin)
+    and keeps a declared charset that cannot read them."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        from ingest.decoding import decode_html  # here: most feeds are UTF-8
+
+        media = (content_type or "").split(";", 1)[0].strip() or "application/xml"
+        text = _UTF8_DECLARATION + decode_html(body, content_type).lstrip()
+        return text.encode("utf-8"), f"{media}; charset=utf-8"
+    return body, content_type
 
 
 def _with_feed_authors(entries: tuple[FeedEntry, ...], meta: Any) -> tuple[FeedEntry, ...]:

@@ -140,3 +140,45 @@ def test_dates_with_month_names_in_another_language_are_read() -> None:
 )
 def test_loose_date(text: str, moment: datetime | None) -> None:
     assert loose_date(text) == moment
+
+
+def _cyrillic_feed(declaration: str) -> bytes:
+    return (
+        f'{declaration}<rss version="2.0"><channel><title>Новости города</title>'
+        "<link>https://gorod.example.ru/</link><item><title>Мост откроют в пятницу</title>"
+        "<link>https://gorod.example.ru/most</link>"
+        "<description>Ремонт старого моста закончится раньше срока.</description>"
+        "</item></channel></rss>"
+    ).encode("cp1251")
+
+
+@pytest.mark.parametrize(
+    ("declaration", "content_type"),
+    [
+        ("", None),  # nothing declared: feedparser alone reads it as windows-1252
+        ("", "application/rss+xml"),
+        ('<?xml version="1.0" encoding="utf-8"?>', None),  # declared wrong
+        ("", "text/xml; charset=utf-8"),
+    ],
+)
+def test_legacy_bytes_declared_wrong_or_not_at_all_are_read(
+    declaration: str, content_type: str | None
+) -> None:
+    feed = parse_feed(_cyrillic_feed(declaration), url=URL, content_type=content_type)
+
+    assert feed.title == "Новости города"
+    assert feed.entries[0].title == "Мост откроют в пятницу"
+    assert feed.entries[0].content == "Ремонт старого моста закончится раньше срока."
+
+
+def test_a_declared_legacy_charset_that_fits_is_kept() -> None:
+    body = (
+        '<?xml version="1.0" encoding="ISO-8859-2"?><rss version="2.0"><channel><title>Wieści'
+        "</title><link>https://wiesci.example.pl/</link><item><title>Źródło wody</title>"
+        "<link>https://wiesci.example.pl/1</link><description>Łąka już zielona.</description>"
+        "</item></channel></rss>"
+    ).encode("iso-8859-2")
+
+    entry = parse_feed(body, url=URL).entries[0]
+
+    assert (entry.title, entry.content) == ("Źródło wody", "Łąka już zielona.")
