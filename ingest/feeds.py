@@ -9,11 +9,13 @@ import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from html.entities import name2codepoint
 from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.entryparts import (
     MAX_ENCLOSURES,
+    absolute,
     enclosure,
     entry_key,
     fragment_text,
@@ -31,6 +33,10 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
 _WORDS = re.compile(r"\w")
+# HTML's named entities, which XML does not define ("&nbsp;", "&eacute;"): the document is
+# ill-formed and recorded malformed for them, though nothing is lost. As numbers they are XML.
+_HTML_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+_XML_ENTITIES = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
 _UTF8_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 # feedparser's e-mail pattern ends at a top-level domain of 4 letters: "jo@site.industries
 # (Jo Ann)" gives the e-mail "jo@site.indu" and the name "stries (Jo Ann".
@@ -57,10 +63,12 @@ def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
     episode's ``itunes:duration`` is its one enclosure's."""
     listed = [e for e in raw.get("enclosures") or [] if isinstance(e, dict)]
     duration = raw.get("itunes_duration") if len(listed) == 1 else None
+    # FeedBurner's proxy address stands in for the file; its origEnclosureLink is the file's.
+    original = raw.get("feedburner_origenclosurelink") if len(listed) == 1 else None
     return unique_enclosures(
         [
             enclosure(
-                item.get("href"),
+                absolute(original, base) or item.get("href"),
                 base=base,
                 type=item.get("type"),
                 length=item.get("length"),
@@ -95,7 +103,8 @@ def _author_name(detail: Any, whole: str | None) -> str | None:
 
 def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
     guid = (raw.get("id") or "").strip() or None
-    link = (raw.get("link") or "").strip() or None
+    # A FeedBurner feed links to its redirecting proxy; origLink is the article's own address.
+    link = absolute(raw.get("feedburner_origlink"), base) or (raw.get("link") or "").strip() or None
     if link and urlsplit(link).scheme not in {"http", "https"}:
         link = None
     title = line_text(raw.get("title"), html=_is_html(raw.get("title_detail")))
@@ -153,6 +162,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     if stripped.startswith(b"<?xml"):
         body = stripped
     body, content_type = _as_utf8(body, content_type)
+    body = _HTML_ENTITY.sub(_numeric_entity, body)
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -187,6 +197,12 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         update_period=meta.get("sy_updateperiod"),
         update_frequency=meta.get("sy_updatefrequency"),
     )
+
+
+def _numeric_entity(match: re.Match[bytes]) -> bytes:
+    name = match.group(1)
+    point = None if name in _XML_ENTITIES else name2codepoint.get(name.decode("ascii"))
+    return b"&#%d;" % point if point else match.group()
 
 
 def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:

@@ -182,3 +182,41 @@ def test_a_declared_legacy_charset_that_fits_is_kept() -> None:
     entry = parse_feed(body, url=URL).entries[0]
 
     assert (entry.title, entry.content) == ("Źródło wody", "Łąka już zielona.")
+
+
+def test_html_entities_xml_does_not_define_are_read_and_no_problem() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?>
+      <rss version="2.0"><channel><title>Caf&eacute;&nbsp;Notes</title>
+      <link>https://cafe.example/</link>
+      <item><title>Cr&egrave;me br&ucirc;l&eacute;e &amp; more&hellip;</title>
+        <link>https://cafe.example/creme</link>
+        <description>&lt;p&gt;Sugar&nbsp;on top.&lt;/p&gt;</description></item>
+      </channel></rss>"""
+
+    feed = parse_feed(body, url=URL)
+
+    assert feed.problem is None
+    assert feed.title == "Café Notes"
+    assert feed.entries[0].title == "Crème brûlée & more…"
+    assert feed.entries[0].content == "Sugar on top."
+
+
+def test_feedburner_original_link_and_enclosure_stand_for_the_proxy_s() -> None:
+    body = b"""<rss version="2.0" xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0">
+      <channel><title>Show</title><link>https://show.example/</link>
+      <item><title>Episode 9</title>
+        <link>https://proxy.example/~r/show/~3/AbC/episode-9</link>
+        <feedburner:origLink>https://show.example/episodes/9</feedburner:origLink>
+        <enclosure url="https://proxy.example/~r/show/~5/XyZ/ep9.mp3" length="1000"
+                   type="audio/mpeg"/>
+        <feedburner:origEnclosureLink>https://cdn.show.example/ep9.mp3</feedburner:origEnclosureLink>
+      </item>
+      <item><title>Episode 8</title><link>https://show.example/episodes/8</link></item>
+      </channel></rss>"""
+
+    nine, eight = parse_feed(body, url=URL).entries
+
+    assert nine.link == "https://show.example/episodes/9"
+    assert [e.url for e in nine.enclosures] == ["https://cdn.show.example/ep9.mp3"]
+    assert nine.enclosures[0].length == 1000
+    assert eight.link == "https://show.example/episodes/8"
