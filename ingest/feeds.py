@@ -189,7 +189,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         problem = f"malformed feed, {len(entries)} entries recovered: {parsed.bozo_exception}"
     return ParsedFeed(
         title=line_text(meta.get("title"), html=_is_html(meta.get("title_detail"))),
-        site_url=meta.get("link"),
+        # http(s) and absolute, as for JSON Feed: Atom's feed link may be missing (feedparser
+        # then gives the id, a "urn:"), RSS's relative.
+        site_url=absolute(meta.get("link"), url),
         language=language,
         entries=entries,
         problem=problem,

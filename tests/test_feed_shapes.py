@@ -220,3 +220,24 @@ def test_feedburner_original_link_and_enclosure_stand_for_the_proxy_s() -> None:
     assert [e.url for e in nine.enclosures] == ["https://cdn.show.example/ep9.mp3"]
     assert nine.enclosures[0].length == 1000
     assert eight.link == "https://show.example/episodes/8"
+
+
+@pytest.mark.parametrize(
+    ("channel", "site"),
+    [
+        ("<link>/</link>", "https://blog.example.org/"),
+        ("<link>javascript:alert(1)</link>", None),
+        ("", None),
+    ],
+)
+def test_the_site_url_is_an_absolute_web_address(channel: str, site: str | None) -> None:
+    body = f'<rss version="2.0"><channel><title>T</title>{channel}</channel></rss>'.encode()
+
+    assert parse_feed(body, url=URL).site_url == site
+
+
+def test_an_atom_feed_without_a_link_has_no_site_url_not_its_id() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:uuid:7</id>
+      <updated>2024-01-01T00:00:00Z</updated></feed>"""
+
+    assert parse_feed(body, url=URL).site_url is None
