@@ -33,9 +33,11 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
 _WORDS = re.compile(r"\w")
-# HTML's named entities, which XML does not define ("&nbsp;", "&eacute;"): the document is
-# ill-formed and recorded malformed for them, though nothing is lost. As numbers they are XML.
-_HTML_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+# Ampersands XML refuses, outside CDATA: a bare "&" ("?a=1&b=2") and HTML's named entities
+# ("&nbsp;", "&eacute;"). The document is ill-formed and recorded malformed for them, though
+# nothing is lost: escaped, or as numbers, they are XML.
+_CDATA = re.compile(rb"(<!\[CDATA\[.*?\]\]>)", re.S)
+_AMPERSAND = re.compile(rb"&(?:([A-Za-z][A-Za-z0-9]{0,31});|#[0-9]{1,8};|#x[0-9A-Fa-f]{1,8};)?")
 _XML_ENTITIES = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
 _UTF8_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 # feedparser's e-mail pattern ends at a top-level domain of 4 letters: "jo@site.industries
@@ -124,7 +126,10 @@ def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
         updated = None
     listed = [a for a in raw.get("authors") or [] if isinstance(a, dict)]
     whole = raw.get("author") if len(listed) == 1 else None
-    authors = tuple(name for name in (_author_name(a, whole) for a in listed) if name)
+    # A podcast names its host twice (<author> and <itunes:author>): once is enough.
+    authors = tuple(
+        dict.fromkeys(name for name in (_author_name(a, whole) for a in listed) if name)
+    )
     return FeedEntry(
         key=entry_key(guid, link, title, published_text or updated_text),
         guid=guid,
@@ -162,7 +167,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     if stripped.startswith(b"<?xml"):
         body = stripped
     body, content_type = _as_utf8(body, content_type)
-    body = _HTML_ENTITY.sub(_numeric_entity, body)
+    if b"&" in body:
+        body = b"".join(
+            part if part.startswith(b"<![CDATA[") else _AMPERSAND.sub(_xml_ampersand, part)
+            for part in _CDATA.split(body)
+        )
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -201,10 +210,14 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     )
 
 
-def _numeric_entity(match: re.Match[bytes]) -> bytes:
+def _xml_ampersand(match: re.Match[bytes]) -> bytes:
+    if match.group() == b"&":
+        return b"&amp;"
     name = match.group(1)
-    point = None if name in _XML_ENTITIES else name2codepoint.get(name.decode("ascii"))
-    return b"&#%d;" % point if point else match.group()
+    if not name or name in _XML_ENTITIES:
+        return match.group()  # a character reference, or one of XML's five
+    point = name2codepoint.get(name.decode("ascii"))
+    return b"&#%d;" % point if point else match.group()  # another entity: a DTD's, maybe
 
 
 def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:

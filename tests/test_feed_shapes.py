@@ -241,3 +241,32 @@ def test_an_atom_feed_without_a_link_has_no_site_url_not_its_id() -> None:
       <updated>2024-01-01T00:00:00Z</updated></feed>"""
 
     assert parse_feed(body, url=URL).site_url is None
+
+
+def test_bare_ampersands_outside_cdata_are_no_problem_and_cdata_is_kept() -> None:
+    body = b"""<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>
+      <title>Tips & tricks</title><link>https://tips.example/</link>
+      <atom:link rel="self" href="https://tips.example/index.php?feed=rss&format=raw"/>
+      <item><title>Salt & pepper &#8211; a guide</title>
+        <link><![CDATA[https://tips.example/read?id=4&lang=en]]></link>
+        <description><![CDATA[<p>Fish &amp; chips & peas.</p>]]></description></item>
+      </channel></rss>"""
+
+    feed = parse_feed(body, url=URL)
+    entry = feed.entries[0]
+
+    assert feed.problem is None
+    assert feed.title == "Tips & tricks"
+    assert entry.title == "Salt & pepper \u2013 a guide"
+    assert entry.link == "https://tips.example/read?id=4&lang=en"
+    assert entry.content == "Fish & chips & peas."
+
+
+def test_one_author_named_twice_is_one_author() -> None:
+    body = b"""<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">
+      <channel><title>Cast</title><link>https://cast.example/</link>
+      <item><title>Ep 1</title><link>https://cast.example/1</link>
+        <author>Harbour Radio</author><itunes:author>Harbour Radio</itunes:author></item>
+      </channel></rss>"""
+
+    assert parse_feed(body, url=URL).entries[0].authors == ("Harbour Radio",)
