@@ -26,6 +26,7 @@ _BLOCKS = frozenset(
     "p div h1 h2 h3 h4 h5 h6 li blockquote pre figure figcaption section article header "
     "footer table tr ul ol dl dt dd".split()
 )
+_CELLS = frozenset({"td", "th"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 MAX_ENCLOSURES = 20  # per entry: a podcast episode has one, a gallery a few
@@ -136,6 +137,8 @@ def fragment_text(html: str | None) -> str | None:
             walk(child)
         if block:
             flush()
+        elif tag in _CELLS:
+            current.append(" ")  # a row's cells are words apart, not glued together
         if node.tail:
             current.append(node.tail)
 

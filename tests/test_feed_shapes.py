@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.entryparts import loose_date
+from ingest.entryparts import fragment_text, loose_date
 from ingest.feeds import parse_feed
 
 URL = "https://blog.example.org/feed.xml"
@@ -270,3 +270,9 @@ def test_one_author_named_twice_is_one_author() -> None:
       </channel></rss>"""
 
     assert parse_feed(body, url=URL).entries[0].authors == ("Harbour Radio",)
+
+
+def test_table_cells_in_feed_html_stay_words_apart() -> None:
+    html = "<table><tr><td>Tide</td><td>High</td></tr><tr><th>Wind</th><td>Calm</td></tr></table>"
+
+    assert fragment_text(html) == "Tide High\n\nWind Calm"
