@@ -125,6 +125,9 @@ def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
     if updated == published:
         updated = None
     listed = [a for a in raw.get("authors") or [] if isinstance(a, dict)]
+    source = raw.get("source")
+    if not listed and isinstance(source, dict):  # an aggregator's entry: its origin's authors
+        listed = [a for a in source.get("authors") or [] if isinstance(a, dict)]
     whole = raw.get("author") if len(listed) == 1 else None
     # A podcast names its host twice (<author> and <itunes:author>): once is enough.
     authors = tuple(
@@ -237,7 +240,8 @@ def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
 
 
 def _with_feed_authors(entries: tuple[FeedEntry, ...], meta: Any) -> tuple[FeedEntry, ...]:
-    """Atom's rule (RFC 4287, 4.2.1): an entry without an author has the feed's authors."""
+    """Atom's rule (RFC 4287, 4.2.1): an entry without an author (its own or its source's)
+    has the feed's authors."""
     names = tuple(
         name
         for name in (normalise_block(a.get("name") or "") for a in meta.get("authors") or [])

@@ -57,6 +57,19 @@ def test_an_atom_entry_without_an_author_has_the_feed_s() -> None:
     assert guest.authors == ("Tomas Vik",)
 
 
+def test_an_aggregated_atom_entry_has_its_source_s_author_not_the_aggregator_s() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>Planet Harbour</title>
+      <id>urn:planet</id><updated>2024-01-01T00:00:00Z</updated>
+      <author><name>Planet Keeper</name></author>
+      <entry><title>Knots</title><id>urn:planet:1</id><link href="https://sailor.example/knots"/>
+        <updated>2024-01-01T00:00:00Z</updated>
+        <source><id>urn:sailor</id><title>Sailor's log</title>
+          <author><name>Ida Sail</name></author><updated>2024-01-01T00:00:00Z</updated></source>
+      </entry></feed>"""
+
+    assert parse_feed(body, url=URL).entries[0].authors == ("Ida Sail",)
+
+
 def test_an_rss_channel_s_creator_is_not_every_item_s_author() -> None:
     body = b"""<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>
       <title>Listings</title><link>https://board.example.org/</link>
