@@ -33,6 +33,7 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
 _WORDS = re.compile(r"\w")
+_EMPTY_DATES = frozenset(datetime(year, 1, 1, tzinfo=UTC) for year in (1900, 1970))
 # Ampersands XML refuses, outside CDATA: a bare "&" ("?a=1&b=2") and HTML's named entities
 # ("&nbsp;", "&eacute;"). The document is ill-formed and recorded malformed for them, though
 # nothing is lost: escaped, or as numbers, they are XML.
@@ -88,7 +89,11 @@ def _date(raw: Any, field: str) -> tuple[datetime | None, str | None]:
     feedparser's own ``get`` falls back from "updated" to "published", deprecated, and warns."""
     text = dict.get(raw, field)
     parsed = dict.get(raw, f"{field}_parsed")
-    return _time(parsed) or loose_date(text), text
+    moment = _time(parsed) or loose_date(text)
+    # A CMS's empty date: the Unix epoch, 1900-01-01, year 1. No date is truer.
+    if moment is not None and (moment.year < 1800 or moment in _EMPTY_DATES):
+        moment = None
+    return moment, text
 
 
 def _author_name(detail: Any, whole: str | None) -> str | None:

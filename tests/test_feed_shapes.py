@@ -289,3 +289,22 @@ def test_table_cells_in_feed_html_stay_words_apart() -> None:
     html = "<table><tr><td>Tide</td><td>High</td></tr><tr><th>Wind</th><td>Calm</td></tr></table>"
 
     assert fragment_text(html) == "Tide High\n\nWind Calm"
+
+
+@pytest.mark.parametrize(
+    ("written", "published"),
+    [
+        ("Thu, 01 Jan 1970 00:00:00 +0000", None),
+        ("Mon, 01 Jan 0001 00:00:00 +0000", None),
+        ("Mon, 01 Jan 1900 00:00:00 GMT", None),
+        ("Thu, 01 Jan 1970 09:30:00 +0000", datetime(1970, 1, 1, 9, 30, tzinfo=UTC)),
+        ("Fri, 31 Dec 1999 23:00:00 -0500", datetime(2000, 1, 1, 4, tzinfo=UTC)),
+    ],
+)
+def test_a_cms_s_empty_date_is_no_date(written: str, published: datetime | None) -> None:
+    body = (
+        '<rss version="2.0"><channel><title>T</title><item><title>Old</title>'
+        f"<link>https://a.example/1</link><pubDate>{written}</pubDate></item></channel></rss>"
+    ).encode()
+
+    assert parse_feed(body, url=URL).entries[0].published == published
