@@ -32,6 +32,10 @@ from ingest.records import Enclosure, FeedEntry, ParsedFeed
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_DECLARATION = re.compile(rb"<\?xml\s")
+_ROOT_END = re.compile(rb"</(?:rss|feed|rdf:RDF|RDF)\s*>")
+_JUNK_BEFORE = _JUNK_AFTER = 4096  # bytes: a warning or two
 _WORDS = re.compile(r"\w")
 _EMPTY_DATES = frozenset(datetime(year, 1, 1, tzinfo=UTC) for year in (1900, 1970))
 # Ampersands XML refuses, outside CDATA: a bare "&" ("?a=1&b=2") and HTML's named entities
@@ -169,12 +173,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         return parse_json_feed(body, url=url)
     import feedparser
 
-    # Blank lines before the XML declaration (a template's) make the XML ill-formed, and
-    # feedparser's lenient reading of it loses the declared encoding.
-    stripped = body.lstrip(b" \t\r\n")
-    if stripped.startswith(b"<?xml"):
-        body = stripped
-    body, content_type = _as_utf8(body, content_type)
+    body, content_type = _as_utf8(_trimmed(body), content_type)
     if b"&" in body:
         body = b"".join(
             part if part.startswith(b"<![CDATA[") else _AMPERSAND.sub(_xml_ampersand, part)
@@ -216,6 +215,21 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         update_period=meta.get("sy_updateperiod"),
         update_frequency=meta.get("sy_updatefrequency"),
     )
+
+
+def _trimmed(body: bytes) -> bytes:
+    """The document without what a server printed around it: blank lines (a template's) or a
+    PHP warning before the XML declaration, another after the root element. Either makes the
+    XML ill-formed, and feedparser's lenient reading of it loses the declared encoding."""
+    bom = _UTF8_BOM if body.startswith(_UTF8_BOM) else b""
+    start = _DECLARATION.search(body, 0, _JUNK_BEFORE)
+    if start and start.start() > len(bom):
+        body = bom + body[start.start() :]
+    tail = body[-_JUNK_AFTER:]
+    ends = list(_ROOT_END.finditer(tail))
+    if ends and tail[ends[-1].end() :].strip():
+        body = body[: len(body) - len(tail) + ends[-1].end()]
+    return body
 
 
 def _xml_ampersand(match: re.Match[bytes]) -> bytes:

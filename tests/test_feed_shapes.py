@@ -29,6 +29,45 @@ def test_blank_lines_before_the_xml_declaration_are_no_problem() -> None:
     assert feed.entries[0].content == "Não há pressa."
 
 
+PLAIN_FEED = (
+    '<?xml version="1.0" encoding="windows-1252"?>\n<rss version="2.0"><channel>'
+    "<title>Caf\u00e9 log</title><link>https://log.example/</link><item><title>Cr\u00e8me</title>"
+    "<link>https://log.example/creme</link></item></channel></rss>"
+).encode("cp1252")
+PHP_WARNING = (
+    b"<br />\n<b>Warning</b>:  Undefined variable $x in <b>/srv/www/feed.php</b> on line "
+    b"<b>7</b><br />\n"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        PHP_WARNING + PLAIN_FEED,
+        PLAIN_FEED + b"\n" + PHP_WARNING,
+        PHP_WARNING + PLAIN_FEED + PHP_WARNING,
+        b"\n\n  " + PLAIN_FEED,
+    ],
+    ids=["warning-before", "warning-after", "both", "blank-lines"],
+)
+def test_what_a_server_prints_around_the_document_is_no_problem(body: bytes) -> None:
+    feed = parse_feed(body, url=URL)
+
+    assert feed.problem is None
+    assert (feed.title, feed.entries[0].title) == ("Caf\u00e9 log", "Cr\u00e8me")
+
+
+def test_a_byte_order_mark_then_blank_lines_is_no_problem() -> None:
+    body = b"\xef\xbb\xbf\r\n" + PLAIN_FEED.decode("cp1252").replace(
+        "windows-1252", "utf-8"
+    ).encode("utf-8")
+
+    feed = parse_feed(body, url=URL)
+
+    assert feed.problem is None
+    assert feed.entries[0].title == "Cr\u00e8me"
+
+
 ATOM_FEED_AUTHOR = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">
   <title>Workshop notes</title>
