@@ -173,6 +173,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         return parse_json_feed(body, url=url)
     import feedparser
 
+    page = body[:2048]  # as it came, to tell an HTML page
     body, content_type = _as_utf8(_trimmed(body), content_type)
     if b"&" in body:
         body = b"".join(
@@ -196,7 +197,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     # A wrong Content-Type or a charset override is harmless; a document that is not RSS or
     # Atom, or breaks off before its first whole entry, is not.
     if not entries and not (parsed.get("version") and not _fatal(parsed)):
-        if _HTML_START.match(body[:2048]):
+        if _HTML_START.match(page):
             raise FeedError("not a feed: the URL returned an HTML page", url=url, reason="not_feed")
         problem = parsed.get("bozo_exception") or "no RSS or Atom content"
         raise FeedError(f"malformed feed: {problem}", url=url)

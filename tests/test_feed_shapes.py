@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ingest.entryparts import fragment_text, loose_date
+from ingest.errors import FeedError
 from ingest.feeds import parse_feed
 
 URL = "https://blog.example.org/feed.xml"
@@ -347,3 +348,12 @@ def test_a_cms_s_empty_date_is_no_date(written: str, published: datetime | None)
     ).encode()
 
     assert parse_feed(body, url=URL).entries[0].published == published
+
+
+def test_an_html_page_in_a_legacy_charset_is_still_told_from_a_feed() -> None:
+    page = "<!DOCTYPE html><html><head><title>Caf\u00e9</title></head><body>Men\u00fa</body></html>"
+
+    with pytest.raises(FeedError) as caught:
+        parse_feed(page.encode("cp1252"), url=URL, content_type="text/html")
+
+    assert caught.value.reason == "not_feed"
