@@ -105,7 +105,10 @@ def fragment_text(html: str | None) -> str | None:
     if not html or not html.strip():
         return None
     if "<" not in html:
-        return normalise_block(unescape(html)) or None
+        text = unescape(html)
+        if not has_tags(text):
+            return normalise_block(text) or None
+        html = text  # HTML escaped twice ("&amp;lt;p&amp;gt;"): its tags are still markup
     import lxml.html  # here and in `parse_feed`: a re-poll of unchanged feeds needs neither
     from lxml import etree
 

@@ -357,3 +357,17 @@ def test_an_html_page_in_a_legacy_charset_is_still_told_from_a_feed() -> None:
         parse_feed(page.encode("cp1252"), url=URL, content_type="text/html")
 
     assert caught.value.reason == "not_feed"
+
+
+def test_html_escaped_twice_is_made_plain_too() -> None:
+    body = b"""<rss version="2.0"><channel><title>T</title><item><title>Dock notes</title>
+      <link>https://dock.example/1</link>
+      <description>&amp;lt;p&amp;gt;Boats &amp;amp;amp; ropes.&amp;lt;/p&amp;gt;
+        &amp;lt;p&amp;gt;Tide at six.&amp;lt;/p&amp;gt;</description>
+      </item></channel></rss>"""
+
+    assert parse_feed(body, url=URL).entries[0].content == "Boats & ropes.\n\nTide at six."
+
+
+def test_plain_text_with_a_less_than_sign_stays_as_written() -> None:
+    assert fragment_text("Prices &lt; 5 euros &amp; falling") == "Prices < 5 euros & falling"
