@@ -265,6 +265,9 @@ _MONTH_PREFIXES = {
     "out": 10, "ott": 10, "nov": 11, "dec": 12, "dez": 12, "dic": 12,
 }  # fmt: skip
 _WORD = re.compile(r"[^\W\d_]+\.?")
+# Zone names such dates are written with: dateutil knows only UTC and GMT by themselves.
+_ZONES: dict[str, int] = {"GMT": 0, "UTC": 0, "UT": 0, "Z": 0, "WET": 0, "WEST": 3600}
+_ZONES |= {"CET": 3600, "MEZ": 3600, "CEST": 7200, "MESZ": 7200, "EET": 7200, "EEST": 10800}
 _WEEKDAY = re.compile(r"^\s*[^\W\d_]+\.?,\s*")
 
 
@@ -291,13 +294,13 @@ def loose_date(text: object) -> datetime | None:
     if len(months) != 1:
         return None
     # Other words go (a weekday, "de"), the month's name is put in English for dateutil,
-    # zone names stay ("GMT", "UTC").
+    # zone names stay ("GMT", "MESZ").
     english = datetime(2000, months[0], 1).strftime(" %b ")
     cleaned = _WORD.sub(
         lambda w: (
             english
             if _month_number(w.group())
-            else (w.group() if w.group().isupper() and len(w.group()) > 2 else " ")
+            else (f" {w.group()} " if w.group() in _ZONES else " ")
         ),
         text,
     )
@@ -306,7 +309,7 @@ def loose_date(text: object) -> datetime | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", dateparser.UnknownTimezoneWarning)
-                readings.append(dateparser.parse(cleaned, default=default))
+                readings.append(dateparser.parse(cleaned, default=default, tzinfos=_ZONES))
         except (ValueError, OverflowError, TypeError, dateparser.ParserError):
             return None
     first, second = readings

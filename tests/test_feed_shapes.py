@@ -186,6 +186,8 @@ def test_dates_with_month_names_in_another_language_are_read() -> None:
         ("mer, 31 lug 2019 12:00:00 +0200", datetime(2019, 7, 31, 10, tzinfo=UTC)),
         ("sáb, 01 jun 2024 10:00:00 -0500", datetime(2024, 6, 1, 15, tzinfo=UTC)),
         ("ma, 3 mei 2021 10:00:00 +0200", datetime(2021, 5, 3, 8, tzinfo=UTC)),
+        ("Do, 03 Okt 2019 11:20:00 MESZ", datetime(2019, 10, 3, 9, 20, tzinfo=UTC)),
+        ("SÁB, 01 JUN 2024 10:00:00 GMT", datetime(2024, 6, 1, 10, tzinfo=UTC)),
         ("Okt 2019", None),  # no day
         ("2019-10-03", None),  # no month name: feedparser's to read
         ("tomorrow", None),
