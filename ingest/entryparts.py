@@ -10,9 +10,12 @@ import functools
 import hashlib
 import math
 import re
+import unicodedata
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html import unescape
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -23,6 +26,7 @@ _BLOCKS = frozenset(
     "p div h1 h2 h3 h4 h5 h6 li blockquote pre figure figcaption section article header "
     "footer table tr ul ol dl dt dd".split()
 )
+_CELLS = frozenset({"td", "th"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 # The tag of an element publishers put in text meant to be plain (a summary pasted from the
@@ -118,7 +122,10 @@ def fragment_text(html: str | None) -> str | None:
     if not html or not html.strip():
         return None
     if "<" not in html:
-        return normalise_block(unescape(html)) or None
+        text = unescape(html)
+        if not has_tags(text):
+            return normalise_block(text) or None
+        html = text  # HTML escaped twice ("&amp;lt;p&amp;gt;"): its tags are still markup
     import lxml.html  # here and in `parse_feed`: a re-poll of unchanged feeds needs neither
     from lxml import etree
 
@@ -153,6 +160,8 @@ def fragment_text(html: str | None) -> str | None:
             walk(child)
         if block:
             flush()
+        elif tag in _CELLS:
+            current.append(" ")  # a row's cells are words apart, not glued together
         if node.tail:
             current.append(node.tail)
 
@@ -284,3 +293,70 @@ def entry_key(guid: str | None, link: str | None, title: str | None, date: str |
     """Entry identity: the guid, else the link, else the title and date, hashed."""
     basis = guid or (url_key(link) if link else None) or f"{title or ''}\x00{date or ''}"
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()
+
+
+# Month names and abbreviations of the languages feeds are written in, by their first letters
+# once accents are dropped ("mär" -> "mar", "févr" -> "fev"): feedparser reads English only.
+_MONTH_PREFIXES = {
+    "jan": 1, "gen": 1, "ene": 1, "feb": 2, "fev": 2, "mar": 3, "maa": 3, "apr": 4, "avr": 4,
+    "abr": 4, "may": 5, "mai": 5, "mag": 5, "mei": 5, "jun": 6, "juin": 6, "giu": 6, "jul": 7,
+    "juil": 7, "lug": 7, "aug": 8, "aou": 8, "ago": 8, "sep": 9, "set": 9, "oct": 10, "okt": 10,
+    "out": 10, "ott": 10, "nov": 11, "dec": 12, "dez": 12, "dic": 12,
+}  # fmt: skip
+_WORD = re.compile(r"[^\W\d_]+\.?")
+# Zone names such dates are written with: dateutil knows only UTC and GMT by themselves.
+_ZONES: dict[str, int] = {"GMT": 0, "UTC": 0, "UT": 0, "Z": 0, "WET": 0, "WEST": 3600}
+_ZONES |= {"CET": 3600, "MEZ": 3600, "CEST": 7200, "MESZ": 7200, "EET": 7200, "EEST": 10800}
+_WEEKDAY = re.compile(r"^\s*[^\W\d_]+\.?,\s*")
+
+
+def _month_number(word: str) -> int | None:
+    plain = "".join(
+        c for c in unicodedata.normalize("NFD", word.lower()) if not unicodedata.combining(c)
+    ).rstrip(".")
+    for size in (4, 3):
+        if len(plain) >= size and plain[:size] in _MONTH_PREFIXES:
+            return _MONTH_PREFIXES[plain[:size]]
+    return None
+
+
+def loose_date(text: object) -> datetime | None:
+    """A feed date feedparser could not read, as UTC: RFC 822 with the weekday and month in
+    another language ("Seg, 24 Set 2018 19:42:40 -0300", "Di, 05 Mär 2024 10:00 +0100").
+    Strict: year, month and day must all be there; a time without a zone is taken as UTC."""
+    if not isinstance(text, str) or not 6 <= len(text) <= 80:
+        return None
+    from dateutil import parser as dateparser  # only for the odd date
+
+    text = _WEEKDAY.sub("", text)  # "mar," is Tuesday in Spanish, not March
+    months = [m for m in (_month_number(w.group()) for w in _WORD.finditer(text)) if m]
+    if len(months) != 1:
+        return None
+    # Other words go (a weekday, "de"), the month's name is put in English for dateutil,
+    # zone names stay ("GMT", "MESZ").
+    english = datetime(2000, months[0], 1).strftime(" %b ")
+    cleaned = _WORD.sub(
+        lambda w: (
+            english
+            if _month_number(w.group())
+            else (f" {w.group()} " if w.group() in _ZONES else " ")
+        ),
+        text,
+    )
+    readings = []
+    for default in (datetime(2000, 1, 1), datetime(2001, 2, 2)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dateparser.UnknownTimezoneWarning)
+                readings.append(dateparser.parse(cleaned, default=default, tzinfos=_ZONES))
+        except (ValueError, OverflowError, TypeError, dateparser.ParserError):
+            return None
+    first, second = readings
+    if first.date() != second.date() or first.month != months[0]:
+        return None  # a part of the date was not written, or was read as something else
+    if first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)
+    try:
+        return first.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None

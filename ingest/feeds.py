@@ -8,12 +8,15 @@ import calendar
 import json
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
+from html.entities import name2codepoint
 from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.entryparts import (
     MAX_ENCLOSURES,
+    absolute,
     bounded_guid,
     bounded_link,
     enclosure,
@@ -21,6 +24,7 @@ from ingest.entryparts import (
     fragment_text,
     language_tag,
     line_text,
+    loose_date,
     normalise_block,
     unique_enclosures,
 )
@@ -31,6 +35,23 @@ from ingest.records import Enclosure, FeedEntry, ParsedFeed
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
 _JSON_START = re.compile(rb"^(\xef\xbb\xbf)?\s*\{")
 _XML_START = re.compile(rb"^(\xef\xbb\xbf)?\s*<")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_DECLARATION = re.compile(rb"<\?xml\s")
+_ROOT_END = re.compile(rb"</(?:rss|feed|rdf:RDF|RDF)\s*>")
+_JUNK_BEFORE = _JUNK_AFTER = 4096  # bytes: a warning or two
+_WORDS = re.compile(r"\w")
+_EMPTY_DATES = frozenset(datetime(year, 1, 1, tzinfo=UTC) for year in (1900, 1970))
+# Ampersands XML refuses, outside CDATA: a bare "&" ("?a=1&b=2") and HTML's named entities
+# ("&nbsp;", "&eacute;"). The document is ill-formed and recorded malformed for them, though
+# nothing is lost: escaped, or as numbers, they are XML.
+_CDATA = re.compile(rb"(<!\[CDATA\[.*?\]\]>)", re.S)
+_AMPERSAND = re.compile(rb"&(?:([A-Za-z][A-Za-z0-9]{0,31});|#[0-9]{1,8};|#x[0-9A-Fa-f]{1,8};)?")
+_XML_ENTITIES = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
+_UTF8_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+# feedparser's e-mail pattern ends at a top-level domain of 4 letters: "jo@site.industries
+# (Jo Ann)" gives the e-mail "jo@site.indu" and the name "stries (Jo Ann".
+_CUT_EMAIL = re.compile(r"\.[a-z]{4}$", re.I)
+_EMAIL = re.compile(r"[^\s()<>@]+@[^\s()<>@]+\.[^\s()<>@]+")
 JSON_TYPES = frozenset({"application/feed+json", "application/json"})
 
 
@@ -52,10 +73,12 @@ def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
     episode's ``itunes:duration`` is its one enclosure's."""
     listed = [e for e in raw.get("enclosures") or [] if isinstance(e, dict)]
     duration = raw.get("itunes_duration") if len(listed) == 1 else None
+    # FeedBurner's proxy address stands in for the file; its origEnclosureLink is the file's.
+    original = raw.get("feedburner_origenclosurelink") if len(listed) == 1 else None
     return unique_enclosures(
         [
             enclosure(
-                item.get("href"),
+                absolute(original, base) or item.get("href"),
                 base=base,
                 type=item.get("type"),
                 length=item.get("length"),
@@ -67,31 +90,64 @@ def _enclosures(raw: Any, base: str) -> tuple[Enclosure, ...]:
     )
 
 
+def _date(raw: Any, field: str) -> tuple[datetime | None, str | None]:
+    """(the time, the text) of ``published`` or ``updated``: feedparser's reading, else ours
+    of what it could not read (month names in another language). Read as a plain dict:
+    feedparser's own ``get`` falls back from "updated" to "published", deprecated, and warns."""
+    text = dict.get(raw, field)
+    parsed = dict.get(raw, f"{field}_parsed")
+    moment = _time(parsed) or loose_date(text)
+    # A CMS's empty date: the Unix epoch, 1900-01-01, year 1. No date is truer.
+    if moment is not None and (moment.year < 1800 or moment in _EMPTY_DATES):
+        moment = None
+    return moment, text
+
+
+def _author_name(detail: Any, whole: str | None) -> str | None:
+    """A person's name from feedparser's reading of an author. RSS writes "e-mail (Name)" or
+    "Name <e-mail>", which feedparser splits; an e-mail its pattern cut short is split again
+    from the element's text (``whole``), an e-mail alone is no name."""
+    name = normalise_block(detail.get("name") or "")
+    email = detail.get("email") or ""
+    if name and _CUT_EMAIL.search(email) and whole and email in whole:
+        name = _EMAIL.sub(" ", whole)
+        name = normalise_block(name.replace("()", " ").replace("<>", " ").strip(" ()<>"))
+    return name or None
+
+
 def _entry(raw: Any, language: str | None, base: str) -> FeedEntry | None:
     guid = bounded_guid((raw.get("id") or "").strip() or None)
-    link = bounded_link((raw.get("link") or "").strip() or None)
+    # A FeedBurner feed links to its redirecting proxy; origLink is the article's own address.
+    original = absolute(raw.get("feedburner_origlink"), base)
+    link = bounded_link(original or (raw.get("link") or "").strip() or None)
     if link and urlsplit(link).scheme not in {"http", "https"}:
         link = None
     title = line_text(raw.get("title"), html=_is_html(raw.get("title_detail")))
     contents = raw.get("content") or []
     html = max((c.get("value") or "" for c in contents), key=len, default="")
     summary = fragment_text(raw.get("summary"))
-    content = fragment_text(html) or summary
+    content = fragment_text(html)
+    # A placeholder ("...", an empty paragraph) is no content: the summary says more.
+    content = content if content and _WORDS.search(content) else summary
     if not (guid or link or title or content):
         return None
-    # Asked only when present: feedparser's fallback to "published" is deprecated and warns.
-    updated = _time(raw["updated_parsed"]) if "updated_parsed" in raw else None
+    updated, updated_text = _date(raw, "updated")
     # RSS 1.0's dc:date lands in "updated": with no other date it is the publication time.
-    published = _time(raw.get("published_parsed")) or updated
+    published, published_text = _date(raw, "published")
+    published = published or updated
     if updated == published:
         updated = None
+    listed = [a for a in raw.get("authors") or [] if isinstance(a, dict)]
+    source = raw.get("source")
+    if not listed and isinstance(source, dict):  # an aggregator's entry: its origin's authors
+        listed = [a for a in source.get("authors") or [] if isinstance(a, dict)]
+    whole = raw.get("author") if len(listed) == 1 else None
+    # A podcast names its host twice (<author> and <itunes:author>): once is enough.
     authors = tuple(
-        name
-        for name in (normalise_block(a.get("name") or "") for a in raw.get("authors") or [])
-        if name
+        dict.fromkeys(name for name in (_author_name(a, whole) for a in listed) if name)
     )
     return FeedEntry(
-        key=entry_key(guid, link, title, raw.get("published") or raw.get("updated")),
+        key=entry_key(guid, link, title, published_text or updated_text),
         guid=guid,
         link=link,
         title=title,
@@ -129,6 +185,13 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         return parse_json_feed(body, url=url, content_type=content_type)
     import feedparser
 
+    page = body[:2048]  # as it came, to tell an HTML page
+    body, content_type = _as_utf8(_trimmed(body), content_type)
+    if b"&" in body:
+        body = b"".join(
+            part if part.startswith(b"<![CDATA[") else _AMPERSAND.sub(_xml_ampersand, part)
+            for part in _CDATA.split(body)
+        )
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -141,10 +204,12 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     entries = tuple(
         e for e in (_entry(raw, language, url) for raw in parsed.get("entries", [])) if e
     )
+    if str(parsed.get("version") or "").startswith("atom"):
+        entries = _with_feed_authors(entries, meta)
     # A wrong Content-Type or a charset override is harmless; a document that is not RSS or
     # Atom, or breaks off before its first whole entry, is not.
     if not entries and not (parsed.get("version") and not _fatal(parsed)):
-        if _HTML_START.match(body[:2048]):
+        if _HTML_START.match(page):
             raise FeedError("not a feed: the URL returned an HTML page", url=url, reason="not_feed")
         problem = parsed.get("bozo_exception") or "no RSS or Atom content"
         raise FeedError(f"malformed feed: {problem}", url=url)
@@ -153,7 +218,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         problem = f"malformed feed, {len(entries)} entries recovered: {parsed.bozo_exception}"
     return ParsedFeed(
         title=line_text(meta.get("title"), html=_is_html(meta.get("title_detail"))),
-        site_url=meta.get("link"),
+        # http(s) and absolute, as for JSON Feed: Atom's feed link may be missing (feedparser
+        # then gives the id, a "urn:"), RSS's relative.
+        site_url=absolute(meta.get("link"), url),
         language=language,
         entries=entries,
         problem=problem,
@@ -161,6 +228,60 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         update_period=meta.get("sy_updateperiod"),
         update_frequency=meta.get("sy_updatefrequency"),
     )
+
+
+def _trimmed(body: bytes) -> bytes:
+    """The document without what a server printed around it: blank lines (a template's) or a
+    PHP warning before the XML declaration, another after the root element. Either makes the
+    XML ill-formed, and feedparser's lenient reading of it loses the declared encoding."""
+    bom = _UTF8_BOM if body.startswith(_UTF8_BOM) else b""
+    start = _DECLARATION.search(body, 0, _JUNK_BEFORE)
+    if start and start.start() > len(bom):
+        body = bom + body[start.start() :]
+    tail = body[-_JUNK_AFTER:]
+    ends = list(_ROOT_END.finditer(tail))
+    if ends and tail[ends[-1].end() :].strip():
+        body = body[: len(body) - len(tail) + ends[-1].end()]
+    return body
+
+
+def _xml_ampersand(match: re.Match[bytes]) -> bytes:
+    if match.group() == b"&":
+        return b"&amp;"
+    name = match.group(1)
+    if not name or name in _XML_ENTITIES:
+        return match.group()  # a character reference, or one of XML's five
+    point = name2codepoint.get(name.decode("ascii"))
+    return b"&#%d;" % point if point else match.group()  # another entity: a DTD's, maybe
+
+
+def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """Bytes that are not UTF-8 read as pages are (`ingest.decoding`: a declared charset that
+    fits them, else detection) and handed on as UTF-8, said so twice. feedparser takes
+    undeclared bytes for windows-1252 (Hebrew, Cyrillic, Greek garbled into accented Latin)
+    and keeps a declared charset that cannot read them."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        from ingest.decoding import decode_html  # here: most feeds are UTF-8
+
+        media = (content_type or "").split(";", 1)[0].strip() or "application/xml"
+        text = _UTF8_DECLARATION + decode_html(body, content_type).lstrip()
+        return text.encode("utf-8"), f"{media}; charset=utf-8"
+    return body, content_type
+
+
+def _with_feed_authors(entries: tuple[FeedEntry, ...], meta: Any) -> tuple[FeedEntry, ...]:
+    """Atom's rule (RFC 4287, 4.2.1): an entry without an author (its own or its source's)
+    has the feed's authors."""
+    names = tuple(
+        name
+        for name in (normalise_block(a.get("name") or "") for a in meta.get("authors") or [])
+        if name
+    )
+    if not names:
+        return entries
+    return tuple(e if e.authors else replace(e, authors=names) for e in entries)
 
 
 def _fatal(parsed: Any) -> bool:
