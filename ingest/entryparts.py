@@ -123,9 +123,12 @@ def fragment_text(html: str | None) -> str | None:
         return None
     if "<" not in html:
         text = unescape(html)
-        if not has_tags(text):
+        # HTML escaped twice (a template's escaping before the feed's: "&lt;p&gt;Text") is
+        # markup one unescape away when it opens with a tag; a tag merely named in text
+        # ("wrap it in &lt;p&gt;") is text.
+        if not (html.lstrip().startswith("&lt;") and has_tags(text)):
             return normalise_block(text) or None
-        html = text  # HTML escaped twice ("&amp;lt;p&amp;gt;"): its tags are still markup
+        html = text
     import lxml.html  # here and in `parse_feed`: a re-poll of unchanged feeds needs neither
     from lxml import etree
 

@@ -117,18 +117,6 @@ def _line(text: str | None) -> str | None:
     return line_text(_unescaped(text), html=False)
 
 
-def _html(html: str | None) -> str | None:
-    """``content_html`` as plain text. HTML escaped twice (a template's ``xml_escape`` before
-    ``jsonify``, copied from its RSS template: ``&lt;p&gt;Text&lt;/p&gt;``) is markup one
-    unescape away: read so when it holds no tag but opens with an escaped one, else its tags
-    would be kept as text."""
-    if html and "<" not in html and html.lstrip().startswith("&lt;"):
-        unescaped = unescape(html)
-        if has_tags(unescaped):
-            html = unescaped
-    return fragment_text(html)
-
-
 def _plain(text: str | None) -> str | None:
     """Plain text as the archive keeps it: each line a paragraph (a line break in plain text
     is what ``<br>`` is in HTML, which `fragment_text` also makes a paragraph). Text that
@@ -247,7 +235,7 @@ def _item(
     summary = _plain(_string(item, "summary", where, problems, text=True))
     html = _string(item, "content_html", where, problems)
     text = _string(item, "content_text", where, problems, text=True)
-    content = _html(html) or _plain(text) or summary
+    content = fragment_text(html) or _plain(text) or summary
     if not (guid or link or title or content):
         return None
     published_raw = _string(item, "date_published", where, problems)
