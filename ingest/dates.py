@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil import parser as dateparser
 
+from ingest.entryparts import empty_date
 from ingest.markup import classes, clean_text, element_text, itemprops, on_story
 
 _NY, _CHI, _DEN, _LA = (
@@ -123,8 +124,8 @@ def _parse_local(value: Any) -> tuple[datetime | None, int]:
 
 
 def _utc(moment: datetime) -> datetime | None:
-    if moment.year < 1800 or (moment.year in (1900, 1970) and moment.timetuple().tm_yday == 1):
-        return None  # a CMS's empty date: 0001-01-01, the Unix epoch, 1900-01-01
+    if empty_date(moment):
+        return None
     # A time without a zone is taken as UTC: the page gives nothing better.
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -323,6 +323,19 @@ def _month_number(word: str) -> int | None:
     return None
 
 
+def empty_date(moment: datetime) -> bool:
+    """Whether ``moment`` is what a CMS or template prints for a missing date: anything before
+    1800 (Go's zero time is year 1), the Unix epoch's instant in any zone, or midnight of
+    1970-01-01 or 1900-01-01 as written. No date is truer."""
+    if moment.year < 1800:
+        return True
+    if moment.utcoffset() is not None and moment.timestamp() == 0:
+        return True
+    new_year = moment.month == moment.day == 1
+    midnight = moment.hour == moment.minute == moment.second == 0
+    return new_year and midnight and moment.year in (1900, 1970)
+
+
 def loose_date(text: object) -> datetime | None:
     """A feed date feedparser could not read, as UTC: RFC 822 with the weekday and month in
     another language ("Seg, 24 Set 2018 19:42:40 -0300", "Di, 05 Mär 2024 10:00 +0100").

@@ -19,6 +19,7 @@ from ingest.entryparts import (
     absolute,
     bounded_guid,
     bounded_link,
+    empty_date,
     enclosure,
     entry_key,
     fragment_text,
@@ -40,7 +41,6 @@ _DECLARATION = re.compile(rb"<\?xml\s")
 _ROOT_END = re.compile(rb"</(?:rss|feed|rdf:RDF|RDF)\s*>")
 _JUNK_BEFORE = _JUNK_AFTER = 4096  # bytes: a warning or two
 _WORDS = re.compile(r"\w")
-_EMPTY_DATES = frozenset(datetime(year, 1, 1, tzinfo=UTC) for year in (1900, 1970))
 # Ampersands XML refuses, outside CDATA: a bare "&" ("?a=1&b=2") and HTML's named entities
 # ("&nbsp;", "&eacute;"). The document is ill-formed and recorded malformed for them, though
 # nothing is lost: escaped, or as numbers, they are XML.
@@ -97,8 +97,7 @@ def _date(raw: Any, field: str) -> tuple[datetime | None, str | None]:
     text = dict.get(raw, field)
     parsed = dict.get(raw, f"{field}_parsed")
     moment = _time(parsed) or loose_date(text)
-    # A CMS's empty date: the Unix epoch, 1900-01-01, year 1. No date is truer.
-    if moment is not None and (moment.year < 1800 or moment in _EMPTY_DATES):
+    if moment is not None and empty_date(moment):
         moment = None
     return moment, text
 

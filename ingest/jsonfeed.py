@@ -38,6 +38,7 @@ from ingest.entryparts import (
     absolute,
     bounded_guid,
     bounded_link,
+    empty_date,
     enclosure,
     entry_key,
     fragment_text,
@@ -133,8 +134,8 @@ def _date(value: str | None) -> datetime | None:
     """RFC 3339 (``2025-03-14T09:30:00Z``), as JSON Feed dates are; a time without a zone is
     taken as UTC, a date alone as its midnight. RSS's RFC 822 (``Sat, 16 Mar 2019 10:00:00
     +0100``), which feeds converted from RSS carry, is read too. Anything else is no date, and
-    so are the placeholders of a missing one: Go's zero time (year 1, what a Hugo template
-    prints for a page without a date) and the Unix epoch (JavaScript's ``new Date(0)``)."""
+    so are the placeholders of a missing one (`empty_date`: Go's zero time, what a Hugo
+    template prints for a page without a date; the Unix epoch, JavaScript's ``new Date(0)``)."""
     if not value or not value.strip():
         return None
     text = value.strip()
@@ -149,9 +150,7 @@ def _date(value: str | None) -> datetime | None:
         moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except OverflowError:  # year 1 or 9999 moved out of range by its zone
         return None
-    if moment.year <= 1 or moment.timestamp() == 0:
-        return None
-    return moment
+    return None if empty_date(moment) else moment
 
 
 def _authors(data: Mapping[str, Any], where: str, problems: _Problems) -> tuple[str, ...] | None:
