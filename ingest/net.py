@@ -129,8 +129,7 @@ class HttpClient:
     ) -> Page:
         current = url
         for _ in range(self.settings.max_redirects + 1):
-            if urlsplit(current).scheme not in {"http", "https"}:
-                raise FetchError(f"unsupported URL scheme in {current}", url=url, reason="scheme")
+            _check_url(url, current)
             self._check_backoff(url, current)
             # The time limit starts once the host's turn has come, not while we wait for it.
             async with self.hosts.slot(current) as turn:
@@ -141,7 +140,7 @@ class HttpClient:
                         )
                 except TimeoutError as exc:
                     raise NetworkError("timed out", url=url, reason="timeout") from exc
-            location = page.headers.get("location")
+            location = page.headers.get("location", "").strip()
             if page.status not in REDIRECT_STATUSES or not location:
                 return page
             current = urljoin(current, location)
@@ -193,6 +192,12 @@ class HttpClient:
                 )
         except BlockedError as exc:
             raise BlockedError(f"refused: {exc.args[0]}", url=url) from None
+        except httpx.InvalidURL as exc:
+            # httpx builds the next request of every redirect, even unfollowed: a Location
+            # it cannot parse (data:, javascript:) raises here, outside its HTTPError.
+            raise FetchError(
+                f"redirect to an unusable URL: {exc}", url=url, reason="bad_url"
+            ) from None
         except httpx.TimeoutException as exc:
             raise NetworkError("timed out", url=url, reason="timeout") from exc
         except httpx.DecodingError as exc:
@@ -249,6 +254,21 @@ class HttpClient:
                 self.hosts.block(host_of(current), until)
                 error.retry_at = until
         return error
+
+
+def _check_url(url: str, current: str) -> None:
+    """Refuse, before any connection, a URL (the first or a redirect's) that is not http(s)
+    or that httpx or a socket could not take (a port past 65535, a broken host)."""
+    scheme = urlsplit(current).scheme.lower()
+    if scheme not in {"http", "https"}:
+        shown = current if len(current) <= 200 else current[:200] + "..."
+        raise FetchError(f"unsupported URL scheme in {shown}", url=url, reason="scheme")
+    try:
+        port = httpx.URL(current).port
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"invalid URL: {exc}", url=url, reason="bad_url") from None
+    if port is not None and not 0 < port < 65536:
+        raise FetchError(f"invalid port {port} in URL", url=url, reason="bad_url")
 
 
 def _as_sent(headers: httpx.Headers) -> dict[str, str]:

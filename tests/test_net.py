@@ -143,6 +143,15 @@ class Handler(BaseHTTPRequestHandler):
     def route_loop_b(self) -> None:
         self.reply(302, Location=self.server.url("/loop-a"))
 
+    def route_to_data(self) -> None:
+        self.reply(302, Location="data:text/html,<p>hi</p>")
+
+    def route_to_javascript(self) -> None:
+        self.reply(302, Location="javascript:alert(1)")
+
+    def route_to_bad_port(self) -> None:
+        self.reply(302, Location="http://127.0.0.1:99999/x")
+
     def route_hop(self) -> None:
         self.reply(301, Location="/ok")
 
@@ -503,3 +512,18 @@ def test_a_stalled_server_is_a_timeout(server: Server) -> None:
 def test_an_unsupported_scheme_is_refused() -> None:
     error = get_error(open_settings(), "ftp://127.0.0.1/file")
     assert error.reason == "scheme"
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("/to-data", "bad_url"), ("/to-javascript", "bad_url"), ("/to-bad-port", "bad_url")],
+)
+def test_a_redirect_to_an_unusable_url_is_a_fetch_error(
+    server: Server, path: str, reason: str
+) -> None:
+    # httpx raised InvalidURL (not an HTTPError) and a socket OverflowError: both escaped as
+    # an internal error with a traceback.
+    error = get_error(open_settings(), server.url(path))
+    assert error.reason == reason
+    assert "\n" not in str(error)
+    assert server.paths() == [path]
