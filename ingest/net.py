@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from types import TracebackType
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -24,7 +24,7 @@ from ingest.errors import (
     TooLargeError,
 )
 from ingest.inflate import Inflater, encoded_cap
-from ingest.polite import Hosts, Turn, host_of
+from ingest.polite import Hosts, Turn, check_url, host_of
 from ingest.records import Page, utcnow
 from ingest.schedule import retry_after
 from ingest.transport import HostPools
@@ -129,7 +129,7 @@ class HttpClient:
     ) -> Page:
         current = url
         for _ in range(self.settings.max_redirects + 1):
-            _check_url(url, current)
+            check_url(url, current)
             self._check_backoff(url, current)
             # The time limit starts once the host's turn has come, not while we wait for it.
             async with self.hosts.slot(current) as turn:
@@ -254,21 +254,6 @@ class HttpClient:
                 self.hosts.block(host_of(current), until)
                 error.retry_at = until
         return error
-
-
-def _check_url(url: str, current: str) -> None:
-    """Refuse, before any connection, a URL (the first or a redirect's) that is not http(s)
-    or that httpx or a socket could not take (a port past 65535, a broken host)."""
-    scheme = urlsplit(current).scheme.lower()
-    if scheme not in {"http", "https"}:
-        shown = current if len(current) <= 200 else current[:200] + "..."
-        raise FetchError(f"unsupported URL scheme in {shown}", url=url, reason="scheme")
-    try:
-        port = httpx.URL(current).port
-    except httpx.InvalidURL as exc:
-        raise FetchError(f"invalid URL: {exc}", url=url, reason="bad_url") from None
-    if port is not None and not 0 < port < 65536:
-        raise FetchError(f"invalid port {port} in URL", url=url, reason="bad_url")
 
 
 def _as_sent(headers: httpx.Headers) -> dict[str, str]:

@@ -527,3 +527,11 @@ def test_a_redirect_to_an_unusable_url_is_a_fetch_error(
     assert error.reason == reason
     assert "\n" not in str(error)
     assert server.paths() == [path]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://a..b/", "http://" + "a" * 70 + ".test/", "http://xn--zz/", "http://\u2100.test/"],
+)
+def test_a_host_name_that_cannot_be_resolved_as_written_is_bad_url(url: str) -> None:
+    assert get_error(open_settings(), url).reason == "bad_url"

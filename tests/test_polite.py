@@ -625,3 +625,17 @@ def test_a_host_backoff_on_robots_txt_does_not_use_up_page_attempts() -> None:
         asyncio.run(robots.check(f"{SITE}/news/1"))
     attempts, next_try = page_retry(0, caught.value, NOW, first_retry=600.0, max_attempts=5)
     assert (attempts, next_try) == (0, until)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://a..b/x", "http://xn--zz/x", "http://\u2100.test/x", "http://h.test:99999/x"]
+)
+def test_a_url_that_cannot_be_fetched_is_bad_url_not_robots_unavailable(url: str) -> None:
+    # It was "robots.txt unavailable", and by the fetch of the page itself an internal error
+    # with a traceback (UnicodeError from the resolver, ValueError from urlsplit).
+    web = FakeWeb()
+    robots = make_robots(web, VirtualClock())
+    with pytest.raises(FetchError) as caught:
+        asyncio.run(robots.check(url))
+    assert caught.value.reason == "bad_url"
+    assert web.calls == []
