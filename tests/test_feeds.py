@@ -491,3 +491,14 @@ def test_a_script_in_a_description_leaves_no_text() -> None:
     (entry,) = parse_feed(body, url="http://news.example/feed").entries
     assert entry.summary == "The ferry runs."
     assert "document" not in (entry.content or "")
+
+
+@pytest.mark.parametrize("content_type", [None, "application/rss+xml; charset=undefined"])
+def test_a_feed_in_pythons_undefined_codec_is_read_as_utf8(content_type: str | None) -> None:
+    # feedparser let the "undefined" codec's UnicodeError out: the feed crashed (a bug).
+    body = (
+        '<?xml version="1.0" encoding="undefined"?><rss version="2.0"><channel><title>t'
+        "</title><item><title>café</title><link>http://x.test/1</link></item></channel></rss>"
+    ).encode()
+    parsed = parse_feed(body, url="http://x.test/feed", content_type=content_type)
+    assert [e.title for e in parsed.entries] == ["café"]
