@@ -8,7 +8,7 @@ import calendar
 import json
 import re
 import time
-from dataclasses import replace
+from dataclasses import fields, is_dataclass, replace
 from datetime import UTC, datetime
 from html.entities import name2codepoint
 from typing import Any
@@ -177,9 +177,32 @@ def is_json(body: bytes, content_type: str | None) -> bool:
     return media in JSON_TYPES and not _XML_START.match(body[:1024])
 
 
+# C0 controls but tab, newline and carriage return: no text has them, XML forbids them, and
+# PostgreSQL refuses a NUL, which lost a whole feed's entries over one title.
+_CONTROLS = dict.fromkeys([*range(0, 9), 0x0B, 0x0C, *range(0x0E, 0x20)])
+
+
+def _without_controls(value: Any) -> Any:
+    """``value`` (a parsed feed, an entry, their strings, tuples and dataclasses) with no
+    `_CONTROLS` in any string."""
+    if isinstance(value, str):
+        return value.translate(_CONTROLS)
+    if isinstance(value, tuple):
+        return tuple(_without_controls(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _without_controls(getattr(value, f.name)) for f in fields(value)}
+        return replace(value, **changes)
+    return value
+
+
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse RSS 0.9x/1.0/2.0, Atom or JSON Feed bytes; relative links resolve against
-    ``url``."""
+    ``url``. No string of what it returns holds a control character but tab and newlines."""
+    parsed: ParsedFeed = _without_controls(_parse_feed(body, url=url, content_type=content_type))
+    return parsed
+
+
+def _parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
     if is_json(body, content_type):
         return parse_json_feed(body, url=url, content_type=content_type)
     import feedparser
