@@ -163,7 +163,7 @@ class HttpClient:
             async with self._client.stream("GET", current, headers=headers) as response:
                 turn.answered()
                 status = response.status_code
-                if status >= 400:
+                if not _is_answer(status, response.headers, conditional=_conditional(headers)):
                     raise self._status_error(url, current, response)
                 encoding = response.headers.get("content-encoding", "identity").strip().lower()
                 encoded = encoding not in {"", "identity"}
@@ -254,6 +254,20 @@ class HttpClient:
                 self.hosts.block(host_of(current), until)
                 error.retry_at = until
         return error
+
+
+def _conditional(headers: dict[str, str]) -> bool:
+    return "If-None-Match" in headers or "If-Modified-Since" in headers
+
+
+def _is_answer(status: int, headers: httpx.Headers, *, conditional: bool) -> bool:
+    """Whether a response is a page (or a redirect to follow): a 2xx but 206 (we never ask
+    for a range: its body is a piece), a 304 to a conditional request, a redirect with a
+    Location. A 300, 305 or 399 with a body, a 304 to a plain request, were stored as if
+    they were the page."""
+    if status in REDIRECT_STATUSES:
+        return bool(headers.get("location", "").strip())
+    return (200 <= status < 300 and status != 206) or (status == 304 and conditional)
 
 
 def _as_sent(headers: httpx.Headers) -> dict[str, str]:

@@ -152,6 +152,16 @@ class Handler(BaseHTTPRequestHandler):
     def route_to_bad_port(self) -> None:
         self.reply(302, Location="http://127.0.0.1:99999/x")
 
+    def route_partial(self) -> None:
+        self.reply(206, b"<p>a piece of the pa", Content_Type="text/html")
+
+    def route_choices(self) -> None:
+        self.reply(300, b"<p>one of several</p>", Content_Type="text/html")
+
+    def route_unasked_304(self) -> None:
+        self.send_response(304)
+        self.end_headers()
+
     def route_hop(self) -> None:
         self.reply(301, Location="/ok")
 
@@ -535,3 +545,16 @@ def test_a_redirect_to_an_unusable_url_is_a_fetch_error(
 )
 def test_a_host_name_that_cannot_be_resolved_as_written_is_bad_url(url: str) -> None:
     assert get_error(open_settings(), url).reason == "bad_url"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/partial", 206), ("/choices", 300), ("/unasked-304", 304)]
+)
+def test_an_answer_that_is_not_the_page_is_an_http_status_error(
+    server: Server, path: str, status: int
+) -> None:
+    # Each was returned as the page: a piece of it (206), a list of choices, or nothing
+    # (a 304 to a request that was not conditional) extracted and stored as the article.
+    error = get_error(open_settings(), server.url(path))
+    assert isinstance(error, HTTPStatusError)
+    assert error.reason == f"http_{status}"
