@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from urllib.parse import urljoin
 
@@ -100,6 +101,7 @@ class HttpClient:
         last_modified: str | None = None,
         truncate: bool = False,
         decode: bool = True,
+        allowed: Callable[[str], Awaitable[None]] | None = None,
     ) -> Page:
         """GET ``url``: a `Page` for 2xx and 304, `FetchError` for everything else. A body
         over ``max_bytes`` is an error, or with ``truncate`` is cut to its first max_bytes.
@@ -109,13 +111,18 @@ class HttpClient:
 
         A 429 or 503 with Retry-After blocks the whole host until then (`HostBackoffError`
         for every later request to it, here or in the daemon's next runs).
+
+        ``allowed`` (robots.txt's check, for pages) is awaited for every URL a redirect leads
+        to, before it is requested, and raises to refuse it.
         """
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        return await self._follow(url, headers, max_bytes, truncate=truncate, decode=decode)
+        return await self._follow(
+            url, headers, max_bytes, truncate=truncate, decode=decode, allowed=allowed
+        )
 
     def _check_backoff(self, url: str, current: str) -> None:
         until = self.hosts.blocked_until(host_of(current), utcnow())
@@ -125,11 +132,26 @@ class HttpClient:
             )
 
     async def _follow(
-        self, url: str, headers: dict[str, str], max_bytes: int, *, truncate: bool, decode: bool
+        self,
+        url: str,
+        headers: dict[str, str],
+        max_bytes: int,
+        *,
+        truncate: bool,
+        decode: bool,
+        allowed: Callable[[str], Awaitable[None]] | None,
     ) -> Page:
         current = url
-        for _ in range(self.settings.max_redirects + 1):
+        for hop in range(self.settings.max_redirects + 1):
             check_url(url, current)
+            if hop and allowed is not None:  # a redirect into a disallowed path is not taken
+                try:
+                    await allowed(current)
+                except FetchError as exc:
+                    # The page's failure, as every error here: its URL, and where it led.
+                    exc.args = (f"{exc.args[0]}: redirected to {current}",)
+                    exc.url = url
+                    raise
             self._check_backoff(url, current)
             # The time limit starts once the host's turn has come, not while we wait for it.
             async with self.hosts.slot(current) as turn:

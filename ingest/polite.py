@@ -25,7 +25,13 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from protego import Protego
 
-from ingest.errors import FetchError, HostBackoffError, HTTPStatusError, StoreUnavailableError
+from ingest.errors import (
+    BlockedError,
+    FetchError,
+    HostBackoffError,
+    HTTPStatusError,
+    StoreUnavailableError,
+)
 from ingest.records import Page
 
 MAX_HOSTS = 4096  # per-host state kept before idle hosts are forgotten
@@ -332,8 +338,10 @@ class Robots:
     async def _load(self, origin: str) -> _Rules:
         try:
             page = await self._fetch(origin + "/robots.txt")
-        except HostBackoffError:
-            raise  # the host asked us to wait: not a verdict on its robots.txt
+        except (HostBackoffError, BlockedError):
+            # The host asked us to wait, or is one we may not reach at all (a page redirected
+            # into a private network): no verdict on its robots.txt, and said as it is.
+            raise
         except HTTPStatusError as exc:
             # 4xx means "no rules", except 429, which like 5xx says "not now".
             if 400 <= exc.status < 500 and exc.status != 429:

@@ -558,3 +558,20 @@ def test_an_answer_that_is_not_the_page_is_an_http_status_error(
     error = get_error(open_settings(), server.url(path))
     assert isinstance(error, HTTPStatusError)
     assert error.reason == f"http_{status}"
+
+
+def test_allowed_is_asked_for_every_redirect_target_before_it_is_requested(
+    server: Server,
+) -> None:
+    # A page's robots.txt check covered only its own URL: a redirect into a forbidden path
+    # was followed and fetched.
+    asked: list[str] = []
+
+    async def allowed(url: str) -> None:
+        asked.append(url)
+        raise FetchError("robots.txt disallows this page: not fetched", url=url)
+
+    error = get_error(open_settings(), server.url("/hop"), allowed=allowed)
+    assert "disallows" in str(error)
+    assert asked == [server.url("/ok")]
+    assert server.paths() == ["/hop"]
