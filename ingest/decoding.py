@@ -54,9 +54,14 @@ def _codec(name: str | None) -> str | None:
     if not name:
         return None
     try:
-        return codecs.lookup(resolve_encoding(name) or name).name
+        info = codecs.lookup(resolve_encoding(name) or name)
     except LookupError:
         return None
+    # A charset, not any Python codec a page may name: "undefined" raises on every byte;
+    # rot13, base64 and zlib are no text encodings.
+    if info.name == "undefined" or not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
 
 
 # The web's most used legacy charsets, most used first (W3Techs' survey): of charsets that
@@ -144,7 +149,7 @@ def decode_bytes(body: bytes, content_type: str | None = None) -> tuple[str, str
         if codec and codec not in _UTF8:
             try:  # strict: a charset that cannot read the bytes is not theirs
                 return body.decode(codec), codec
-            except (UnicodeDecodeError, LookupError):
+            except (UnicodeError, LookupError):  # punycode's are not UnicodeDecodeError
                 continue
     if any(declared):  # a legacy declaration that does not fit: UTF-8 saved under an old header
         text = _damaged_utf8(body)

@@ -322,7 +322,7 @@ def _declared(body: bytes, content_type: str | None) -> str | bytes:
         except UnicodeDecodeError:
             try:
                 return body.decode(charset)
-            except (LookupError, UnicodeDecodeError):
+            except (LookupError, UnicodeError):  # "undefined" raises UnicodeError
                 pass
     return body
 

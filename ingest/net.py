@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -24,7 +25,7 @@ from ingest.errors import (
     TooLargeError,
 )
 from ingest.inflate import Inflater, encoded_cap
-from ingest.polite import Hosts, Turn, host_of
+from ingest.polite import Hosts, Turn, check_url, host_of
 from ingest.records import Page, utcnow
 from ingest.schedule import retry_after
 from ingest.transport import HostPools
@@ -100,6 +101,7 @@ class HttpClient:
         last_modified: str | None = None,
         truncate: bool = False,
         decode: bool = True,
+        allowed: Callable[[str], Awaitable[None]] | None = None,
     ) -> Page:
         """GET ``url``: a `Page` for 2xx and 304, `FetchError` for everything else. A body
         over ``max_bytes`` is an error, or with ``truncate`` is cut to its first max_bytes.
@@ -109,13 +111,18 @@ class HttpClient:
 
         A 429 or 503 with Retry-After blocks the whole host until then (`HostBackoffError`
         for every later request to it, here or in the daemon's next runs).
+
+        ``allowed`` (robots.txt's check, for pages) is awaited for every URL a redirect leads
+        to, before it is requested, and raises to refuse it.
         """
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        return await self._follow(url, headers, max_bytes, truncate=truncate, decode=decode)
+        return await self._follow(
+            url, headers, max_bytes, truncate=truncate, decode=decode, allowed=allowed
+        )
 
     def _check_backoff(self, url: str, current: str) -> None:
         until = self.hosts.blocked_until(host_of(current), utcnow())
@@ -125,12 +132,26 @@ class HttpClient:
             )
 
     async def _follow(
-        self, url: str, headers: dict[str, str], max_bytes: int, *, truncate: bool, decode: bool
+        self,
+        url: str,
+        headers: dict[str, str],
+        max_bytes: int,
+        *,
+        truncate: bool,
+        decode: bool,
+        allowed: Callable[[str], Awaitable[None]] | None,
     ) -> Page:
         current = url
-        for _ in range(self.settings.max_redirects + 1):
-            if urlsplit(current).scheme not in {"http", "https"}:
-                raise FetchError(f"unsupported URL scheme in {current}", url=url, reason="scheme")
+        for hop in range(self.settings.max_redirects + 1):
+            check_url(url, current)
+            if hop and allowed is not None:  # a redirect into a disallowed path is not taken
+                try:
+                    await allowed(current)
+                except FetchError as exc:
+                    # The page's failure, as every error here: its URL, and where it led.
+                    exc.args = (f"{exc.args[0]}: redirected to {current}",)
+                    exc.url = url
+                    raise
             self._check_backoff(url, current)
             # The time limit starts once the host's turn has come, not while we wait for it.
             async with self.hosts.slot(current) as turn:
@@ -141,7 +162,7 @@ class HttpClient:
                         )
                 except TimeoutError as exc:
                     raise NetworkError("timed out", url=url, reason="timeout") from exc
-            location = page.headers.get("location")
+            location = page.headers.get("location", "").strip()
             if page.status not in REDIRECT_STATUSES or not location:
                 return page
             current = urljoin(current, location)
@@ -164,7 +185,7 @@ class HttpClient:
             async with self._client.stream("GET", current, headers=headers) as response:
                 turn.answered()
                 status = response.status_code
-                if status >= 400:
+                if not _is_answer(status, response.headers, conditional=_conditional(headers)):
                     raise self._status_error(url, current, response)
                 encoding = response.headers.get("content-encoding", "identity").strip().lower()
                 encoded = encoding not in {"", "identity"}
@@ -193,6 +214,12 @@ class HttpClient:
                 )
         except BlockedError as exc:
             raise BlockedError(f"refused: {exc.args[0]}", url=url) from None
+        except httpx.InvalidURL as exc:
+            # httpx builds the next request of every redirect, even unfollowed: a Location
+            # it cannot parse (data:, javascript:) raises here, outside its HTTPError.
+            raise FetchError(
+                f"redirect to an unusable URL: {exc}", url=url, reason="bad_url"
+            ) from None
         except httpx.TimeoutException as exc:
             raise NetworkError("timed out", url=url, reason="timeout") from exc
         except httpx.DecodingError as exc:
@@ -249,6 +276,20 @@ class HttpClient:
                 self.hosts.block(host_of(current), until)
                 error.retry_at = until
         return error
+
+
+def _conditional(headers: dict[str, str]) -> bool:
+    return "If-None-Match" in headers or "If-Modified-Since" in headers
+
+
+def _is_answer(status: int, headers: httpx.Headers, *, conditional: bool) -> bool:
+    """Whether a response is a page (or a redirect to follow): a 2xx but 206 (we never ask
+    for a range: its body is a piece), a 304 to a conditional request, a redirect with a
+    Location. A 300, 305 or 399 with a body, a 304 to a plain request, were stored as if
+    they were the page."""
+    if status in REDIRECT_STATUSES:
+        return bool(headers.get("location", "").strip())
+    return (200 <= status < 300 and status != 206) or (status == 304 and conditional)
 
 
 def _as_sent(headers: httpx.Headers) -> dict[str, str]:

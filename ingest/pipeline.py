@@ -226,7 +226,11 @@ class Ingestor(FeedPolls, PageRechecks):
             await self.robots.check(url)
         # Still compressed: the extraction worker inflates it, under the same cap.
         return await self.http.get(
-            url, max_bytes=self.settings.fetch.max_page_bytes, accept=PAGE_ACCEPT, decode=False
+            url,
+            max_bytes=self.settings.fetch.max_page_bytes,
+            accept=PAGE_ACCEPT,
+            decode=False,
+            allowed=self.robots.check if self.settings.fetch.robots else None,
         )
 
     async def _page_failed(self, job: PageJob, error: FetchError) -> None:

@@ -22,9 +22,16 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from protego import Protego
 
-from ingest.errors import FetchError, HostBackoffError, HTTPStatusError, StoreUnavailableError
+from ingest.errors import (
+    BlockedError,
+    FetchError,
+    HostBackoffError,
+    HTTPStatusError,
+    StoreUnavailableError,
+)
 from ingest.records import Page
 
 MAX_HOSTS = 4096  # per-host state kept before idle hosts are forgotten
@@ -287,7 +294,9 @@ class Robots:
         self._loading: dict[str, asyncio.Future[_Rules]] = {}
 
     async def check(self, url: str) -> None:
-        """Raise `RobotsError` if robots.txt forbids ``url`` (or cannot be read)."""
+        """Raise `RobotsError` if robots.txt forbids ``url`` (or cannot be read), and
+        `FetchError` (bad_url) for a URL that could not be fetched at all."""
+        check_url(url, url)  # its own failure, not its robots.txt's
         parts = urlsplit(url)
         origin = urlunsplit((parts.scheme, parts.netloc, "", "", "")).lower()
         rules = await self._rules_for(origin)
@@ -329,8 +338,10 @@ class Robots:
     async def _load(self, origin: str) -> _Rules:
         try:
             page = await self._fetch(origin + "/robots.txt")
-        except HostBackoffError:
-            raise  # the host asked us to wait: not a verdict on its robots.txt
+        except (HostBackoffError, BlockedError):
+            # The host asked us to wait, or is one we may not reach at all (a page redirected
+            # into a private network): no verdict on its robots.txt, and said as it is.
+            raise
         except HTTPStatusError as exc:
             # 4xx means "no rules", except 429, which like 5xx says "not now".
             if 400 <= exc.status < 500 and exc.status != 429:
@@ -341,3 +352,24 @@ class Robots:
         parser = Protego.parse(page.body.decode("utf-8", "replace"))
         delay = parser.crawl_delay(self._agent) or 0.0
         return _Rules(parser, self._clock() + ROBOTS_TTL, crawl_delay=float(delay))
+
+
+def check_url(url: str, current: str) -> None:
+    """Refuse, before any connection, a URL (the first or a redirect's) that is not http(s)
+    or that httpx or a socket could not take (a port past 65535, a broken host)."""
+    shown = current if len(current) <= 200 else current[:200] + "..."
+    try:
+        scheme = urlsplit(current).scheme.lower()
+    except ValueError as exc:  # a host that NFKC would change, a broken IPv6 literal
+        raise FetchError(f"invalid URL: {exc}", url=url, reason="bad_url") from None
+    if scheme not in {"http", "https"}:
+        raise FetchError(f"unsupported URL scheme in {shown}", url=url, reason="scheme")
+    try:
+        parsed = httpx.URL(current)
+        # As the resolver will have it: "a..b", a 64-byte label, a bad "xn--" label raise
+        # UnicodeError there, out of httpx's errors.
+        parsed.host.encode("idna")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise FetchError(f"invalid URL: {exc}", url=url, reason="bad_url") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise FetchError(f"invalid port {parsed.port} in URL", url=url, reason="bad_url")

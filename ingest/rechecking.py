@@ -64,6 +64,7 @@ class PageRechecks:
                     decode=False,
                     etag=job.recheck.etag,
                     last_modified=job.recheck.last_modified,
+                    allowed=self.robots.check if self.settings.fetch.robots else None,
                 )
             finally:
                 self.frontier.fetched(job)

@@ -44,12 +44,27 @@ Result = tuple[ExtractedArticle, PackedBody | None, float]
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain", ""})
 
 
+# WHATWG MIME sniffing's "binary data bytes", control bytes no text uses, less NUL (half of
+# a UTF-16 page's bytes): any binary format (random-looking bytes) has 1 in 10 of the rest.
+_BINARY_BYTES = bytes([*range(1, 9), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+
+
+def looks_binary(head: bytes) -> bool:
+    """True when more than one byte in 16 of ``head`` is a binary data byte (a stray one in
+    a text page is not enough)."""
+    controls = len(head) - len(head.translate(None, _BINARY_BYTES))
+    return controls * 16 > len(head)
+
+
 def check_page(body: bytes, media_type: str, url: str) -> None:
     """Refuse what is not an HTML page (``media_type``: the bare Content-Type)."""
     if not body.strip():
         raise ExtractionError("empty page", url=url, reason="empty_page")
     head = body[:1024].lstrip().lower()
-    if head.startswith((b"%pdf", b"\x89png", b"gif8", b"\xff\xd8\xff", b"pk\x03\x04")):
+    # A binary file called text/html (or anything) would be stored as an article of junk.
+    if head.startswith(
+        (b"%pdf", b"\x89png", b"gif8", b"\xff\xd8\xff", b"pk\x03\x04")
+    ) or looks_binary(body[:1024]):
         raise ExtractionError("not an HTML page (binary content)", url=url, reason="not_html")
     if media_type not in HTML_TYPES and not head.startswith((b"<!doctype html", b"<html")):
         raise ExtractionError(f"not an HTML page ({media_type})", url=url, reason="not_html")

@@ -28,6 +28,8 @@ Routes (defaults; sizes and delays are constructor arguments)::
   /redirect-loop            302 -> /redirect-loop-b -> 302 back     too many redirects; give up
   /redirect-chain/<n>       301 -> /redirect-chain/<n-1>; n=0 is a  short chains are followed,
                             normal article; n <= 100, else 404      long ones hit the hop limit
+  /redirect-robots          302 -> /no-ingest/article.html, which   robots.txt is checked for
+                            robots.txt forbids                      the target too: never fetched
   /redirect-private         302 -> http://10.0.0.1/secret           refuse BEFORE connecting
   /redirect-metadata        302 -> http://169.254.169.254/latest/   refuse before connecting
                             meta-data/ (cloud metadata endpoint)    (link-local)
@@ -387,6 +389,7 @@ HOSTILE_FEED_ITEMS: dict[str, str] = {
     "/reset": "A page cut off by a connection reset",
     "/redirect-loop": "A redirect that points back at itself",
     "/redirect-private": "A redirect into a private network",
+    "/redirect-robots": "A redirect to a page robots.txt forbids",
     "/gzip-bomb": "A small download that inflates to a gigabyte",
     "/huge": "A page two hundred megabytes long",
     "/huge-declared": "A page that claims to be five gigabytes",
@@ -897,6 +900,7 @@ class HostileWeb:
         pages["/redirect-loop"] = _redirect(url("/redirect-loop-b"))
         pages["/redirect-loop-b"] = _redirect(url("/redirect-loop"))
         pages["/redirect-private"] = _redirect(PRIVATE_TARGET)
+        pages["/redirect-robots"] = _redirect(url("/no-ingest/article.html"))
         pages["/redirect-metadata"] = _redirect(METADATA_TARGET)
         pages["/redirect-mapped"] = _redirect(f"http://[::ffff:127.0.0.1]:{self.port}/feeds/ok.rss")
 

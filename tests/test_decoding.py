@@ -156,3 +156,13 @@ def test_xhtml_with_an_xml_declaration_is_extracted(
     assert article.text.startswith("Absatz 1: Die Bürger der Stadt München")
     assert article.language == "de"
     assert not decode_html(body, content_type).lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize("charset", ["undefined", "rot13", "base64", "zlib", "punycode"])
+def test_a_python_codec_that_is_no_charset_is_not_used(charset: str) -> None:
+    # "undefined" raised UnicodeError out of the extraction (a traceback); the others are
+    # no text encodings. The page is read as if it declared nothing.
+    body = b"<html><body><p>caf\xe9 au lait, cr\xe8me br\xfbl\xe9e</p></body></html>"
+    text, codec = decode_bytes(body, f"text/html; charset={charset}")
+    assert codec == "cp1252"
+    assert "café" in text

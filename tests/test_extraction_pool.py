@@ -26,7 +26,7 @@ from ingest.errors import ExtractionError, FetchError, TooLargeError
 from ingest.extract import extract_article
 from ingest.records import ExtractedArticle, Hints, Page, utcnow
 from ingest.stories import fingerprint
-from ingest.workers import ExtractorPool
+from ingest.workers import ExtractorPool, check_page
 from tests.hostile import OK_ARTICLES, article_html, slow_extract_html
 
 HTML = article_html(OK_ARTICLES[1]).encode()
@@ -209,3 +209,29 @@ def test_an_error_that_is_not_ours_comes_back_with_the_workers_traceback() -> No
     error = asyncio.run(run())
     assert not isinstance(error, ExtractionError)
     assert any("in the extraction worker" in note for note in getattr(error, "__notes__", []))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        bytes(range(256)) * 8,  # any binary file said to be text/html
+        zlib.compress(b"<p>compressed, not said so</p>" * 200),
+    ],
+)
+def test_binary_content_called_html_is_not_an_article(body: bytes) -> None:
+    # It was stored as an "article" of 200,000 characters of junk.
+    with pytest.raises(ExtractionError) as caught:
+        check_page(body, "text/html", "http://site.test/a")
+    assert caught.value.reason == "not_html"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html><body><p>caf\u00e9 \u4e2d\u6587 text</p></body></html>".encode("utf-16") * 20,
+        "<html><body><p>caf\u00e9</p></body></html>".encode("utf-32-le") * 20,
+        b"<html><body><p>a stray \x00 NUL and \x01 here</p></body></html>" * 20,
+    ],
+)
+def test_text_with_nuls_or_a_stray_control_byte_is_still_a_page(body: bytes) -> None:
+    check_page(body, "text/html", "http://site.test/a")

@@ -491,3 +491,33 @@ def test_a_script_in_a_description_leaves_no_text() -> None:
     (entry,) = parse_feed(body, url="http://news.example/feed").entries
     assert entry.summary == "The ferry runs."
     assert "document" not in (entry.content or "")
+
+
+@pytest.mark.parametrize("content_type", [None, "application/rss+xml; charset=undefined"])
+def test_a_feed_in_pythons_undefined_codec_is_read_as_utf8(content_type: str | None) -> None:
+    # feedparser let the "undefined" codec's UnicodeError out: the feed crashed (a bug).
+    body = (
+        '<?xml version="1.0" encoding="undefined"?><rss version="2.0"><channel><title>t'
+        "</title><item><title>café</title><link>http://x.test/1</link></item></channel></rss>"
+    ).encode()
+    parsed = parse_feed(body, url="http://x.test/feed", content_type=content_type)
+    assert [e.title for e in parsed.entries] == ["café"]
+
+
+def test_no_control_character_reaches_a_parsed_feed() -> None:
+    # PostgreSQL refuses a NUL: one title with one lost every entry of the feed (not_stored).
+    json_feed = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "t\\u0000x", "items": [{'
+        b'"id": "1\\u0000", "url": "http://x.test/1", "title": "a\\u0000b\\u001fc",'
+        b' "content_text": "line\\u0000\\none", "authors": [{"name": "n\\u0007m"}]}]}'
+    )
+    rss = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>a'
+        b"\x00b</title><link>http://x.test/2</link><author>x\x01y</author></item></channel></rss>"
+    )
+    for body, kind in ((json_feed, "application/feed+json"), (rss, "application/rss+xml")):
+        parsed = parse_feed(body, url="http://x.test/feed", content_type=kind)
+        assert parsed.entries
+        text = repr(parsed).replace("\\n", "")
+        assert not any(f"\\x{c:02x}" in text for c in range(32)), text
+    assert parsed.entries[0].title == "ab"

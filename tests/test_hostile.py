@@ -24,6 +24,7 @@ PAGE_OUTCOMES = {
     "/reset": "network",
     "/redirect-loop": "redirects",
     "/redirect-private": "blocked_address",
+    "/redirect-robots": "robots_disallowed",  # robots.txt is asked for the target too
     "/gzip-bomb": "too_large",
     "/huge": "too_large",
     "/huge-declared": "too_large",

@@ -211,6 +211,14 @@ def test_redirect_chain_counts_down(web: HostileWeb) -> None:
     assert fetch(web, "/redirect-chain/x")[0] == 404
 
 
+def test_redirect_robots_points_at_a_forbidden_page(web: HostileWeb) -> None:
+    status, headers, _ = fetch(web, "/redirect-robots")
+    assert (status, headers["location"]) == (302, web.url("/no-ingest/article.html"))
+    robots = RobotFileParser()
+    robots.parse(fetch(web, "/robots.txt")[2].decode().splitlines())
+    assert not robots.can_fetch("ingest", headers["location"])
+
+
 def test_private_redirects_point_away_and_are_never_followed(web: HostileWeb) -> None:
     # Only the Location is checked: nothing here may connect beyond loopback.
     assert fetch(web, "/redirect-private")[1]["location"] == PRIVATE_TARGET

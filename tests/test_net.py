@@ -143,6 +143,25 @@ class Handler(BaseHTTPRequestHandler):
     def route_loop_b(self) -> None:
         self.reply(302, Location=self.server.url("/loop-a"))
 
+    def route_to_data(self) -> None:
+        self.reply(302, Location="data:text/html,<p>hi</p>")
+
+    def route_to_javascript(self) -> None:
+        self.reply(302, Location="javascript:alert(1)")
+
+    def route_to_bad_port(self) -> None:
+        self.reply(302, Location="http://127.0.0.1:99999/x")
+
+    def route_partial(self) -> None:
+        self.reply(206, b"<p>a piece of the pa", Content_Type="text/html")
+
+    def route_choices(self) -> None:
+        self.reply(300, b"<p>one of several</p>", Content_Type="text/html")
+
+    def route_unasked_304(self) -> None:
+        self.send_response(304)
+        self.end_headers()
+
     def route_hop(self) -> None:
         self.reply(301, Location="/ok")
 
@@ -503,3 +522,56 @@ def test_a_stalled_server_is_a_timeout(server: Server) -> None:
 def test_an_unsupported_scheme_is_refused() -> None:
     error = get_error(open_settings(), "ftp://127.0.0.1/file")
     assert error.reason == "scheme"
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("/to-data", "bad_url"), ("/to-javascript", "bad_url"), ("/to-bad-port", "bad_url")],
+)
+def test_a_redirect_to_an_unusable_url_is_a_fetch_error(
+    server: Server, path: str, reason: str
+) -> None:
+    # httpx raised InvalidURL (not an HTTPError) and a socket OverflowError: both escaped as
+    # an internal error with a traceback.
+    error = get_error(open_settings(), server.url(path))
+    assert error.reason == reason
+    assert "\n" not in str(error)
+    assert server.paths() == [path]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://a..b/", "http://" + "a" * 70 + ".test/", "http://xn--zz/", "http://\u2100.test/"],
+)
+def test_a_host_name_that_cannot_be_resolved_as_written_is_bad_url(url: str) -> None:
+    assert get_error(open_settings(), url).reason == "bad_url"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/partial", 206), ("/choices", 300), ("/unasked-304", 304)]
+)
+def test_an_answer_that_is_not_the_page_is_an_http_status_error(
+    server: Server, path: str, status: int
+) -> None:
+    # Each was returned as the page: a piece of it (206), a list of choices, or nothing
+    # (a 304 to a request that was not conditional) extracted and stored as the article.
+    error = get_error(open_settings(), server.url(path))
+    assert isinstance(error, HTTPStatusError)
+    assert error.reason == f"http_{status}"
+
+
+def test_allowed_is_asked_for_every_redirect_target_before_it_is_requested(
+    server: Server,
+) -> None:
+    # A page's robots.txt check covered only its own URL: a redirect into a forbidden path
+    # was followed and fetched.
+    asked: list[str] = []
+
+    async def allowed(url: str) -> None:
+        asked.append(url)
+        raise FetchError("robots.txt disallows this page: not fetched", url=url)
+
+    error = get_error(open_settings(), server.url("/hop"), allowed=allowed)
+    assert "disallows" in str(error)
+    assert asked == [server.url("/ok")]
+    assert server.paths() == ["/hop"]

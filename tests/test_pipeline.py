@@ -334,9 +334,12 @@ def test_posts_whose_day_page_fails_keep_their_own_text_and_are_retried_together
 
 
 def test_a_feed_whose_entries_the_database_refuses_fails_and_backs_off(
-    tmp_path: Path, newsroom: Newsroom, postgres_url: str
+    tmp_path: Path, newsroom: Newsroom, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # PostgreSQL takes no NUL byte in text: this feed's entries cannot be recorded as given.
+    # Parsing now drops control characters (`ingest.feeds._without_controls`); kept here, they
+    # stand for any entry the database refuses.
+    monkeypatch.setattr("ingest.feeds._without_controls", lambda value: value)
     # (A link of its own: were the World feed, polled at the same time, to record a shared
     # link first, the entry would only be linked to that article, with no text of its own.)
     newsroom.set(

@@ -15,7 +15,13 @@ import pytest
 
 from ingest import polite
 from ingest.config import DEFAULT_USER_AGENT
-from ingest.errors import FetchError, HostBackoffError, HTTPStatusError, NetworkError
+from ingest.errors import (
+    BlockedError,
+    FetchError,
+    HostBackoffError,
+    HTTPStatusError,
+    NetworkError,
+)
 from ingest.polite import (
     MAX_CRAWL_DELAY,
     ROBOTS_RETRY,
@@ -625,3 +631,26 @@ def test_a_host_backoff_on_robots_txt_does_not_use_up_page_attempts() -> None:
         asyncio.run(robots.check(f"{SITE}/news/1"))
     attempts, next_try = page_retry(0, caught.value, NOW, first_retry=600.0, max_attempts=5)
     assert (attempts, next_try) == (0, until)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://a..b/x", "http://xn--zz/x", "http://\u2100.test/x", "http://h.test:99999/x"]
+)
+def test_a_url_that_cannot_be_fetched_is_bad_url_not_robots_unavailable(url: str) -> None:
+    # It was "robots.txt unavailable", and by the fetch of the page itself an internal error
+    # with a traceback (UnicodeError from the resolver, ValueError from urlsplit).
+    web = FakeWeb()
+    robots = make_robots(web, VirtualClock())
+    with pytest.raises(FetchError) as caught:
+        asyncio.run(robots.check(url))
+    assert caught.value.reason == "bad_url"
+    assert web.calls == []
+
+
+def test_a_host_we_may_not_reach_is_blocked_not_robots_unavailable() -> None:
+    # A page redirected to 10.0.0.1: its robots.txt is refused by the address guard, and
+    # that is the page's failure (blocked_address), as it was before robots.txt was asked.
+    web = FakeWeb({"http://10.0.0.1": BlockedError("refused", url="http://10.0.0.1/robots.txt")})
+    robots = make_robots(web, VirtualClock())
+    with pytest.raises(BlockedError):
+        asyncio.run(robots.check("http://10.0.0.1/secret"))
