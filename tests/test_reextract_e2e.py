@@ -196,7 +196,7 @@ def test_feed_and_since_select_and_an_unknown_feed_changes_nothing(
     cli("fetch")
     before = records(cli)
     pages = extracted(before)
-    tech = {i for i in pages if before[i]["feed_url"] == newsroom.url("/feeds/tech.atom")}
+    tech = {i for i in pages if newsroom.url("/feeds/tech.atom") in before[i]["feed_urls"]}
     since = sorted(before[i]["published"] for i in pages)[len(pages) // 2][:10]  # a date
     recent = {i for i in pages if before[i]["published"] >= since}
     url = f"sqlite:///{archive}"
