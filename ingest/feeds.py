@@ -180,18 +180,26 @@ def is_json(body: bytes, content_type: str | None) -> bool:
 # C0 controls but tab, newline and carriage return: no text has them, XML forbids them, and
 # PostgreSQL refuses a NUL, which lost a whole feed's entries over one title.
 _CONTROLS = dict.fromkeys([*range(0, 9), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _without_controls(value: Any) -> Any:
     """``value`` (a parsed feed, an entry, their strings, tuples and dataclasses) with no
-    `_CONTROLS` in any string."""
+    `_CONTROLS` in any string; what holds none is returned as it is (the usual case: this
+    runs on every entry polled)."""
     if isinstance(value, str):
-        return value.translate(_CONTROLS)
+        return value.translate(_CONTROLS) if _CONTROL.search(value) else value
     if isinstance(value, tuple):
-        return tuple(_without_controls(v) for v in value)
+        cleaned = tuple(_without_controls(v) for v in value)
+        return value if all(a is b for a, b in zip(cleaned, value, strict=True)) else cleaned
     if is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: _without_controls(getattr(value, f.name)) for f in fields(value)}
-        return replace(value, **changes)
+        changes = {}
+        for f in fields(value):
+            old = getattr(value, f.name)
+            new = _without_controls(old)
+            if new is not old:
+                changes[f.name] = new
+        return replace(value, **changes) if changes else value
     return value
 
 
